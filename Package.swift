@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One module per job; the arrows point one way:
+//   JSON, Query  <-  Schema  <-  Engine  <-  Billing  ->  Store  ->  CLibPQ, EventLoop -> CLibUV
+//   Server -> EventLoop, CHTTPParser;   Service (GraphQL over HTTP) composes them;
+//   billgraph is the command line.
+// Query, Schema and Engine never import a C module, so their tests need no sockets.
+let package = Package(
+    name: "billgraph",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "billgraph", targets: ["billgraph"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+
+        .target(name: "JSON"),
+        .target(name: "Query"),
+        .target(name: "Schema", dependencies: ["Query", "JSON"]),
+        .target(name: "Engine", dependencies: ["Query", "Schema", "JSON"]),
+        .target(name: "EventLoop", dependencies: ["CLibUV"]),
+        .target(name: "Store", dependencies: ["CLibPQ", "EventLoop"]),
+        .target(name: "Billing", dependencies: ["Engine", "Schema", "Query", "Store", "JSON"]),
+        .target(name: "Server", dependencies: ["EventLoop", "CLibUV", "CHTTPParser"]),
+        .target(name: "Service", dependencies: ["Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Query"]),
+        .executableTarget(
+            name: "billgraph",
+            dependencies: [
+                "Service", "Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "QueryTests", dependencies: ["Query"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Schema", "Query", "JSON"]),
+        .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,80 @@
+import JSON
+
+/// Keyset cursors: the position after a row (its sort key and id), bound to the
+/// connection, the order and the filter it came from. Opaque to clients (base64url).
+/// A cursor that does not decode, or was made for another connection, order or
+/// filter, is refused with BAD_USER_INPUT.
+struct Cursor: Equatable {
+    let connection: String
+    let order: String
+    let filterFingerprint: String
+    let sortKey: String
+    let id: String
+
+    var encoded: String {
+        Base64URL.encode(Array(["v1", connection, order, filterFingerprint, sortKey, id].joined(separator: "|").utf8))
+    }
+
+    static func decode(_ text: String) -> Cursor? {
+        guard let bytes = Base64URL.decode(text), let plain = String(validating: bytes, as: UTF8.self) else { return nil }
+        let parts = plain.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 6, parts[0] == "v1" else { return nil }
+        return Cursor(connection: parts[1], order: parts[2], filterFingerprint: parts[3], sortKey: parts[4], id: parts[5])
+    }
+
+    /// A short, stable digest of a filter argument (FNV-1a, 64 bits): same filter, same text.
+    static func fingerprint(_ filter: JSONValue?) -> String {
+        let text = (filter ?? .null).sortedKeys().serialized
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+}
+
+/// Base64 with the URL-safe alphabet and no padding.
+enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i < bytes.count {
+            let b0 = UInt32(bytes[i])
+            let b1 = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
+            let b2 = i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0
+            let n = b0 << 16 | b1 << 8 | b2
+            out.append(alphabet[Int(n >> 18 & 63)])
+            out.append(alphabet[Int(n >> 12 & 63)])
+            if i + 1 < bytes.count { out.append(alphabet[Int(n >> 6 & 63)]) }
+            if i + 2 < bytes.count { out.append(alphabet[Int(n & 63)]) }
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func decode(_ text: String) -> [UInt8]? {
+        var values: [UInt32] = []
+        for c in text.utf8 {
+            guard let v = alphabet.firstIndex(of: c) else { return nil }
+            values.append(UInt32(v))
+        }
+        guard values.count % 4 != 1 else { return nil }
+        var out: [UInt8] = []
+        var i = 0
+        while i < values.count {
+            let chunk = values[i..<min(i + 4, values.count)]
+            var n: UInt32 = 0
+            for (k, v) in chunk.enumerated() { n |= v << (18 - 6 * UInt32(k)) }
+            out.append(UInt8(n >> 16 & 0xFF))
+            if chunk.count > 2 { out.append(UInt8(n >> 8 & 0xFF)) }
+            if chunk.count > 3 { out.append(UInt8(n & 0xFF)) }
+            i += 4
+        }
+        // Only the canonical encoding is ours.
+        return encode(out) == text ? out : nil
+    }
+}

@@ -1,0 +1,107 @@
+import JSON
+import Schema
+
+/// Why a line of a dataset cannot be imported.
+public struct ImportError: Error, CustomStringConvertible {
+    public let line: Int
+    public let reason: String
+    public var description: String { line > 0 ? "line \(line): \(reason)" : reason }
+}
+
+/// Reads the fields of one JSON Lines object, strictly: unknown keys, missing keys and
+/// values of the wrong type are errors, worded for the person fixing the file.
+struct DatasetRecord {
+    let type: String
+    private let members: [String: JSONValue]
+
+    init(_ json: JSONValue, allowed: (String) -> Set<String>?) throws(ImportFailure) {
+        guard case .object(let list) = json else { throw ImportFailure("the line is not a JSON object") }
+        var members: [String: JSONValue] = [:]
+        for (k, v) in list { members[k] = v }
+        guard case .string(let type)? = members["type"] else { throw ImportFailure("\"type\" is missing or not a string") }
+        guard let keys = allowed(type) else { throw ImportFailure("unknown type \"\(type)\"") }
+        for key in members.keys.sorted() where key != "type" && !keys.contains(key) {
+            throw ImportFailure("unknown key \"\(key)\" for type \(type)")
+        }
+        self.type = type
+        self.members = members
+    }
+
+    func has(_ key: String) -> Bool { members[key] != nil && members[key] != .null }
+
+    func string(_ key: String) throws(ImportFailure) -> String {
+        guard let v = members[key] else { throw ImportFailure("\"\(key)\" is missing") }
+        guard case .string(let s) = v else { throw ImportFailure("\"\(key)\" must be a string") }
+        return s
+    }
+
+    func optionalString(_ key: String) throws(ImportFailure) -> String? {
+        guard has(key) else { return nil }
+        return try string(key)
+    }
+
+    func uuid(_ key: String) throws(ImportFailure) -> String {
+        let s = try string(key)
+        guard Scalars.isLowercaseUUID(s) else { throw ImportFailure("\"\(key)\" must be a UUID in lowercase text, got \"\(s)\"") }
+        return s
+    }
+
+    func date(_ key: String) throws(ImportFailure) -> String {
+        let s = try string(key)
+        guard Scalars.isValidDate(s) else { throw ImportFailure("\"\(key)\" must be a date YYYY-MM-DD, got \"\(s)\"") }
+        return s
+    }
+
+    func optionalDate(_ key: String) throws(ImportFailure) -> String? {
+        guard has(key) else { return nil }
+        return try date(key)
+    }
+
+    /// RFC 3339 in UTC: `2024-05-01T12:00:00Z`, optionally with a fraction of a second.
+    func timestamp(_ key: String) throws(ImportFailure) -> String {
+        let s = try string(key)
+        var base = s
+        if let dot = s.firstIndex(of: "."), s.hasSuffix("Z") {
+            let fraction = s[s.index(after: dot)..<s.index(before: s.endIndex)]
+            if !fraction.isEmpty && fraction.allSatisfy(\.isNumber) { base = String(s[..<dot]) + "Z" }
+        }
+        guard Scalars.isValidDateTime(base) else {
+            throw ImportFailure("\"\(key)\" must be an RFC 3339 timestamp in UTC such as 2024-05-01T12:00:00Z, got \"\(s)\"")
+        }
+        return s
+    }
+
+    /// Money: an integer of minor units, never negative.
+    func money(_ key: String) throws(ImportFailure) -> Int64 {
+        guard let v = members[key] else { throw ImportFailure("\"\(key)\" is missing") }
+        guard let n = v.int64Value else { throw ImportFailure("\"\(key)\" must be an integer of minor units") }
+        guard n >= 0 else { throw ImportFailure("\"\(key)\" must not be negative") }
+        return n
+    }
+
+    func optionalMoney(_ key: String) throws(ImportFailure) -> Int64? {
+        guard has(key) else { return nil }
+        return try money(key)
+    }
+
+    func array(_ key: String) throws(ImportFailure) -> [JSONValue] {
+        guard let v = members[key] else { throw ImportFailure("\"\(key)\" is missing") }
+        guard case .array(let items) = v else { throw ImportFailure("\"\(key)\" must be a list") }
+        return items
+    }
+
+    /// One of `allowed` (lowercase in the file), returned as the API spells it (uppercase).
+    func choice(_ key: String, _ allowed: [String]) throws(ImportFailure) -> String {
+        let s = try string(key)
+        guard allowed.contains(s) else {
+            throw ImportFailure("\"\(key)\" must be one of \(allowed.joined(separator: ", ")), got \"\(s)\"")
+        }
+        return s.uppercased()
+    }
+}
+
+/// A broken rule, before the line number is known.
+struct ImportFailure: Error {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+}

@@ -1,0 +1,258 @@
+import Engine
+import JSON
+import Schema
+import Store
+
+/// Resolves the read side of the contract: each field of each type is a column of its
+/// row, an object or list known without a load, or one batched load for all parents.
+public final class BillingResolver: Resolver {
+    let context: RequestContext
+    /// Mutations are resolved by the mutation layer; nil when none is wired in.
+    let mutations: MutationResolving?
+
+    public init(context: RequestContext, mutations: MutationResolving? = nil) {
+        self.context = context
+        self.mutations = mutations
+    }
+
+    public func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution {
+        let type = field.parentType.name
+        switch type {
+        case "Query":
+            try context.require("billing:read", for: field.name)
+            return try rootField(field)
+        case "Mutation":
+            guard let mutations else { throw GraphQLError("Mutations are not available.", code: .internalServerError) }
+            return try mutations.resolve(field, context: context)
+        case "CustomerConnection", "InvoiceConnection", "PaymentConnection", "RefundConnection", "CreditNoteConnection":
+            return connectionField(field)
+        case "CustomerEdge", "InvoiceEdge", "PaymentEdge", "RefundEdge", "CreditNoteEdge":
+            return edgeField(field)
+        case "PageInfo":
+            return pageInfoField(field)
+        case "AgingReport", "MonthSummary":
+            return reportField(field, type: type)
+        default:
+            guard let table = Tables.table(for: type) else {
+                throw GraphQLError("No resolver for \(type).\(field.name).", code: .internalServerError)
+            }
+            return try objectField(field, table: table)
+        }
+    }
+
+    // MARK: - Object types backed by rows
+
+    private func objectField(_ field: PlannedField, table: Table) throws(GraphQLError) -> Resolution {
+        if let relation = try relation(field, parent: table) { return relation }
+        let column = table.column(field.name)
+        let kind = table.columns[column].kind
+        return .scalar { node in (node as? RowNode)?.value(column, kind) ?? .null }
+    }
+
+    private func key(_ table: Table, _ column: String) -> ParentKey { ParentKey(column: table.column(column)) }
+
+    private func relation(_ field: PlannedField, parent: Table) throws(GraphQLError) -> Resolution? {
+        let t = Tables.self
+        switch (parent.typeName, field.name) {
+        case ("Customer", "totals"):
+            return .object { $0 }  // the totals are columns of the customer's own row
+        case ("Customer", "invoices"):
+            return .load(try childList(field, parent: parent, query: Lists.invoicesOfCustomer, filters: invoiceListFilters(field)))
+        case ("Customer", "payments"):
+            var filters: [(inout Parameters) -> String] = []
+            if let status = field.argument("status")?.stringValue {
+                filters.append { "p.status = \($0.bind(status))" }
+            }
+            return .load(try childList(field, parent: parent, query: Lists.paymentsOfCustomer, filters: filters))
+        case ("Customer", "creditNotes"):
+            return .load(try childList(field, parent: parent, query: Lists.creditNotesOfCustomer))
+        case ("Invoice", "customer"), ("Payment", "customer"), ("CreditNote", "customer"):
+            return .load(ByIdLoad(context: context, table: t.customer, key: key(parent, "customerId")))
+        case ("Invoice", "payments"):
+            return .load(try childList(field, parent: parent, query: Lists.paymentsOfInvoice))
+        case ("Invoice", "paymentApplications"):
+            return .load(try childList(field, parent: parent, query: Lists.applicationsOfInvoice))
+        case ("Invoice", "creditNotes"):
+            return .load(try childList(field, parent: parent, query: Lists.creditNotesOfInvoice))
+        case ("Payment", "applications"):
+            return .load(try childList(field, parent: parent, query: Lists.applicationsOfPayment))
+        case ("Payment", "invoices"):
+            return .load(try childList(field, parent: parent, query: Lists.invoicesOfPayment))
+        case ("Payment", "refunds"):
+            return .load(try childList(field, parent: parent, query: Lists.refundsOfPayment))
+        case ("PaymentApplication", "payment"), ("Refund", "payment"):
+            return .load(ByIdLoad(context: context, table: t.payment, key: key(parent, "paymentId")))
+        case ("PaymentApplication", "invoice"), ("CreditNote", "invoice"):
+            return .load(ByIdLoad(context: context, table: t.invoice, key: key(parent, "invoiceId")))
+        case ("Refund", "creditNote"):
+            return .load(ByIdLoad(context: context, table: t.creditNote, key: key(parent, "creditNoteId")))
+        case ("CreditNote", "refunds"):
+            return .load(try childList(field, parent: parent, query: Lists.refundsOfCreditNote))
+        default:
+            return nil
+        }
+    }
+
+    private func childList(_ field: PlannedField, parent: Table, query: ChildListQuery,
+                           filters: [(inout Parameters) -> String] = []) throws(GraphQLError) -> ChildListLoad {
+        let hasFirst = field.definition.argument("first") != nil
+        let first = hasFirst ? try Arguments.first(field, default: 100) : nil
+        return ChildListLoad(context: context, query: query, key: key(parent, "id"), first: first,
+                             newestFirst: Arguments.newestFirst(field), filters: filters)
+    }
+
+    private func invoiceListFilters(_ field: PlannedField) -> [(inout Parameters) -> String] {
+        var filters: [(inout Parameters) -> String] = []
+        if case .array(let statuses)? = field.argument("status") {
+            let names = statuses.compactMap(\.stringValue)
+            filters.append { "i.status = ANY(\($0.bind(Parameters.arrayLiteral(names)))::text[])" }
+        }
+        if let from = field.argument("issuedFrom")?.stringValue { filters.append { "i.issued_on >= \($0.bind(from))::date" } }
+        if let to = field.argument("issuedTo")?.stringValue { filters.append { "i.issued_on <= \($0.bind(to))::date" } }
+        return filters
+    }
+
+    // MARK: - Root fields
+
+    private func rootField(_ field: PlannedField) throws(GraphQLError) -> Resolution {
+        let t = Tables.self
+        switch field.name {
+        case "customer": return lookup(t.customer, "c.id", uuidArgument(field, "id"))
+        case "customerByExternalId": return lookup(t.customer, "c.external_id", field.argument("externalId")?.stringValue)
+        case "invoice": return lookup(t.invoice, "i.id", uuidArgument(field, "id"))
+        case "invoiceByNumber": return lookup(t.invoice, "i.number", field.argument("number")?.stringValue)
+        case "payment": return lookup(t.payment, "p.id", uuidArgument(field, "id"))
+        case "refund": return lookup(t.refund, "r.id", uuidArgument(field, "id"))
+        case "creditNote": return lookup(t.creditNote, "n.id", uuidArgument(field, "id"))
+        case "customers", "invoices", "payments", "refunds", "creditNotes":
+            return .load(try Connections.load(field, context: context))
+        case "arAging": return try Reports.aging(field, context: context)
+        case "monthlySummary": return try Reports.monthlySummary(field, context: context)
+        default:
+            throw GraphQLError("No resolver for Query.\(field.name).", code: .internalServerError)
+        }
+    }
+
+    /// An id argument, or nil when it is not a lowercase UUID (which matches nothing).
+    private func uuidArgument(_ field: PlannedField, _ name: String) -> String? {
+        guard let id = field.argument(name)?.stringValue, Scalars.isLowercaseUUID(id) else { return nil }
+        return id
+    }
+
+    private func lookup(_ table: Table, _ column: String, _ value: String?) -> Resolution {
+        guard let value else { return .load(SingleQueryLoad(context: context, statement: nil, list: false)) }
+        var p = Parameters()
+        let cast = column.hasSuffix(".id") ? "::uuid" : ""
+        let sql = """
+            SELECT \(table.selectList) FROM \(table.from)
+            WHERE \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid AND \(column) = \(p.bind(value))\(cast)
+            """
+        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values), list: false))
+    }
+
+    // MARK: - Connections, edges, page info
+
+    private func connectionField(_ field: PlannedField) -> Resolution {
+        switch field.name {
+        case "nodes": return .list { ($0 as? ConnectionNode)?.rowNodes ?? [] }
+        case "edges":
+            return .list { node in
+                guard let page = node as? ConnectionNode else { return [] }
+                return (0..<page.count).map { EdgeNode(page, $0) }
+            }
+        case "pageInfo": return .object { node in (node as? ConnectionNode).map(PageInfoNode.init) }
+        default:  // totalCount
+            return .scalar { node in (node as? ConnectionNode)?.totalCount.map(ScalarValue.int) ?? .null }
+        }
+    }
+
+    private func edgeField(_ field: PlannedField) -> Resolution {
+        if field.name == "cursor" {
+            return .scalar { node in
+                guard let edge = node as? EdgeNode else { return .null }
+                return .string(edge.page.cursorOf(edge.row))
+            }
+        }
+        return .object { node in
+            guard let edge = node as? EdgeNode else { return nil }
+            return edge.page.rowNodes[edge.row]
+        }
+    }
+
+    private func pageInfoField(_ field: PlannedField) -> Resolution {
+        if field.name == "hasNextPage" {
+            return .scalar { node in .bool((node as? PageInfoNode)?.page.hasNextPage ?? false) }
+        }
+        return .scalar { node in
+            guard let page = (node as? PageInfoNode)?.page, page.count > 0 else { return .null }
+            return .string(page.cursorOf(page.count - 1))
+        }
+    }
+
+    private func reportField(_ field: PlannedField, type: String) -> Resolution {
+        let columns = type == "AgingReport" ? Reports.agingColumns : Reports.monthColumns
+        guard let index = columns.firstIndex(of: field.name) else { return .scalar { _ in .null } }
+        let isText = ["asOf", "currency", "month"].contains(field.name)
+        return .scalar { node in
+            guard let row = node as? RowNode else { return .null }
+            return row.value(index, isText ? .string : .int)
+        }
+    }
+}
+
+/// Mutations plug into the resolver through this (see Mutations.swift).
+public protocol MutationResolving {
+    func resolve(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution
+}
+
+/// The lists below objects: one lateral subquery each.
+enum Lists {
+    static let invoicesOfCustomer = ChildListQuery(
+        table: Tables.invoice, from: "invoice i", parentMatch: "i.customer_id = k.pid",
+        organisationColumn: "i.organisation_id", orderColumns: ["i.issued_on", "i.id"])
+    static let paymentsOfCustomer = ChildListQuery(
+        table: Tables.payment, from: "payment p", parentMatch: "p.customer_id = k.pid",
+        organisationColumn: "p.organisation_id", orderColumns: ["p.received_on", "p.id"])
+    static let creditNotesOfCustomer = ChildListQuery(
+        table: Tables.creditNote, from: "credit_note n", parentMatch: "n.customer_id = k.pid",
+        organisationColumn: "n.organisation_id", orderColumns: ["n.created_at", "n.id"])
+    static let paymentsOfInvoice = ChildListQuery(
+        table: Tables.payment, from: "payment_application a JOIN payment p ON p.id = a.payment_id",
+        parentMatch: "a.invoice_id = k.pid", organisationColumn: "a.organisation_id",
+        orderColumns: ["a.payment_received_on", "a.payment_id"])
+    static let applicationsOfInvoice = ChildListQuery(
+        table: Tables.application, from: "payment_application a", parentMatch: "a.invoice_id = k.pid",
+        organisationColumn: "a.organisation_id", orderColumns: ["a.payment_received_on", "a.payment_id"])
+    static let creditNotesOfInvoice = ChildListQuery(
+        table: Tables.creditNote, from: "credit_note n", parentMatch: "n.invoice_id = k.pid",
+        organisationColumn: "n.organisation_id", orderColumns: ["n.created_at", "n.id"])
+    static let applicationsOfPayment = ChildListQuery(
+        table: Tables.application, from: "payment_application a", parentMatch: "a.payment_id = k.pid",
+        organisationColumn: "a.organisation_id", orderColumns: ["a.invoice_issued_on", "a.invoice_id"])
+    static let invoicesOfPayment = ChildListQuery(
+        table: Tables.invoice, from: "payment_application a JOIN invoice i ON i.id = a.invoice_id",
+        parentMatch: "a.payment_id = k.pid", organisationColumn: "a.organisation_id",
+        orderColumns: ["a.invoice_issued_on", "a.invoice_id"])
+    static let refundsOfPayment = ChildListQuery(
+        table: Tables.refund, from: "refund r", parentMatch: "r.payment_id = k.pid",
+        organisationColumn: "r.organisation_id", orderColumns: ["r.refunded_on", "r.id"])
+    static let refundsOfCreditNote = ChildListQuery(
+        table: Tables.refund, from: "refund r", parentMatch: "r.credit_note_id = k.pid",
+        organisationColumn: "r.organisation_id", orderColumns: ["r.refunded_on", "r.id"])
+}
+
+/// Reading the contract's common arguments, with its rules for them.
+enum Arguments {
+    /// `first`, within 1 to 1000, or BAD_USER_INPUT.
+    static func first(_ field: PlannedField, default value: Int) throws(GraphQLError) -> Int {
+        guard let given = field.argument("first") else { return value }
+        guard let n = given.int64Value, n >= 1, n <= 1000 else {
+            throw GraphQLError("Argument \"first\" must be between 1 and 1000; got \(given.serialized).", code: .badUserInput)
+        }
+        return Int(n)
+    }
+
+    static func newestFirst(_ field: PlannedField) -> Bool {
+        field.argument("order")?.stringValue == "NEWEST_FIRST"
+    }
+}

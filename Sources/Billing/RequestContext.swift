@@ -1,0 +1,59 @@
+import Engine
+import Store
+
+/// Who is asking, and how statements reach the database, for one request.
+public final class RequestContext {
+    public let organisationID: String
+    public let apiKeyID: String
+    public let scopes: Set<String>
+    private let runStatement: (Statement, @escaping (Result<ResultSet, DatabaseError>) -> Void) -> Void
+    private let log: (String) -> Void
+    /// Statements this request sent: tests use it to show the count follows the query's shape.
+    public private(set) var statementCount = 0
+
+    public init(organisationID: String, apiKeyID: String, scopes: Set<String>,
+                log: @escaping (String) -> Void = { _ in },
+                run: @escaping (Statement, @escaping (Result<ResultSet, DatabaseError>) -> Void) -> Void) {
+        self.organisationID = organisationID
+        self.apiKeyID = apiKeyID
+        self.scopes = scopes
+        self.runStatement = run
+        self.log = log
+    }
+
+    /// Runs a statement; database errors become the contract's codes, and their text
+    /// (which may hold SQL) goes to the log, never to the client.
+    func query(_ statement: Statement, completion: @escaping (Result<ResultSet, GraphQLError>) -> Void) {
+        statementCount += 1
+        runStatement(statement) { [log] result in
+            completion(result.mapError { error in
+                if error.isUnavailable {
+                    log("database unavailable: \(error)")
+                    return GraphQLError("The database is not available right now; try again shortly.", code: .serviceUnavailable)
+                }
+                log("statement failed: \(error)")
+                return GraphQLError("Internal server error.", code: .internalServerError)
+            })
+        }
+    }
+
+    func require(_ scope: String, for field: String) throws(GraphQLError) {
+        guard scopes.contains(scope) else {
+            throw GraphQLError("The API key lacks the scope \(scope), which \(field) needs.", code: .forbidden)
+        }
+    }
+}
+
+/// Numbers the parameters of a statement as fragments are added, so values are always
+/// bound as `$n` and never written into the text.
+struct Parameters {
+    private(set) var values: [String?] = []
+
+    mutating func bind(_ value: String?) -> String {
+        values.append(value)
+        return "$\(values.count)"
+    }
+
+    /// A PostgreSQL array literal of values that are known to need no quoting (UUIDs, enum names).
+    static func arrayLiteral(_ items: [String]) -> String { "{" + items.joined(separator: ",") + "}" }
+}

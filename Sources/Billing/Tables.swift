@@ -1,0 +1,209 @@
+import Engine
+import Store
+
+/// How a column's text becomes a JSON value.
+enum ColumnKind {
+    case string, int, json
+}
+
+/// One column of a type's select list: the field it serves (or an internal name) and its SQL.
+struct Column {
+    let field: String
+    let sql: String
+    let kind: ColumnKind
+}
+
+/// The select list of one object type. Every load of the type reads these columns in
+/// this order, so a field's column index is known before any row arrives and statements
+/// stay the same text (cheap for PostgreSQL to plan and cache).
+struct Table {
+    let typeName: String
+    let from: String       // "customer c"
+    let alias: String      // "c"
+    let columns: [Column]
+    /// The date the type's lists are ordered by, then by id (RULES.md section 2).
+    let sortColumn: String  // e.g. "c.created_at"
+    /// The sort key as text for cursors, and how to turn a cursor's text back into it.
+    let sortKeyText: String
+    let sortKeyCast: String
+    let index: [String: Int]
+
+    init(typeName: String, from: String, alias: String, sortColumn: String, sortKeyText: String, sortKeyCast: String,
+         columns: [Column]) {
+        self.typeName = typeName
+        self.from = from
+        self.alias = alias
+        self.sortColumn = sortColumn
+        self.sortKeyText = sortKeyText
+        self.sortKeyCast = sortKeyCast
+        self.columns = columns
+        var index: [String: Int] = [:]
+        for (i, c) in columns.enumerated() { index[c.field] = i }
+        self.index = index
+    }
+
+    /// The select list, plus the cursor's sort key as the last column.
+    var selectList: String {
+        (columns.map(\.sql) + [sortKeyText]).joined(separator: ", ")
+    }
+
+    var sortKeyIndex: Int { columns.count }
+
+    func column(_ field: String) -> Int {
+        guard let i = index[field] else { preconditionFailure("\(typeName) has no column for \(field)") }
+        return i
+    }
+
+    static func timestamp(_ sql: String) -> String {
+        "to_char(\(sql) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    }
+
+    static func date(_ sql: String) -> String { "to_char(\(sql), 'YYYY-MM-DD')" }
+
+    /// Exact timestamps for cursors, independent of the session's time zone.
+    static func preciseTimestamp(_ sql: String) -> String {
+        "to_char(\(sql) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+    }
+
+    static let timestampCast = "::timestamp AT TIME ZONE 'UTC'"
+    static let dateCast = "::date"
+}
+
+enum Tables {
+    static let customer = Table(
+        typeName: "Customer", from: "customer c", alias: "c", sortColumn: "c.created_at",
+        sortKeyText: Table.preciseTimestamp("c.created_at"), sortKeyCast: Table.timestampCast,
+        columns: [
+            Column(field: "id", sql: "c.id::text", kind: .string),
+            Column(field: "externalId", sql: "c.external_id", kind: .string),
+            Column(field: "name", sql: "c.name", kind: .string),
+            Column(field: "email", sql: "c.email", kind: .string),
+            Column(field: "currency", sql: "c.currency", kind: .string),
+            Column(field: "createdAt", sql: Table.timestamp("c.created_at"), kind: .string),
+            Column(field: "creditBalance", sql: "c.credit_balance", kind: .int),
+            Column(field: "invoiced", sql: "c.total_invoiced", kind: .int),
+            Column(field: "paid", sql: "c.total_paid", kind: .int),
+            Column(field: "refunded", sql: "c.total_refunded", kind: .int),
+            Column(field: "credited", sql: "c.total_credited", kind: .int),
+            Column(field: "outstanding", sql: "c.total_outstanding", kind: .int),
+        ])
+
+    static let invoice = Table(
+        typeName: "Invoice", from: "invoice i", alias: "i", sortColumn: "i.issued_on",
+        sortKeyText: Table.date("i.issued_on"), sortKeyCast: Table.dateCast,
+        columns: [
+            Column(field: "id", sql: "i.id::text", kind: .string),
+            Column(field: "number", sql: "i.number", kind: .string),
+            Column(field: "customerId", sql: "i.customer_id::text", kind: .string),
+            Column(field: "status", sql: "i.status", kind: .string),
+            Column(field: "currency", sql: "i.currency", kind: .string),
+            Column(field: "issuedOn", sql: Table.date("i.issued_on"), kind: .string),
+            Column(field: "dueOn", sql: Table.date("i.due_on"), kind: .string),
+            Column(field: "createdAt", sql: Table.timestamp("i.created_at"), kind: .string),
+            Column(field: "total", sql: "i.total", kind: .int),
+            Column(field: "amountPaid", sql: "i.amount_paid", kind: .int),
+            Column(field: "amountCredited", sql: "i.amount_credited", kind: .int),
+            Column(field: "amountReturned", sql: "i.amount_returned", kind: .int),
+            Column(field: "balance", sql: "i.balance", kind: .int),
+        ])
+
+    static let payment = Table(
+        typeName: "Payment", from: "payment p", alias: "p", sortColumn: "p.received_on",
+        sortKeyText: Table.date("p.received_on"), sortKeyCast: Table.dateCast,
+        columns: [
+            Column(field: "id", sql: "p.id::text", kind: .string),
+            Column(field: "customerId", sql: "p.customer_id::text", kind: .string),
+            Column(field: "mode", sql: "p.mode", kind: .string),
+            Column(field: "status", sql: "p.status", kind: .string),
+            Column(field: "currency", sql: "p.currency", kind: .string),
+            Column(field: "amount", sql: "p.amount", kind: .int),
+            Column(field: "bankCharges", sql: "p.bank_charges", kind: .int),
+            Column(field: "receivedOn", sql: Table.date("p.received_on"), kind: .string),
+            Column(field: "referenceNumber", sql: "p.reference_number", kind: .string),
+            Column(field: "description", sql: "p.description", kind: .string),
+            Column(field: "createdAt", sql: Table.timestamp("p.created_at"), kind: .string),
+            Column(field: "amountRefunded", sql: "p.amount_refunded", kind: .int),
+            Column(field: "refundableAmount",
+                   sql: "CASE WHEN p.status = 'SUCCEEDED' THEN p.amount - p.amount_refunded ELSE 0 END", kind: .int),
+            Column(field: "amountUnapplied", sql: "p.amount - p.amount_applied", kind: .int),
+        ])
+
+    static let application = Table(
+        typeName: "PaymentApplication", from: "payment_application a", alias: "a", sortColumn: "a.payment_received_on",
+        sortKeyText: Table.date("a.payment_received_on"), sortKeyCast: Table.dateCast,
+        columns: [
+            Column(field: "paymentId", sql: "a.payment_id::text", kind: .string),
+            Column(field: "invoiceId", sql: "a.invoice_id::text", kind: .string),
+            Column(field: "amount", sql: "a.amount", kind: .int),
+        ])
+
+    static let refund = Table(
+        typeName: "Refund", from: "refund r", alias: "r", sortColumn: "r.refunded_on",
+        sortKeyText: Table.date("r.refunded_on"), sortKeyCast: Table.dateCast,
+        columns: [
+            Column(field: "id", sql: "r.id::text", kind: .string),
+            Column(field: "paymentId", sql: "r.payment_id::text", kind: .string),
+            Column(field: "creditNoteId", sql: "r.credit_note_id::text", kind: .string),
+            Column(field: "amount", sql: "r.amount", kind: .int),
+            Column(field: "currency", sql: "r.currency", kind: .string),
+            Column(field: "mode", sql: "r.mode", kind: .string),
+            Column(field: "refundedOn", sql: Table.date("r.refunded_on"), kind: .string),
+            Column(field: "referenceNumber", sql: "r.reference_number", kind: .string),
+            Column(field: "description", sql: "r.description", kind: .string),
+            Column(field: "createdAt", sql: Table.timestamp("r.created_at"), kind: .string),
+        ])
+
+    static let creditNote = Table(
+        typeName: "CreditNote", from: "credit_note n", alias: "n", sortColumn: "n.created_at",
+        sortKeyText: Table.preciseTimestamp("n.created_at"), sortKeyCast: Table.timestampCast,
+        columns: [
+            Column(field: "id", sql: "n.id::text", kind: .string),
+            Column(field: "number", sql: "n.number", kind: .string),
+            Column(field: "invoiceId", sql: "n.invoice_id::text", kind: .string),
+            Column(field: "customerId", sql: "n.customer_id::text", kind: .string),
+            Column(field: "amount", sql: "n.amount", kind: .int),
+            Column(field: "currency", sql: "n.currency", kind: .string),
+            Column(field: "reason", sql: "n.reason", kind: .string),
+            Column(field: "status", sql: "n.status", kind: .string),
+            Column(field: "repaymentMethod", sql: "n.repayment_method", kind: .string),
+            Column(field: "amountAdjusted", sql: "n.amount_adjusted", kind: .int),
+            Column(field: "creditsReturned", sql: "n.credits_returned", kind: .int),
+            Column(field: "amountRefunded", sql: "n.amount_refunded", kind: .int),
+            Column(field: "amountRepaidExternally", sql: "n.amount_repaid_externally", kind: .int),
+            Column(field: "customData", sql: "n.custom_data::text", kind: .json),
+            Column(field: "createdAt", sql: Table.timestamp("n.created_at"), kind: .string),
+        ])
+
+    static func table(for typeName: String) -> Table? {
+        switch typeName {
+        case "Customer", "CustomerTotals": return customer
+        case "Invoice": return invoice
+        case "Payment": return payment
+        case "PaymentApplication": return application
+        case "Refund": return refund
+        case "CreditNote": return creditNote
+        default: return nil
+        }
+    }
+}
+
+/// An object that is one row of a result set.
+final class RowNode: Node {
+    let rows: ResultSet
+    let row: Int
+
+    init(_ rows: ResultSet, _ row: Int) {
+        self.rows = rows
+        self.row = row
+    }
+
+    func string(_ column: Int) -> String? { rows.string(row, column) }
+
+    func value(_ column: Int, _ kind: ColumnKind) -> ScalarValue {
+        switch kind {
+        case .string: return rows.string(row, column).map(ScalarValue.string) ?? .null
+        case .int: return rows.int(row, column).map(ScalarValue.int) ?? .null
+        case .json: return rows.string(row, column).map(ScalarValue.json) ?? .null
+        }
+    }
+}

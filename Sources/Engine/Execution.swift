@@ -1,0 +1,215 @@
+import JSON
+import Query
+import Schema
+
+/// An object of the response being built. Resolvers subclass it to carry their data
+/// (a database row, a page of rows, a schema type); the engine only keeps children.
+open class Node {
+    /// Children loaded for this object, by planned field id.
+    final var children: [Int: ChildValue] = [:]
+    public init() {}
+}
+
+public enum ChildValue {
+    case object(Node?)
+    case list([Node])
+    case error(GraphQLError)
+}
+
+/// A leaf value as it is written to JSON.
+public enum ScalarValue {
+    case null
+    case int(Int)
+    case string(String)
+    case bool(Bool)
+    /// JSON text that is written as it is (a `JSON` scalar's value).
+    case json(String)
+}
+
+/// How a field of an object resolves, decided once per planned field for all parents.
+public enum Resolution {
+    /// A leaf read from the parent.
+    case scalar((Node) -> ScalarValue)
+    /// A child object known from the parent without a load.
+    case object((Node) -> Node?)
+    /// A child list known from the parent without a load.
+    case list((Node) -> [Node])
+    /// Children loaded for all parents of the level at once.
+    case load(BatchLoad)
+}
+
+/// One statement (or a few) for every parent of a level: the end of N+1.
+public protocol BatchLoad {
+    /// Loads the children of every parent, in the parents' order. `itemBudget` is how many
+    /// list items the request may still hold: a loader reads at most one more row than that.
+    func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void)
+}
+
+/// Decides how each field resolves. The billing layer implements it.
+public protocol Resolver: AnyObject {
+    func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution
+}
+
+/// Runs a plan level by level: every load of a level goes out at once, the next level
+/// starts when they are all back. Then the response is written in one pass.
+public final class Execution {
+    let plan: OperationPlan
+    let resolver: Resolver
+    let root = Node()
+    var resolutions: [Resolution?]
+    var fieldErrors: [Int: GraphQLError] = [:]
+    var itemBudget: Int
+    let itemLimit: Int
+    var completion: ((ExecutionResult) -> Void)?
+
+    /// What an execution produced: the whole response body, or an error that leaves no data.
+    public enum ExecutionResult {
+        case response([UInt8])
+        case requestError(GraphQLError)
+    }
+
+    public init(plan: OperationPlan, resolver: Resolver, itemLimit: Int = 500_000) {
+        self.plan = plan
+        self.resolver = resolver
+        self.itemLimit = itemLimit
+        self.itemBudget = itemLimit
+        self.resolutions = Array(repeating: nil, count: plan.fieldCount)
+    }
+
+    struct Work {
+        let fields: [PlannedField]
+        let nodes: [Node]
+    }
+
+    public func run(completion: @escaping (ExecutionResult) -> Void) {
+        self.completion = completion
+        if plan.kind == .mutation {
+            runSerially(plan.fields[...])  // mutation root fields one after another
+        } else {
+            runLevel([Work(fields: plan.fields, nodes: [root])]) { [self] in finish() }
+        }
+    }
+
+    private func runSerially(_ fields: ArraySlice<PlannedField>) {
+        guard let first = fields.first else { return finish() }
+        runLevel([Work(fields: [first], nodes: [root])]) { [self] in runSerially(fields.dropFirst()) }
+    }
+
+    private func fail(_ error: GraphQLError) {
+        guard let completion else { return }
+        self.completion = nil
+        completion(.requestError(error))
+    }
+
+    private func resolution(for field: PlannedField) -> Resolution? {
+        if let r = resolutions[field.id] { return r }
+        if fieldErrors[field.id] != nil { return nil }
+        if let error = field.argumentError {
+            fieldErrors[field.id] = error
+            return nil
+        }
+        do {
+            let r = try resolver.resolve(field)
+            resolutions[field.id] = r
+            return r
+        } catch {
+            fieldErrors[field.id] = error
+            return nil
+        }
+    }
+
+    /// Expands what needs no load, sends every load of the level together, then recurses.
+    private func runLevel(_ initial: [Work], then done: @escaping () -> Void) {
+        var work = initial
+        var loads: [(PlannedField, [Node], BatchLoad)] = []
+        var i = 0
+        while i < work.count {
+            let item = work[i]
+            i += 1
+            for field in item.fields {
+                guard let r = resolution(for: field) else { continue }
+                switch r {
+                case .scalar: break
+                case .object(let child):
+                    var next: [Node] = []
+                    for node in item.nodes {
+                        let c = child(node)
+                        node.children[field.id] = .object(c)
+                        if let c { next.append(c) }
+                    }
+                    if !field.children.isEmpty && !next.isEmpty { work.append(Work(fields: field.children, nodes: next)) }
+                case .list(let items):
+                    var next: [Node] = []
+                    for node in item.nodes {
+                        let list = items(node)
+                        node.children[field.id] = .list(list)
+                        next += list
+                    }
+                    if !spend(next.count) { return }
+                    if !field.children.isEmpty && !next.isEmpty { work.append(Work(fields: field.children, nodes: next)) }
+                case .load(let loader):
+                    if !item.nodes.isEmpty { loads.append((field, item.nodes, loader)) }
+                }
+            }
+        }
+        guard !loads.isEmpty else { return done() }
+        var pending = loads.count
+        var results: [Result<[ChildValue], GraphQLError>?] = Array(repeating: nil, count: loads.count)
+        let budget = itemBudget
+        for (k, (_, parents, loader)) in loads.enumerated() {
+            loader.load(parents: parents, itemBudget: budget) { [self] result in
+                results[k] = result
+                pending -= 1
+                if pending == 0 { attach(loads, results, then: done) }
+            }
+        }
+    }
+
+    private func spend(_ items: Int) -> Bool {
+        itemBudget -= items
+        if itemBudget < 0 {
+            fail(GraphQLError("The result would hold more than \(itemLimit) list items.", code: .queryTooComplex))
+            return false
+        }
+        return true
+    }
+
+    private func attach(_ loads: [(PlannedField, [Node], BatchLoad)], _ results: [Result<[ChildValue], GraphQLError>?],
+                        then done: @escaping () -> Void) {
+        var next: [Work] = []
+        for ((field, parents, _), result) in zip(loads, results) {
+            switch result! {
+            case .failure(let error):
+                if error.code == .serviceUnavailable || error.code == .queryTooComplex || error.code == .internalServerError {
+                    return fail(error)
+                }
+                for p in parents { p.children[field.id] = .error(error) }
+            case .success(let values):
+                var children: [Node] = []
+                var seen = Set<ObjectIdentifier>()
+                var items = 0
+                for (p, v) in zip(parents, values) {
+                    p.children[field.id] = v
+                    switch v {
+                    case .object(let c?): if seen.insert(ObjectIdentifier(c)).inserted { children.append(c) }
+                    case .list(let l):
+                        items += l.count
+                        for c in l where seen.insert(ObjectIdentifier(c)).inserted { children.append(c) }
+                    default: break
+                    }
+                }
+                if !spend(items) { return }
+                if !field.children.isEmpty && !children.isEmpty { next.append(Work(fields: field.children, nodes: children)) }
+            }
+        }
+        if next.isEmpty { return done() }
+        runLevel(next, then: done)
+    }
+
+    private func finish() {
+        guard let completion else { return }
+        self.completion = nil
+        var writer = ResponseWriter(execution: self)
+        completion(.response(writer.write()))
+    }
+}

@@ -1,0 +1,169 @@
+import JSON
+import Query
+import Schema
+
+/// A field of the operation after collection: fragments expanded, `@skip`/`@include`
+/// applied, same-named fields merged, arguments coerced (defaults filled in; an explicit
+/// null for an argument with a default means the default, as the contract says).
+public final class PlannedField {
+    /// Unique within one operation plan; nodes keep their children under it.
+    public let id: Int
+    public let responseKey: String
+    public let name: String
+    public let parentType: NamedType
+    public let definition: FieldDef
+    public let arguments: [String: JSONValue]
+    public let locations: [SourceLocation]
+    public internal(set) var children: [PlannedField] = []
+    /// Set when the arguments could not be coerced (a variable made a required argument null).
+    public internal(set) var argumentError: GraphQLError?
+
+    init(id: Int, responseKey: String, name: String, parentType: NamedType, definition: FieldDef,
+         arguments: [String: JSONValue], locations: [SourceLocation]) {
+        self.id = id
+        self.responseKey = responseKey
+        self.name = name
+        self.parentType = parentType
+        self.definition = definition
+        self.arguments = arguments
+        self.locations = locations
+    }
+
+    public var returnType: TypeReference { definition.type }
+
+    /// The first child field that selects `name` (any alias), if any.
+    public func child(named name: String) -> PlannedField? { children.first { $0.name == name } }
+
+    /// Whether the field or any field below it selects `name`.
+    public func selects(_ name: String) -> Bool { children.contains { $0.name == name } }
+
+    public func argument(_ name: String) -> JSONValue? {
+        guard let v = arguments[name], !v.isNull else { return nil }
+        return v
+    }
+}
+
+/// An operation ready to execute.
+public struct OperationPlan {
+    public let kind: OperationKind
+    public let rootType: NamedType
+    public let fields: [PlannedField]
+    public let fieldCount: Int
+}
+
+/// Builds the plan of an operation (CollectFields and merging, specification 6.3.2).
+struct Planner {
+    let schema: Schema
+    let fragments: [String: FragmentDefinition]
+    let variables: [String: JSONValue]
+    var nextID = 0
+
+    mutating func plan(_ operation: OperationDefinition, rootType: NamedType) -> OperationPlan {
+        let fields = fieldsOf([operation.selectionSet], on: rootType)
+        return OperationPlan(kind: operation.kind, rootType: rootType, fields: fields, fieldCount: nextID)
+    }
+
+    private mutating func fieldsOf(_ sets: [SelectionSet], on type: NamedType) -> [PlannedField] {
+        var grouped: [(String, [Field])] = []
+        var index: [String: Int] = [:]
+        for set in sets {
+            var visited = Set<String>()
+            collect(set, on: type, into: &grouped, index: &index, visited: &visited)
+        }
+        var out: [PlannedField] = []
+        for (key, fields) in grouped {
+            let first = fields[0]
+            guard let def = schema.field(first.name.value, on: type) else { continue }  // validated away
+            let (arguments, error) = coerceArguments(first, def)
+            let field = PlannedField(id: nextID, responseKey: key, name: first.name.value, parentType: type,
+                                     definition: def, arguments: arguments ?? [:], locations: fields.map(\.location))
+            nextID += 1
+            field.argumentError = error
+            if let childType = schema[def.type.namedType], childType.isComposite {
+                field.children = fieldsOf(fields.compactMap(\.selectionSet), on: childType)
+            }
+            out.append(field)
+        }
+        return out
+    }
+
+    private func collect(_ set: SelectionSet, on type: NamedType, into grouped: inout [(String, [Field])],
+                         index: inout [String: Int], visited: inout Set<String>) {
+        for selection in set.selections where included(selection.directives) {
+            switch selection {
+            case .field(let f):
+                if let i = index[f.responseKey] {
+                    grouped[i].1.append(f)
+                } else {
+                    index[f.responseKey] = grouped.count
+                    grouped.append((f.responseKey, [f]))
+                }
+            case .inlineFragment(let inline):
+                if let condition = inline.typeCondition, !applies(condition.value, to: type) { continue }
+                collect(inline.selectionSet, on: type, into: &grouped, index: &index, visited: &visited)
+            case .fragmentSpread(let spread):
+                guard !visited.contains(spread.name.value), let fragment = fragments[spread.name.value] else { continue }
+                visited.insert(spread.name.value)
+                guard applies(fragment.typeCondition.value, to: type) else { continue }
+                collect(fragment.selectionSet, on: type, into: &grouped, index: &index, visited: &visited)
+            }
+        }
+    }
+
+    private func applies(_ condition: String, to type: NamedType) -> Bool {
+        guard let conditionType = schema[condition] else { return false }
+        return schema.possibleTypes(of: conditionType).contains(type.name) || conditionType.name == type.name
+    }
+
+    /// `@skip(if:)` and `@include(if:)`.
+    private func included(_ directives: [Directive]) -> Bool {
+        for d in directives where d.name.value == "skip" || d.name.value == "include" {
+            guard let arg = d.arguments.first(where: { $0.name.value == "if" }) else { continue }
+            var flag = false
+            switch arg.value.kind {
+            case .boolean(let b): flag = b
+            case .variable(let v): if case .bool(let b) = variables[v] { flag = b }
+            default: break
+            }
+            if d.name.value == "skip" && flag { return false }
+            if d.name.value == "include" && !flag { return false }
+        }
+        return true
+    }
+
+    /// CoerceArgumentValues (specification 6.4.1), with the contract's rule that null means the default.
+    private func coerceArguments(_ field: Field, _ def: FieldDef) -> ([String: JSONValue]?, GraphQLError?) {
+        let coercion = InputCoercion(schema: schema)
+        var out: [String: JSONValue] = [:]
+        for argDef in def.arguments {
+            let given = field.arguments.first { $0.name.value == argDef.name }
+            var value: JSONValue?
+            do {
+                if let given { value = try coercion.literal(given.value, argDef.type, variables: variables) }
+                if value == nil || value == .null, let d = argDef.defaultValue {
+                    value = try coercion.literal(d, argDef.type, variables: [:])
+                }
+            } catch {
+                return (nil, GraphQLError(error.message, code: .badUserInput, locations: [field.location]))
+            }
+            if case .nonNull = argDef.type, value == nil || value == .null {
+                return (nil, GraphQLError("Argument \"\(argDef.name)\" of non-null type \"\(argDef.type)\" must not be null.",
+                                          code: .badUserInput, locations: [field.location]))
+            }
+            if let value { out[argDef.name] = value }
+        }
+        return (out, nil)
+    }
+}
+
+extension OperationPlan {
+    /// Fields on the longest path from the root, leaves included; `__schema` and
+    /// `__type` count as one.
+    public var depth: Int {
+        func depth(_ f: PlannedField) -> Int {
+            if f.name == "__schema" || f.name == "__type" { return 1 }
+            return 1 + (f.children.map(depth).max() ?? 0)
+        }
+        return fields.map(depth).max() ?? 0
+    }
+}

@@ -1,0 +1,112 @@
+import JSON
+import Query
+import Schema
+
+/// What a client sent: the GraphQL-over-HTTP request parameters.
+public struct GraphQLRequest: Sendable {
+    public var query: String
+    public var variables: [(String, JSONValue)]
+    public var operationName: String?
+
+    public init(query: String, variables: [(String, JSONValue)] = [], operationName: String? = nil) {
+        self.query = query
+        self.variables = variables
+        self.operationName = operationName
+    }
+}
+
+/// Turns a request into an executable plan, or into the request errors that leave no data:
+/// parse, validate, pick the operation, coerce variables, plan, and check the depth limit.
+public struct Preparation {
+    public let schema: Schema
+    public var limits: ParserLimits
+    public var maxDepth: Int
+
+    public init(schema: Schema, limits: ParserLimits = ParserLimits(), maxDepth: Int = 15) {
+        self.schema = schema
+        self.limits = limits
+        self.maxDepth = maxDepth
+    }
+
+    /// A document that parsed and validated, kept so that repeated queries skip both.
+    public struct ValidDocument: Sendable {
+        public let document: Document
+        let fragments: [String: FragmentDefinition]
+    }
+
+    public func validDocument(_ query: String) -> Result<ValidDocument, RequestFailure> {
+        let document: Document
+        do {
+            document = try Parser.parse(query, limits: limits)
+        } catch {
+            return .failure(.documentRejected([GraphQLError(error.message, code: .parseFailed, locations: [error.location])]))
+        }
+        let errors = Validator.validate(document, schema: schema)
+        if !errors.isEmpty {
+            return .failure(.documentRejected(errors.map {
+                GraphQLError($0.message, code: .validationFailed, locations: $0.locations)
+            }))
+        }
+        var fragments: [String: FragmentDefinition] = [:]
+        for case .fragment(let f) in document.definitions { fragments[f.name.value] = f }
+        return .success(ValidDocument(document: document, fragments: fragments))
+    }
+
+    /// Why a request has no data.
+    public enum RequestFailure: Error, Sendable {
+        /// The document does not parse or validate, or variables cannot be coerced.
+        case documentRejected([GraphQLError])
+        /// The operation to run cannot be chosen (HTTP 400 whatever the media type).
+        case badRequest(GraphQLError)
+        /// A limit of RULES.md section 5.
+        case tooComplex(GraphQLError)
+    }
+
+    public func operation(in valid: ValidDocument, named name: String?) -> Result<OperationDefinition, RequestFailure> {
+        let operations = valid.document.definitions.compactMap { d -> OperationDefinition? in
+            if case .operation(let op) = d { return op } else { return nil }
+        }
+        if let name {
+            guard let op = operations.first(where: { $0.name?.value == name }) else {
+                return .failure(.badRequest(GraphQLError("Unknown operation named \"\(name)\".", code: .badUserInput)))
+            }
+            return .success(op)
+        }
+        guard operations.count == 1 else {
+            return .failure(.badRequest(GraphQLError(
+                operations.isEmpty ? "Must provide an operation." : "Must provide operation name if query contains multiple operations.",
+                code: .badUserInput)))
+        }
+        return .success(operations[0])
+    }
+
+    public func plan(_ operation: OperationDefinition, in valid: ValidDocument,
+                     variables: [(String, JSONValue)]) -> Result<OperationPlan, RequestFailure> {
+        let coerced: [String: JSONValue]
+        do {
+            coerced = try InputCoercion(schema: schema).coerceVariables(operation.variables, values: variables)
+        } catch {
+            return .failure(.documentRejected([GraphQLError(error.message, code: .badUserInput, locations: error.locations)]))
+        }
+        let rootName = operation.kind == .mutation ? schema.mutationType : schema.queryType
+        guard let rootName, let root = schema[rootName] else {
+            return .failure(.badRequest(GraphQLError("The schema has no \(operation.kind.rawValue) type.", code: .badUserInput)))
+        }
+        var planner = Planner(schema: schema, fragments: valid.fragments, variables: coerced)
+        let plan = planner.plan(operation, rootType: root)
+        if plan.depth > maxDepth {
+            return .failure(.tooComplex(GraphQLError(
+                "The query is \(plan.depth) levels deep; at most \(maxDepth) are allowed.", code: .queryTooComplex)))
+        }
+        return .success(plan)
+    }
+
+    /// All steps at once, for callers that cache nothing.
+    public func prepare(_ request: GraphQLRequest) -> Result<(OperationDefinition, OperationPlan), RequestFailure> {
+        validDocument(request.query).flatMap { valid in
+            operation(in: valid, named: request.operationName).flatMap { op in
+                plan(op, in: valid, variables: request.variables).map { (op, $0) }
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import CLibUV
+
+/// Watches a socket that someone else owns (libpq's connection socket) for readiness.
+public final class PollWatcher {
+    public struct Events: OptionSet, Sendable {
+        public let rawValue: Int32
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+        public static let readable = Events(rawValue: Int32(UV_READABLE.rawValue))
+        public static let writable = Events(rawValue: Int32(UV_WRITABLE.rawValue))
+    }
+
+    private let box = HandleBox<uv_poll_t>()
+    private let callback: (_ status: Int32, _ events: Events) -> Void
+    private var current: Events = []
+
+    public init(loop: EventLoop, fd: Int32, callback: @escaping (_ status: Int32, _ events: Events) -> Void) throws(UVError) {
+        self.callback = callback
+        try check(uv_poll_init(loop.raw, box.handle, fd), "uv_poll_init")
+        box.attach(self)
+    }
+
+    /// Watches for `events`; a repeated call with the same events costs nothing.
+    public func watch(_ events: Events) {
+        guard events != current, !box.closing else { return }
+        current = events
+        if events.isEmpty {
+            uv_poll_stop(box.handle)
+            return
+        }
+        uv_poll_start(box.handle, events.rawValue) { handle, status, events in
+            let h = UnsafeMutableRawPointer(handle)?.assumingMemoryBound(to: uv_handle_t.self)
+            HandleBox<uv_poll_t>.owner(of: h, as: PollWatcher.self)?.callback(status, Events(rawValue: events))
+        }
+    }
+
+    /// Stops watching and releases the handle. Call before the socket is closed.
+    public func close() {
+        current = []
+        box.close()
+    }
+}
+
+/// A one-shot or repeating timer.
+public final class Timer {
+    private let box = HandleBox<uv_timer_t>()
+    private var callback: () -> Void = {}
+
+    public init(loop: EventLoop) throws(UVError) {
+        try check(uv_timer_init(loop.raw, box.handle), "uv_timer_init")
+        box.attach(self)
+    }
+
+    public func start(after milliseconds: UInt64, repeat interval: UInt64 = 0, _ callback: @escaping () -> Void) {
+        self.callback = callback
+        uv_timer_start(box.handle, { handle in
+            let h = UnsafeMutableRawPointer(handle)?.assumingMemoryBound(to: uv_handle_t.self)
+            HandleBox<uv_timer_t>.owner(of: h, as: Timer.self)?.callback()
+        }, milliseconds, interval)
+    }
+
+    public func stop() { uv_timer_stop(box.handle) }
+
+    /// Lets the loop exit while this timer is the only thing left.
+    public func unref() { uv_unref(box.base) }
+
+    public func close() {
+        callback = {}
+        box.close()
+    }
+}
+
+/// Runs a callback when the loop receives a signal (SIGINT, SIGTERM).
+public final class SignalWatcher {
+    private let box = HandleBox<uv_signal_t>()
+    private let callback: () -> Void
+
+    public init(loop: EventLoop, signal: Int32, _ callback: @escaping () -> Void) throws(UVError) {
+        self.callback = callback
+        try check(uv_signal_init(loop.raw, box.handle), "uv_signal_init")
+        box.attach(self)
+        try check(uv_signal_start(box.handle, { handle, _ in
+            let h = UnsafeMutableRawPointer(handle)?.assumingMemoryBound(to: uv_handle_t.self)
+            HandleBox<uv_signal_t>.owner(of: h, as: SignalWatcher.self)?.callback()
+        }, signal), "uv_signal_start")
+    }
+
+    public func close() { box.close() }
+}

@@ -1,0 +1,301 @@
+import JSON
+import Query
+
+/// A value that cannot be coerced to its input type.
+public struct CoercionError: Error, Sendable {
+    public let message: String
+    public let locations: [SourceLocation]
+}
+
+/// Input coercion (specification section 3, "Input Coercion"): literals and variable
+/// values become `JSONValue`s of the right shape. Enum values become strings; `ID`s
+/// become strings; absent is `nil`, explicit null is `.null`.
+public struct InputCoercion {
+    public let schema: Schema
+    public init(schema: Schema) { self.schema = schema }
+
+    // MARK: - Variables (from JSON)
+
+    /// CoerceVariableValues: every defined variable, from the request's JSON values.
+    public func coerceVariables(_ definitions: [VariableDefinition], values: [(String, JSONValue)]) throws(CoercionError) -> [String: JSONValue] {
+        let provided = Dictionary(values, uniquingKeysWith: { a, _ in a })
+        var coerced: [String: JSONValue] = [:]
+        for def in definitions {
+            let name = def.name.value
+            if let value = provided[name] {
+                if value.isNull, case .nonNull = def.type {
+                    throw CoercionError(message: "Variable \"$\(name)\" of non-null type \"\(def.type)\" must not be null.",
+                                        locations: [def.location])
+                }
+                do {
+                    coerced[name] = try coerce(json: value, to: def.type)
+                } catch let error as InvalidValue {
+                    let at = error.path.isEmpty ? "" : " at \"\(name)\(error.path)\""
+                    throw CoercionError(message: "Variable \"$\(name)\" got invalid value \(value.serialized)\(at); \(error.reason)",
+                                        locations: [def.location])
+                } catch {
+                    throw CoercionError(message: "Variable \"$\(name)\" got an invalid value.", locations: [def.location])
+                }
+            } else if let defaultValue = def.defaultValue {
+                coerced[name] = try literal(defaultValue, def.type, variables: [:])
+            } else if case .nonNull = def.type {
+                throw CoercionError(message: "Variable \"$\(name)\" of required type \"\(def.type)\" was not provided.",
+                                    locations: [def.location])
+            }
+        }
+        return coerced
+    }
+
+    struct InvalidValue: Error {
+        var reason: String
+        var path = ""
+    }
+
+    func coerce(json value: JSONValue, to type: TypeReference) throws -> JSONValue {
+        switch type {
+        case .nonNull(let inner, _):
+            if value.isNull { throw InvalidValue(reason: "Expected non-nullable type \"\(type)\" not to be null.") }
+            return try coerce(json: value, to: inner)
+        case .list(let inner, _):
+            if value.isNull { return .null }
+            if case .array(let items) = value {
+                return .array(try items.enumerated().map { i, item in
+                    do { return try coerce(json: item, to: inner) } catch var e as InvalidValue {
+                        e.path = "[\(i)]" + e.path
+                        throw e
+                    }
+                })
+            }
+            return .array([try coerce(json: value, to: inner)])
+        case .named(let name, _):
+            if value.isNull { return .null }
+            guard let named = schema[name] else { throw InvalidValue(reason: "Unknown type \"\(name)\".") }
+            switch named.kind {
+            case .scalar: return try scalar(json: value, named)
+            case .enumType:
+                guard let s = value.stringValue, named.enumValues.contains(where: { $0.name == s }) else {
+                    throw InvalidValue(reason: "Value \(value.serialized) does not exist in \"\(name)\" enum.")
+                }
+                return .string(s)
+            case .inputObject: return try inputObject(json: value, named)
+            default: throw InvalidValue(reason: "Type \"\(name)\" is not an input type.")
+            }
+        }
+    }
+
+    private func inputObject(json value: JSONValue, _ type: NamedType) throws -> JSONValue {
+        guard case .object(let members) = value else {
+            throw InvalidValue(reason: "Expected type \"\(type.name)\" to be an object.")
+        }
+        for (key, _) in members where type.inputFieldsByName[key] == nil {
+            throw InvalidValue(reason: "Field \"\(key)\" is not defined by type \"\(type.name)\".")
+        }
+        var out: [(String, JSONValue)] = []
+        for field in type.inputFields {
+            if let provided = members.first(where: { $0.0 == field.name })?.1 {
+                do { out.append((field.name, try coerce(json: provided, to: field.type))) } catch var e as InvalidValue {
+                    e.path = ".\(field.name)" + e.path
+                    throw e
+                }
+            } else if let defaultValue = field.defaultValue, let v = try literal(defaultValue, field.type, variables: [:]) {
+                out.append((field.name, v))
+            } else if case .nonNull = field.type {
+                throw InvalidValue(reason: "Field \"\(field.name)\" of required type \"\(field.type)\" was not provided.")
+            }
+        }
+        return .object(out)
+    }
+
+    private func scalar(json value: JSONValue, _ type: NamedType) throws -> JSONValue {
+        switch type.name {
+        case "Int":
+            guard case .number(let text) = value, let n = Self.integral(text), n >= Int64(Int32.min), n <= Int64(Int32.max) else {
+                throw InvalidValue(reason: "Int cannot represent non 32-bit signed integer value: \(value.serialized)")
+            }
+            return .number(String(n))
+        case "Float":
+            guard case .number = value else { throw InvalidValue(reason: "Float cannot represent non numeric value: \(value.serialized)") }
+            return value
+        case "String":
+            guard case .string = value else { throw InvalidValue(reason: "String cannot represent a non string value: \(value.serialized)") }
+            return value
+        case "Boolean":
+            guard case .bool = value else { throw InvalidValue(reason: "Boolean cannot represent a non boolean value: \(value.serialized)") }
+            return value
+        case "ID":
+            if case .string = value { return value }
+            if case .number(let text) = value, let n = Self.integral(text) { return .string(String(n)) }
+            throw InvalidValue(reason: "ID cannot represent value: \(value.serialized)")
+        default:
+            return try custom(json: value, type.name)
+        }
+    }
+
+    private func custom(json value: JSONValue, _ name: String) throws -> JSONValue {
+        switch name {
+        case "Date":
+            guard let s = value.stringValue, Scalars.isValidDate(s) else {
+                throw InvalidValue(reason: "Date must be a calendar date in the form YYYY-MM-DD: \(value.serialized)")
+            }
+            return value
+        case "DateTime":
+            guard let s = value.stringValue, Scalars.isValidDateTime(s) else {
+                throw InvalidValue(reason: "DateTime must be an RFC 3339 UTC timestamp such as 2024-05-01T12:00:00Z: \(value.serialized)")
+            }
+            return value
+        default:  // JSON and any other custom scalar: kept as it came.
+            return value
+        }
+    }
+
+    /// An integer written as an integer or with a zero fraction (`2`, `2.0`, `2e0`).
+    static func integral(_ text: String) -> Int64? {
+        if let n = Int64(text) { return n }
+        guard let d = Double(text), d.rounded() == d, abs(d) < 9.0e15 else { return nil }
+        return Int64(d)
+    }
+
+    // MARK: - Literals (from the document)
+
+    /// ValueFromAST. Throws `CoercionError` when the literal is not a value of the type.
+    /// A variable that was not provided yields nil (absent).
+    public func literal(_ value: Value, _ type: TypeReference, variables: [String: JSONValue]) throws(CoercionError) -> JSONValue? {
+        if case .variable(let name) = value.kind { return variables[name] }
+        switch type {
+        case .nonNull(let inner, _):
+            if case .null = value.kind { throw invalid(value, type) }
+            guard let v = try literal(value, inner, variables: variables) else { throw invalid(value, type) }
+            if v.isNull { throw invalid(value, type) }
+            return v
+        case .list(let inner, _):
+            if case .null = value.kind { return .null }
+            if case .list(let items) = value.kind {
+                var out: [JSONValue] = []
+                for item in items {
+                    let v = try literal(item, inner, variables: variables)
+                    if v == nil, case .nonNull = inner { throw invalid(item, inner) }
+                    out.append(v ?? .null)
+                }
+                return .array(out)
+            }
+            guard let single = try literal(value, inner, variables: variables) else { return nil }
+            return .array([single])
+        case .named(let name, _):
+            if case .null = value.kind { return .null }
+            guard let named = schema[name] else { throw invalid(value, type) }
+            switch named.kind {
+            case .inputObject: return try inputObjectLiteral(value, named, variables: variables)
+            case .enumType:
+                guard case .enumValue(let v) = value.kind, named.enumValues.contains(where: { $0.name == v }) else {
+                    throw invalid(value, type)
+                }
+                return .string(v)
+            case .scalar:
+                guard let v = scalarLiteral(value, named, variables: variables) else { throw invalid(value, type) }
+                return v
+            default:
+                throw invalid(value, type)
+            }
+        }
+    }
+
+    private func invalid(_ value: Value, _ type: TypeReference) -> CoercionError {
+        CoercionError(message: "Expected value of type \"\(type)\", found \(ValuePrinter.print(value)).", locations: [value.location])
+    }
+
+    private func inputObjectLiteral(_ value: Value, _ type: NamedType, variables: [String: JSONValue]) throws(CoercionError) -> JSONValue {
+        guard case .object(let fields) = value.kind else {
+            throw invalid(value, .named(type.name, value.location))
+        }
+        var out: [(String, JSONValue)] = []
+        for field in fields where type.inputFieldsByName[field.name.value] == nil {
+            throw CoercionError(message: "Field \"\(field.name.value)\" is not defined by type \"\(type.name)\".",
+                                locations: [field.location])
+        }
+        for def in type.inputFields {
+            let given = fields.first(where: { $0.name.value == def.name })
+            var v: JSONValue?
+            if let given { v = try literal(given.value, def.type, variables: variables) }
+            if v == nil, let defaultValue = def.defaultValue { v = try literal(defaultValue, def.type, variables: [:]) }
+            if v == nil, case .nonNull = def.type {
+                throw CoercionError(message: "Field \"\(type.name).\(def.name)\" of required type \"\(def.type)\" was not provided.",
+                                    locations: [value.location])
+            }
+            if let v { out.append((def.name, v)) }
+        }
+        return .object(out)
+    }
+
+    private func scalarLiteral(_ value: Value, _ type: NamedType, variables: [String: JSONValue]) -> JSONValue? {
+        switch (type.name, value.kind) {
+        case ("Int", .int(let text)):
+            guard let n = Int32(text) else { return nil }
+            return .number(String(n))
+        case ("Float", .int(let text)), ("Float", .float(let text)):
+            return .number(text)
+        case ("String", .string(let s, _)):
+            return .string(s)
+        case ("Boolean", .boolean(let b)):
+            return .bool(b)
+        case ("ID", .string(let s, _)), ("ID", .int(let s)):
+            return .string(s)
+        case ("Date", .string(let s, _)):
+            return Scalars.isValidDate(s) ? .string(s) : nil
+        case ("DateTime", .string(let s, _)):
+            return Scalars.isValidDateTime(s) ? .string(s) : nil
+        case ("JSON", _):
+            return jsonLiteral(value, variables: variables)
+        default:
+            return nil
+        }
+    }
+
+    /// A literal written for the JSON scalar, as JSON. Variables inside it are substituted.
+    private func jsonLiteral(_ value: Value, variables: [String: JSONValue]) -> JSONValue? {
+        switch value.kind {
+        case .variable(let name): return variables[name] ?? .null
+        case .int(let t), .float(let t): return .number(t)
+        case .string(let s, _): return .string(s)
+        case .boolean(let b): return .bool(b)
+        case .null: return .null
+        case .enumValue(let e): return .string(e)
+        case .list(let items):
+            var out: [JSONValue] = []
+            for item in items {
+                guard let v = jsonLiteral(item, variables: variables) else { return nil }
+                out.append(v)
+            }
+            return .array(out)
+        case .object(let fields):
+            var out: [(String, JSONValue)] = []
+            for f in fields {
+                guard let v = jsonLiteral(f.value, variables: variables) else { return nil }
+                out.append((f.name.value, v))
+            }
+            return .object(out)
+        }
+    }
+}
+
+/// Prints a literal back as GraphQL text, for error messages and introspection defaults.
+public enum ValuePrinter {
+    public static func print(_ value: Value) -> String {
+        switch value.kind {
+        case .variable(let n): return "$\(n)"
+        case .int(let t), .float(let t): return t
+        case .string(let s, _): return quote(s)
+        case .boolean(let b): return b ? "true" : "false"
+        case .null: return "null"
+        case .enumValue(let e): return e
+        case .list(let items): return "[" + items.map(print).joined(separator: ", ") + "]"
+        case .object(let fields):
+            return "{" + fields.map { "\($0.name.value): \(print($0.value))" }.joined(separator: ", ") + "}"
+        }
+    }
+
+    public static func quote(_ s: String) -> String {
+        var w = JSONWriter()
+        w.string(s)
+        return w.string
+    }
+}

@@ -1,0 +1,178 @@
+import Query
+
+/// 5.3.2 Field Selection Merging: fields with the same response name in one selection
+/// set (fragments included) must be mergeable. A plain pairwise version: documents are
+/// small and bounded by the parser's token limit.
+struct OverlapChecker {
+    let schema: Schema
+    let fragments: [String: FragmentDefinition]
+
+    struct Entry {
+        let parentType: NamedType
+        let field: Field
+        let def: FieldDef?
+    }
+
+    struct Conflict {
+        let responseName: String
+        let reason: Reason
+        let locations1: [SourceLocation]
+        let locations2: [SourceLocation]
+    }
+
+    indirect enum Reason {
+        case message(String)
+        case sub([(String, Reason)])
+
+        var text: String {
+            switch self {
+            case .message(let m): return m
+            case .sub(let parts):
+                return parts.map { "subfields \"\($0.0)\" conflict because \($0.1.text)" }.joined(separator: " and ")
+            }
+        }
+    }
+
+    func check(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError]) {
+        var reported = Set<String>()
+        checkSet(set, on: type, into: &errors, reported: &reported)
+    }
+
+    private func checkSet(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError], reported: inout Set<String>) {
+        var visited = Set<String>()
+        let byName = collect(set, on: type, visited: &visited)
+        for (_, entries) in byName {
+            for i in 0..<entries.count {
+                for j in (i + 1)..<entries.count {
+                    if let conflict = findConflict(entries[i], entries[j], parentsMutuallyExclusive: false) {
+                        let key = "\(conflict.locations1)|\(conflict.locations2)"
+                        guard reported.insert(key).inserted else { continue }
+                        errors.append(ValidationError(
+                            message: "Fields \"\(conflict.responseName)\" conflict because \(conflict.reason.text). Use different aliases on the fields to fetch both if this was intentional.",
+                            locations: conflict.locations1 + conflict.locations2))
+                    }
+                }
+            }
+        }
+        // Nested selection sets are checked on their own too.
+        for entry in byName.values.flatMap({ $0 }) {
+            if let sub = entry.field.selectionSet, let def = entry.def, let t = schema[def.type.namedType], t.isComposite {
+                checkSet(sub, on: t, into: &errors, reported: &reported)
+            }
+        }
+    }
+
+    /// Fields by response name, in order of first appearance, fragments expanded.
+    func collect(_ set: SelectionSet, on type: NamedType, visited: inout Set<String>) -> OrderedFields {
+        var out = OrderedFields()
+        collect(set, on: type, into: &out, visited: &visited)
+        return out
+    }
+
+    private func collect(_ set: SelectionSet, on type: NamedType, into out: inout OrderedFields, visited: inout Set<String>) {
+        for selection in set.selections {
+            switch selection {
+            case .field(let f):
+                out.append(f.responseKey, Entry(parentType: type, field: f, def: schema.field(f.name.value, on: type)))
+            case .inlineFragment(let i):
+                let t = i.typeCondition.flatMap { schema[$0.value] } ?? type
+                collect(i.selectionSet, on: t, into: &out, visited: &visited)
+            case .fragmentSpread(let s):
+                guard !visited.contains(s.name.value), let f = fragments[s.name.value],
+                      let t = schema[f.typeCondition.value] else { continue }
+                visited.insert(s.name.value)
+                collect(f.selectionSet, on: t, into: &out, visited: &visited)
+            }
+        }
+    }
+
+    private func findConflict(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
+        let exclusive = parentsMutuallyExclusive
+            || (a.parentType.name != b.parentType.name && a.parentType.kind == .object && b.parentType.kind == .object)
+        let name = a.field.responseKey
+        if !exclusive {
+            if a.field.name.value != b.field.name.value {
+                return Conflict(responseName: name,
+                                reason: .message("\"\(a.field.name.value)\" and \"\(b.field.name.value)\" are different fields"),
+                                locations1: [a.field.location], locations2: [b.field.location])
+            }
+            if !sameArguments(a.field.arguments, b.field.arguments) {
+                return Conflict(responseName: name, reason: .message("they have differing arguments"),
+                                locations1: [a.field.location], locations2: [b.field.location])
+            }
+        }
+        if let ta = a.def?.type, let tb = b.def?.type, typesConflict(ta, tb) {
+            return Conflict(responseName: name,
+                            reason: .message("they return conflicting types \"\(ta)\" and \"\(tb)\""),
+                            locations1: [a.field.location], locations2: [b.field.location])
+        }
+        guard let setA = a.field.selectionSet, let setB = b.field.selectionSet,
+              let typeA = a.def.flatMap({ schema[$0.type.namedType] }), let typeB = b.def.flatMap({ schema[$0.type.namedType] })
+        else { return nil }
+        var visitedA = Set<String>(), visitedB = Set<String>()
+        let fieldsA = collect(setA, on: typeA, visited: &visitedA)
+        let fieldsB = collect(setB, on: typeB, visited: &visitedB)
+        var reasons: [(String, Reason)] = []
+        var locations1: [SourceLocation] = [a.field.location]
+        var locations2: [SourceLocation] = [b.field.location]
+        for (key, entriesA) in fieldsA {
+            guard let entriesB = fieldsB[key] else { continue }
+            for ea in entriesA {
+                for eb in entriesB {
+                    if let c = findConflict(ea, eb, parentsMutuallyExclusive: exclusive) {
+                        reasons.append((c.responseName, c.reason))
+                        locations1 += c.locations1
+                        locations2 += c.locations2
+                    }
+                }
+            }
+        }
+        guard !reasons.isEmpty else { return nil }
+        return Conflict(responseName: name, reason: .sub(reasons), locations1: locations1, locations2: locations2)
+    }
+
+    private func sameArguments(_ a: [Argument], _ b: [Argument]) -> Bool {
+        guard a.count == b.count else { return false }
+        for arg in a {
+            guard let other = b.first(where: { $0.name.value == arg.name.value }),
+                  ValuePrinter.print(other.value) == ValuePrinter.print(arg.value) else { return false }
+        }
+        return true
+    }
+
+    private func typesConflict(_ a: TypeReference, _ b: TypeReference) -> Bool {
+        switch (a, b) {
+        case let (.list(x, _), .list(y, _)): return typesConflict(x, y)
+        case (.list, _), (_, .list): return true
+        case let (.nonNull(x, _), .nonNull(y, _)): return typesConflict(x, y)
+        case (.nonNull, _), (_, .nonNull): return true
+        case let (.named(x, _), .named(y, _)):
+            guard let tx = schema[x], let ty = schema[y] else { return false }
+            if tx.isLeaf || ty.isLeaf { return x != y }
+            return false
+        }
+    }
+}
+
+/// Response names in order of first appearance, each with every field that uses it.
+struct OrderedFields: Sequence {
+    private(set) var keys: [String] = []
+    private var entries: [String: [OverlapChecker.Entry]] = [:]
+
+    mutating func append(_ key: String, _ entry: OverlapChecker.Entry) {
+        if entries[key] == nil { keys.append(key) }
+        entries[key, default: []].append(entry)
+    }
+
+    subscript(key: String) -> [OverlapChecker.Entry]? { entries[key] }
+    var values: [[OverlapChecker.Entry]] { keys.map { entries[$0]! } }
+
+    func makeIterator() -> AnyIterator<(String, [OverlapChecker.Entry])> {
+        var i = 0
+        return AnyIterator {
+            guard i < keys.count else { return nil }
+            defer { i += 1 }
+            return (keys[i], entries[keys[i]]!)
+        }
+    }
+}

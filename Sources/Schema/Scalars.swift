@@ -1,0 +1,58 @@
+/// Parsing of the contract's custom scalars. Kept strict: a billing date that is not
+/// a real calendar day is an error, never rolled over.
+public enum Scalars {
+    /// `YYYY-MM-DD` naming a real day of the proleptic Gregorian calendar.
+    public static func isValidDate(_ text: String) -> Bool {
+        parseDate(text) != nil
+    }
+
+    /// (year, month, day) of a `YYYY-MM-DD` text, or nil.
+    public static func parseDate(_ text: String) -> (year: Int, month: Int, day: Int)? {
+        let u = Array(text.utf8)
+        guard u.count == 10, u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"),
+              let y = digits(u, 0, 4), let m = digits(u, 5, 2), let d = digits(u, 8, 2),
+              y >= 1, (1...12).contains(m), d >= 1, d <= daysIn(month: m, year: y) else { return nil }
+        return (y, m, d)
+    }
+
+    /// RFC 3339 in UTC with second precision: `2024-05-01T12:00:00Z`.
+    public static func isValidDateTime(_ text: String) -> Bool {
+        let u = Array(text.utf8)
+        guard u.count == 20, u[10] == UInt8(ascii: "T"), u[13] == UInt8(ascii: ":"), u[16] == UInt8(ascii: ":"),
+              u[19] == UInt8(ascii: "Z"), isValidDate(String(decoding: u[0..<10], as: UTF8.self)),
+              let h = digits(u, 11, 2), let mi = digits(u, 14, 2), let s = digits(u, 17, 2),
+              h < 24, mi < 60, s < 60 else { return false }
+        return true
+    }
+
+    /// A UUID in lowercase text, the only form of id this service knows.
+    public static func isLowercaseUUID(_ text: String) -> Bool {
+        let u = Array(text.utf8)
+        guard u.count == 36 else { return false }
+        for (i, c) in u.enumerated() {
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                if c != UInt8(ascii: "-") { return false }
+            } else if !((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) {
+                return false
+            }
+        }
+        return true
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    private static func digits(_ u: [UInt8], _ start: Int, _ count: Int) -> Int? {
+        var value = 0
+        for c in u[start..<start + count] {
+            guard c >= 0x30 && c <= 0x39 else { return nil }
+            value = value * 10 + Int(c - 0x30)
+        }
+        return value
+    }
+}

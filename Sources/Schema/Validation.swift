@@ -1,0 +1,525 @@
+import JSON
+import Query
+
+/// One broken validation rule, with the places in the document to blame.
+public struct ValidationError: Error, Sendable, Equatable {
+    public let message: String
+    public let locations: [SourceLocation]
+}
+
+/// The validation rules of specification section 5 that apply to executable documents.
+/// Each rule is a method; all run, and every error found is returned.
+public struct Validator {
+    let schema: Schema
+    let document: Document
+    var errors: [ValidationError] = []
+    let fragments: [String: FragmentDefinition]
+
+    public static func validate(_ document: Document, schema: Schema) -> [ValidationError] {
+        var v = Validator(schema: schema, document: document)
+        v.run()
+        return v.errors
+    }
+
+    init(schema: Schema, document: Document) {
+        self.schema = schema
+        self.document = document
+        var fragments: [String: FragmentDefinition] = [:]
+        for case .fragment(let f) in document.definitions where fragments[f.name.value] == nil {
+            fragments[f.name.value] = f
+        }
+        self.fragments = fragments
+    }
+
+    mutating func report(_ message: String, _ locations: [SourceLocation]) {
+        errors.append(ValidationError(message: message, locations: locations))
+    }
+
+    mutating func run() {
+        executableDefinitions()
+        uniqueOperationNames()
+        loneAnonymousOperation()
+        uniqueFragmentNames()
+        fragmentSpreadTargetsAndCycles()
+        unusedFragments()
+        for definition in document.definitions {
+            switch definition {
+            case .operation(let op): validateOperation(op)
+            case .fragment(let f): validateFragment(f)
+            case .typeSystem: break
+            }
+        }
+    }
+
+    // 5.1.1 Executable Definitions
+    mutating func executableDefinitions() {
+        for case .typeSystem(let def) in document.definitions {
+            let name = def.name.map { "\"\($0)\"" } ?? "schema"
+            report("The \(name) definition is not executable.", [def.location])
+        }
+    }
+
+    // 5.2.1.1 Operation Name Uniqueness
+    mutating func uniqueOperationNames() {
+        var seen: [String: SourceLocation] = [:]
+        for case .operation(let op) in document.definitions {
+            guard let name = op.name else { continue }
+            if let first = seen[name.value] {
+                report("There can be only one operation named \"\(name.value)\".", [first, name.location])
+            } else {
+                seen[name.value] = name.location
+            }
+        }
+    }
+
+    // 5.2.2.1 Lone Anonymous Operation
+    mutating func loneAnonymousOperation() {
+        let operations = document.definitions.compactMap { d -> OperationDefinition? in
+            if case .operation(let op) = d { return op } else { return nil }
+        }
+        guard operations.count > 1 else { return }
+        for op in operations where op.name == nil {
+            report("This anonymous operation must be the only defined operation.", [op.location])
+        }
+    }
+
+    // 5.5.1.1 Fragment Name Uniqueness
+    mutating func uniqueFragmentNames() {
+        var seen: [String: SourceLocation] = [:]
+        for case .fragment(let f) in document.definitions {
+            if let first = seen[f.name.value] {
+                report("There can be only one fragment named \"\(f.name.value)\".", [first, f.name.location])
+            } else {
+                seen[f.name.value] = f.name.location
+            }
+        }
+    }
+
+    // 5.5.2.2 Fragment spreads must not form cycles
+    mutating func fragmentSpreadTargetsAndCycles() {
+        var visited = Set<String>()
+        for case .fragment(let f) in document.definitions where !visited.contains(f.name.value) {
+            var path: [FragmentSpread] = []
+            var onPath: [String: Int] = [:]
+            detectCycles(f, visited: &visited, path: &path, onPath: &onPath)
+        }
+    }
+
+    private mutating func detectCycles(_ fragment: FragmentDefinition, visited: inout Set<String>,
+                                       path: inout [FragmentSpread], onPath: inout [String: Int]) {
+        let name = fragment.name.value
+        guard !visited.contains(name) else { return }
+        visited.insert(name)
+        let spreads = Self.spreads(in: fragment.selectionSet)
+        guard !spreads.isEmpty else { return }
+        onPath[name] = path.count
+        for spread in spreads {
+            let target = spread.name.value
+            if let index = onPath[target] {
+                let cycle = Array(path[index...]) + [spread]
+                let via = cycle.dropLast().map { $0.name.value }
+                let suffix = via.isEmpty ? "" : " via \(via.map { "\"\($0)\"" }.joined(separator: ", "))"
+                report("Cannot spread fragment \"\(target)\" within itself\(suffix).", cycle.map(\.location))
+            } else if let next = fragments[target] {
+                path.append(spread)
+                detectCycles(next, visited: &visited, path: &path, onPath: &onPath)
+                path.removeLast()
+            }
+        }
+        onPath[name] = nil
+    }
+
+    static func spreads(in set: SelectionSet) -> [FragmentSpread] {
+        var out: [FragmentSpread] = []
+        for selection in set.selections {
+            switch selection {
+            case .field(let f): if let s = f.selectionSet { out += spreads(in: s) }
+            case .fragmentSpread(let s): out.append(s)
+            case .inlineFragment(let i): out += spreads(in: i.selectionSet)
+            }
+        }
+        return out
+    }
+
+    // 5.5.1.4 Fragments Must Be Used
+    mutating func unusedFragments() {
+        var used = Set<String>()
+        var stack: [SelectionSet] = []
+        for case .operation(let op) in document.definitions { stack.append(op.selectionSet) }
+        while let set = stack.popLast() {
+            for spread in Self.spreads(in: set) where !used.contains(spread.name.value) {
+                used.insert(spread.name.value)
+                if let f = fragments[spread.name.value] { stack.append(f.selectionSet) }
+            }
+        }
+        for case .fragment(let f) in document.definitions where !used.contains(f.name.value) {
+            report("Fragment \"\(f.name.value)\" is never used.", [f.location])
+        }
+    }
+
+    // MARK: - Operations
+
+    mutating func validateOperation(_ op: OperationDefinition) {
+        let rootName: String?
+        switch op.kind {
+        case .query: rootName = schema.queryType
+        case .mutation: rootName = schema.mutationType
+        case .subscription: rootName = nil
+        }
+        guard let rootName, let root = schema[rootName] else {
+            report("Schema is not configured to execute \(op.kind.rawValue) operation.", [op.location])
+            return
+        }
+        var scope = VariableScope(operation: op)
+        validateVariableDefinitions(op, &scope)
+        directives(op.directives, location: op.kind == .query ? "QUERY" : op.kind == .mutation ? "MUTATION" : "SUBSCRIPTION", scope: &scope)
+        var visitedFragments = Set<String>()
+        selectionSet(op.selectionSet, on: root, scope: &scope, visitedFragments: &visitedFragments)
+        OverlapChecker(schema: schema, fragments: fragments).check(op.selectionSet, on: root, into: &errors)
+        // 5.8.4 All Variables Used
+        for def in op.variables where !scope.used.contains(def.name.value) {
+            let suffix = op.name.map { " by operation \"\($0.value)\"" } ?? ""
+            report("Variable \"$\(def.name.value)\" is never used\(suffix).", [def.location])
+        }
+    }
+
+    mutating func validateFragment(_ fragment: FragmentDefinition) {
+        // Fragments are checked on their own for the rules that need no variables; variable
+        // rules are checked through the operations that use them.
+        guard let type = schema[fragment.typeCondition.value] else {
+            report("Unknown type \"\(fragment.typeCondition.value)\".", [fragment.typeCondition.location])
+            return
+        }
+        guard type.isComposite else {
+            report("Fragment \"\(fragment.name.value)\" cannot condition on non composite type \"\(type.name)\".",
+                   [fragment.typeCondition.location])
+            return
+        }
+        var scope = VariableScope(operation: nil)
+        directives(fragment.directives, location: "FRAGMENT_DEFINITION", scope: &scope)
+        var visited = Set<String>([fragment.name.value])
+        selectionSet(fragment.selectionSet, on: type, scope: &scope, visitedFragments: &visited)
+    }
+
+    struct VariableScope {
+        let operation: OperationDefinition?
+        var definitions: [String: VariableDefinition] = [:]
+        var used = Set<String>()
+        init(operation: OperationDefinition?) {
+            self.operation = operation
+            for def in operation?.variables ?? [] where definitions[def.name.value] == nil {
+                definitions[def.name.value] = def
+            }
+        }
+    }
+
+    mutating func validateVariableDefinitions(_ op: OperationDefinition, _ scope: inout VariableScope) {
+        var seen: [String: SourceLocation] = [:]
+        for def in op.variables {
+            // 5.8.1 Variable Uniqueness
+            if let first = seen[def.name.value] {
+                report("There can be only one variable named \"$\(def.name.value)\".", [first, def.name.location])
+            } else {
+                seen[def.name.value] = def.name.location
+            }
+            // 5.8.2 Variables Are Input Types
+            guard let type = schema[def.type.namedType] else {
+                report("Unknown type \"\(def.type.namedType)\".", [def.type.location.namedLocation(of: def.type)])
+                continue
+            }
+            if !type.isInput {
+                report("Variable \"$\(def.name.value)\" cannot be non-input type \"\(def.type)\".", [def.type.location])
+                continue
+            }
+            if let defaultValue = def.defaultValue {
+                valueOfCorrectType(defaultValue, def.type, scope: &scope)
+            }
+            directives(def.directives, location: "VARIABLE_DEFINITION", scope: &scope)
+        }
+    }
+
+    // MARK: - Selections
+
+    mutating func selectionSet(_ set: SelectionSet, on type: NamedType, scope: inout VariableScope,
+                               visitedFragments: inout Set<String>) {
+        for selection in set.selections {
+            switch selection {
+            case .field(let field):
+                validateField(field, on: type, scope: &scope, visitedFragments: &visitedFragments)
+            case .fragmentSpread(let spread):
+                directives(spread.directives, location: "FRAGMENT_SPREAD", scope: &scope)
+                guard let fragment = fragments[spread.name.value] else {
+                    report("Unknown fragment \"\(spread.name.value)\".", [spread.name.location])
+                    continue
+                }
+                if let condition = schema[fragment.typeCondition.value], condition.isComposite,
+                   schema.possibleTypes(of: condition).isDisjoint(with: schema.possibleTypes(of: type)) {
+                    report("Fragment \"\(spread.name.value)\" cannot be spread here as objects of type \"\(type.name)\" can never be of type \"\(condition.name)\".",
+                           [spread.location])
+                }
+                // Variables used inside fragments count for the operation that spreads them.
+                if scope.operation != nil, !visitedFragments.contains(fragment.name.value),
+                   let condition = schema[fragment.typeCondition.value], condition.isComposite {
+                    visitedFragments.insert(fragment.name.value)
+                    var inner = FragmentVariableWalk(validator: self)
+                    inner.walk(fragment.selectionSet, on: condition, scope: &scope, visited: &visitedFragments)
+                    errors = inner.validator.errors
+                }
+            case .inlineFragment(let inline):
+                directives(inline.directives, location: "INLINE_FRAGMENT", scope: &scope)
+                var target = type
+                if let condition = inline.typeCondition {
+                    guard let t = schema[condition.value] else {
+                        report("Unknown type \"\(condition.value)\".", [condition.location])
+                        continue
+                    }
+                    guard t.isComposite else {
+                        report("Fragment cannot condition on non composite type \"\(t.name)\".", [condition.location])
+                        continue
+                    }
+                    if schema.possibleTypes(of: t).isDisjoint(with: schema.possibleTypes(of: type)) {
+                        report("Fragment cannot be spread here as objects of type \"\(type.name)\" can never be of type \"\(t.name)\".",
+                               [inline.location])
+                    }
+                    target = t
+                }
+                selectionSet(inline.selectionSet, on: target, scope: &scope, visitedFragments: &visitedFragments)
+            }
+        }
+    }
+
+    mutating func validateField(_ field: Field, on type: NamedType, scope: inout VariableScope,
+                                visitedFragments: inout Set<String>) {
+        // 5.3.1 Field Selections
+        guard let def = schema.field(field.name.value, on: type) else {
+            report("Cannot query field \"\(field.name.value)\" on type \"\(type.name)\".", [field.location])
+            directives(field.directives, location: "FIELD", scope: &scope)
+            return
+        }
+        arguments(field.arguments, defs: def.arguments,
+                  unknown: { "Unknown argument \"\($0)\" on field \"\(type.name).\(field.name.value)\"." },
+                  missing: { "Field \"\(field.name.value)\" argument \"\($0.name)\" of type \"\($0.type)\" is required, but it was not provided." },
+                  at: field.location, scope: &scope)
+        directives(field.directives, location: "FIELD", scope: &scope)
+        // 5.3.3 Leaf Field Selections
+        guard let returnType = schema[def.type.namedType] else { return }
+        if returnType.isLeaf {
+            if let set = field.selectionSet {
+                report("Field \"\(field.name.value)\" must not have a selection since type \"\(def.type)\" has no subfields.",
+                       [set.location])
+            }
+        } else if let set = field.selectionSet {
+            selectionSet(set, on: returnType, scope: &scope, visitedFragments: &visitedFragments)
+        } else {
+            report("Field \"\(field.name.value)\" of type \"\(def.type)\" must have a selection of subfields. Did you mean \"\(field.name.value) { ... }\"?",
+                   [field.location])
+        }
+    }
+
+    mutating func arguments(_ given: [Argument], defs: [InputValueDef], unknown: (String) -> String,
+                            missing: (InputValueDef) -> String, at location: SourceLocation, scope: inout VariableScope) {
+        var seen: [String: SourceLocation] = [:]
+        for argument in given {
+            // 5.4.2 Argument Uniqueness
+            if let first = seen[argument.name.value] {
+                report("There can be only one argument named \"\(argument.name.value)\".", [first, argument.name.location])
+            }
+            seen[argument.name.value] = argument.name.location
+            // 5.4.1 Argument Names
+            guard let def = defs.first(where: { $0.name == argument.name.value }) else {
+                report(unknown(argument.name.value), [argument.location])
+                collectVariables(argument.value, scope: &scope)
+                continue
+            }
+            valueOfCorrectType(argument.value, def.type, scope: &scope)
+        }
+        // 5.4.2.1 Required Arguments
+        for def in defs where def.defaultValue == nil {
+            guard case .nonNull = def.type else { continue }
+            let arg = given.first { $0.name.value == def.name }
+            if arg == nil {
+                report(missing(def), [location])
+            }
+        }
+    }
+
+    mutating func directives(_ list: [Directive], location: String, scope: inout VariableScope) {
+        var seen: [String: SourceLocation] = [:]
+        for directive in list {
+            let name = directive.name.value
+            // 5.7.1 Directives Are Defined
+            guard let def = schema.directive(name) else {
+                report("Unknown directive \"@\(name)\".", [directive.location])
+                for a in directive.arguments { collectVariables(a.value, scope: &scope) }
+                continue
+            }
+            // 5.7.2 Directives Are In Valid Locations
+            if !def.locations.contains(location) {
+                report("Directive \"@\(name)\" may not be used on \(location).", [directive.location])
+            }
+            // 5.7.3 Directives Are Unique Per Location
+            if !def.isRepeatable {
+                if let first = seen[name] {
+                    report("The directive \"@\(name)\" can only be used once at this location.", [first, directive.location])
+                }
+                seen[name] = directive.location
+            }
+            arguments(directive.arguments, defs: def.arguments,
+                      unknown: { "Unknown argument \"\($0)\" on directive \"@\(name)\"." },
+                      missing: { "Directive \"@\(name)\" argument \"\($0.name)\" of type \"\($0.type)\" is required, but it was not provided." },
+                      at: directive.location, scope: &scope)
+        }
+    }
+
+    // MARK: - Values
+
+    /// 5.6.1 Values of Correct Type, with 5.8.3 and 5.8.5 for the variables inside.
+    mutating func valueOfCorrectType(_ value: Value, _ type: TypeReference, scope: inout VariableScope) {
+        if case .variable(let name) = value.kind {
+            variableUsage(name, at: value.location, expected: type, hasDefault: false, scope: &scope)
+            return
+        }
+        switch type {
+        case .nonNull(let inner, _):
+            if case .null = value.kind {
+                report("Expected value of type \"\(type)\", found null.", [value.location])
+                return
+            }
+            valueOfCorrectType(value, inner, scope: &scope)
+        case .list(let inner, _):
+            if case .list(let items) = value.kind {
+                for item in items { valueOfCorrectType(item, inner, scope: &scope) }
+            } else {
+                valueOfCorrectType(value, inner, scope: &scope)
+            }
+        case .named(let name, _):
+            guard let named = schema[name] else { return }
+            if case .null = value.kind { return }
+            switch named.kind {
+            case .inputObject:
+                guard case .object(let fields) = value.kind else {
+                    report("Expected value of type \"\(name)\", found \(ValuePrinter.print(value)).", [value.location])
+                    collectVariables(value, scope: &scope)
+                    return
+                }
+                var seen: [String: SourceLocation] = [:]
+                for field in fields {
+                    if let first = seen[field.name.value] {
+                        report("There can be only one input field named \"\(field.name.value)\".", [first, field.name.location])
+                    }
+                    seen[field.name.value] = field.name.location
+                    guard let def = named.inputFieldsByName[field.name.value] else {
+                        report("Field \"\(field.name.value)\" is not defined by type \"\(name)\".", [field.location])
+                        collectVariables(field.value, scope: &scope)
+                        continue
+                    }
+                    if case .variable(let v) = field.value.kind {
+                        variableUsage(v, at: field.value.location, expected: def.type, hasDefault: def.defaultValue != nil, scope: &scope)
+                    } else {
+                        valueOfCorrectType(field.value, def.type, scope: &scope)
+                    }
+                }
+                for def in named.inputFields where def.defaultValue == nil {
+                    if case .nonNull = def.type, !fields.contains(where: { $0.name.value == def.name }) {
+                        report("Field \"\(name).\(def.name)\" of required type \"\(def.type)\" was not provided.", [value.location])
+                    }
+                }
+            case .enumType, .scalar:
+                collectVariables(value, scope: &scope)
+                let coercion = InputCoercion(schema: schema)
+                // Any variables inside (only possible for JSON) do not decide validity.
+                if (try? coercion.literal(value, .named(name, value.location), variables: [:])) == nil {
+                    report("\(name) cannot represent value: \(ValuePrinter.print(value))", [value.location])
+                    let last = errors.removeLast()
+                    report(Self.leafMessage(value, named) ?? last.message, last.locations)
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    static func leafMessage(_ value: Value, _ type: NamedType) -> String? {
+        let printed = ValuePrinter.print(value)
+        if type.kind == .enumType {
+            if case .enumValue = value.kind {
+                return "Value \"\(printed)\" does not exist in \"\(type.name)\" enum."
+            }
+            return "Enum \"\(type.name)\" cannot represent non-enum value: \(printed)."
+        }
+        switch type.name {
+        case "Int":
+            if case .int = value.kind { return "Int cannot represent non 32-bit signed integer value: \(printed)" }
+            return "Int cannot represent non-integer value: \(printed)"
+        case "Float": return "Float cannot represent non numeric value: \(printed)"
+        case "String": return "String cannot represent a non string value: \(printed)"
+        case "Boolean": return "Boolean cannot represent a non boolean value: \(printed)"
+        case "ID": return "ID cannot represent a non-string and non-integer value: \(printed)"
+        case "Date": return "Expected value of type \"Date\" (YYYY-MM-DD), found \(printed)."
+        case "DateTime": return "Expected value of type \"DateTime\" (RFC 3339 in UTC), found \(printed)."
+        default: return nil
+        }
+    }
+
+    mutating func collectVariables(_ value: Value, scope: inout VariableScope) {
+        switch value.kind {
+        case .variable(let name): variableUsage(name, at: value.location, expected: nil, hasDefault: false, scope: &scope)
+        case .list(let items): for i in items { collectVariables(i, scope: &scope) }
+        case .object(let fields): for f in fields { collectVariables(f.value, scope: &scope) }
+        default: break
+        }
+    }
+
+    /// 5.8.3 All Variable Uses Defined and 5.8.5 All Variable Usages Are Allowed.
+    mutating func variableUsage(_ name: String, at location: SourceLocation, expected: TypeReference?, hasDefault: Bool,
+                                scope: inout VariableScope) {
+        guard let operation = scope.operation else { return }  // checked from the operations
+        scope.used.insert(name)
+        guard let def = scope.definitions[name] else {
+            let suffix = operation.name.map { " by operation \"\($0.value)\"" } ?? ""
+            report("Variable \"$\(name)\" is not defined\(suffix).", [location, operation.location])
+            return
+        }
+        guard let expected else { return }
+        var variableType = def.type
+        if case .nonNull = expected, !(variableType.isNonNull) {
+            let hasUsefulDefault = def.defaultValue.map { if case .null = $0.kind { return false } else { return true } } ?? false
+            if hasUsefulDefault || hasDefault {
+                variableType = .nonNull(variableType, variableType.location)
+            }
+        }
+        if !schema.isSubtype(variableType, of: expected) {
+            report("Variable \"$\(name)\" of type \"\(def.type)\" used in position expecting type \"\(expected)\".",
+                   [def.location, location])
+        }
+    }
+}
+
+/// Walks a fragment reached from an operation, for the variable rules only.
+struct FragmentVariableWalk {
+    var validator: Validator
+
+    mutating func walk(_ set: SelectionSet, on type: NamedType, scope: inout Validator.VariableScope, visited: inout Set<String>) {
+        let before = validator.errors.count
+        var probe = validator
+        probe.errors = []
+        probe.selectionSet(set, on: type, scope: &scope, visitedFragments: &visited)
+        // Keep only the variable errors: the rest were reported when the fragment itself was validated.
+        let variableErrors = probe.errors.filter { $0.message.hasPrefix("Variable \"$") }
+        validator.errors.append(contentsOf: variableErrors)
+        _ = before
+    }
+}
+
+extension TypeReference {
+    var isNonNull: Bool { if case .nonNull = self { return true } else { return false } }
+}
+
+extension SourceLocation {
+    func namedLocation(of type: TypeReference) -> SourceLocation {
+        switch type {
+        case .named(_, let l): return l
+        case .list(let inner, _), .nonNull(let inner, _): return namedLocation(of: inner)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import CLibUV
+import EventLoop
+
+/// A TCP listener on one loop. Accepts connections and hands each to an `HTTPConnection`.
+public final class HTTPServer {
+    public struct Limits: Sendable {
+        public var maxBodyBytes = 1 << 20
+        public var maxHeaderBytes = 64 << 10
+        /// A keep-alive connection with nothing to do for this long is closed.
+        public var idleTimeoutMilliseconds: UInt64 = 60_000
+        public init() {}
+    }
+
+    let loop: EventLoop
+    let handler: HTTPHandler
+    let limits: Limits
+    private let listener = HandleBox<uv_tcp_t>()
+    private var connections: Set<ObjectIdentifier> = []
+    private var open: [ObjectIdentifier: HTTPConnection] = [:]
+    private var sweeper: Timer?
+    /// The port actually bound (useful with port 0).
+    public private(set) var port = 0
+
+    public init(loop: EventLoop, handler: HTTPHandler, limits: Limits = Limits()) {
+        self.loop = loop
+        self.handler = handler
+        self.limits = limits
+    }
+
+    public func listen(on address: ListenAddress) throws(UVError) {
+        try check(uv_tcp_init(loop.raw, listener.handle), "uv_tcp_init")
+        listener.attach(self)
+        var storage = sockaddr_storage()
+        try withUnsafeMutablePointer(to: &storage) { (raw) throws(UVError) in
+            let sa = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: sockaddr.self)
+            if address.host.contains(":") {
+                try check(uv_ip6_addr(address.host, Int32(address.port), UnsafeMutableRawPointer(raw).assumingMemoryBound(to: sockaddr_in6.self)),
+                          "invalid address \(address.host)")
+            } else {
+                try check(uv_ip4_addr(address.host, Int32(address.port), UnsafeMutableRawPointer(raw).assumingMemoryBound(to: sockaddr_in.self)),
+                          "invalid address \(address.host)")
+            }
+            try check(uv_tcp_bind(listener.handle, sa, 0), "bind \(address)")
+        }
+        try check(uv_listen(UnsafeMutableRawPointer(listener.handle).assumingMemoryBound(to: uv_stream_t.self), 1024) { server, status in
+            let h = UnsafeMutableRawPointer(server)?.assumingMemoryBound(to: uv_handle_t.self)
+            guard status >= 0, let owner = HandleBox<uv_tcp_t>.owner(of: h, as: HTTPServer.self) else { return }
+            owner.accept()
+        }, "listen on \(address)")
+        port = boundPort()
+        let sweeper = try Timer(loop: loop)
+        sweeper.start(after: 1000, repeat: 1000) { [weak self] in self?.closeIdleConnections() }
+        sweeper.unref()
+        self.sweeper = sweeper
+    }
+
+    private func boundPort() -> Int {
+        var storage = sockaddr_storage()
+        var length = Int32(MemoryLayout<sockaddr_storage>.size)
+        return withUnsafeMutablePointer(to: &storage) { raw -> Int in
+            let sa = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: sockaddr.self)
+            guard uv_tcp_getsockname(listener.handle, sa, &length) == 0 else { return 0 }
+            if Int32(sa.pointee.sa_family) == AF_INET6 {
+                return Int(UInt16(bigEndian: UnsafeMutableRawPointer(raw).assumingMemoryBound(to: sockaddr_in6.self).pointee.sin6_port))
+            }
+            return Int(UInt16(bigEndian: UnsafeMutableRawPointer(raw).assumingMemoryBound(to: sockaddr_in.self).pointee.sin_port))
+        }
+    }
+
+    private func accept() {
+        let connection = HTTPConnection(server: self)
+        guard connection.accept(from: listener.handle) else { return }
+        open[ObjectIdentifier(connection)] = connection
+    }
+
+    func closed(_ connection: HTTPConnection) {
+        open[ObjectIdentifier(connection)] = nil
+    }
+
+    private func closeIdleConnections() {
+        let now = loop.now
+        for connection in open.values where connection.isIdle(now: now, timeout: limits.idleTimeoutMilliseconds) {
+            connection.close()
+        }
+    }
+
+    /// Stops accepting and closes every connection.
+    public func close() {
+        sweeper?.close()
+        listener.close()
+        for connection in open.values { connection.close() }
+    }
+}

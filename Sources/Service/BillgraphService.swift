@@ -1,0 +1,58 @@
+import Billing
+import Engine
+import EventLoop
+import Schema
+import Server
+import Store
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The running service: one event loop with its HTTP listener and its PostgreSQL pool.
+public final class BillgraphService {
+    public struct Configuration: Sendable {
+        public var databaseURL: String
+        public var listen: ListenAddress
+        public var poolSize: Int
+        public init(databaseURL: String, listen: ListenAddress, poolSize: Int) {
+            self.databaseURL = databaseURL
+            self.listen = listen
+            self.poolSize = poolSize
+        }
+    }
+
+    private let loop: EventLoop
+    private let pool: ConnectionPool
+    private let server: HTTPServer
+    private var signals: [SignalWatcher] = []
+
+    public init(_ configuration: Configuration, log: @escaping (String) -> Void) throws {
+        loop = try EventLoop()
+        pool = ConnectionPool(loop: loop, conninfo: configuration.databaseURL, size: configuration.poolSize)
+        let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
+                                     authenticator: Authenticator(loop: loop, pool: pool),
+                                     mutations: MutationService(), log: log)
+        server = HTTPServer(loop: loop, handler: handler)
+        try server.listen(on: configuration.listen)
+        for signal in [SIGINT, SIGTERM] {
+            signals.append(try SignalWatcher(loop: loop, signal: signal) { [weak self] in self?.shutdown() })
+        }
+    }
+
+    /// The port the server listens on (the one chosen by the system for port 0).
+    public var port: Int { server.port }
+
+    /// Serves until SIGINT or SIGTERM.
+    public func run() {
+        loop.run()
+    }
+
+    private func shutdown() {
+        server.close()
+        pool.close()
+        for s in signals { s.close() }
+        signals = []
+        loop.stop()
+    }
+}

@@ -1,0 +1,157 @@
+import Billing
+import Engine
+import EventLoop
+import JSON
+import Query
+import Schema
+import Server
+import Store
+
+/// GraphQL over HTTP (RULES.md section 1): `POST /graphql` and `GET /graphql`, API-key
+/// authentication, media types by `Accept`, and the status codes of the specification.
+final class GraphQLHandler: HTTPHandler {
+    private let preparation: Preparation
+    private let pool: ConnectionPool
+    private let authenticator: Authenticator
+    private let mutations: MutationResolving?
+    private let log: (String) -> Void
+    private var documents = DocumentCache(capacity: 512)
+
+    init(preparation: Preparation, pool: ConnectionPool, authenticator: Authenticator,
+         mutations: MutationResolving?, log: @escaping (String) -> Void) {
+        self.preparation = preparation
+        self.pool = pool
+        self.authenticator = authenticator
+        self.mutations = mutations
+        self.log = log
+    }
+
+    func refusal(status: Int, message: String) -> HTTPResponse {
+        errorResponse(status: status, GraphQLError(message, code: status == 413 ? .badUserInput : .badUserInput), as: .json)
+    }
+
+    func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
+        guard request.path == "/graphql" else {
+            return respond(errorResponse(status: 404, GraphQLError("Not found: GraphQL is served at /graphql.", code: .badUserInput), as: .json))
+        }
+        guard request.method == "GET" || request.method == "POST" else {
+            return respond(errorResponse(status: 405, GraphQLError("Use GET or POST.", code: .badUserInput), as: .json,
+                                         extraHeaders: [("Allow", "GET, POST")]))
+        }
+        guard let media = MediaType.negotiate(request.header("Accept")) else {
+            return respond(errorResponse(status: 406, GraphQLError(
+                "Accept application/graphql-response+json or application/json.", code: .badUserInput), as: .json))
+        }
+        guard let key = Authenticator.key(authorization: request.header("Authorization"), apiKey: request.header("X-API-Key")) else {
+            return respond(unauthenticated(media))
+        }
+        authenticator.authenticate(key) { [self] outcome in
+            switch outcome {
+            case .invalid: respond(unauthenticated(media))
+            case .unavailable:
+                respond(errorResponse(status: 503, GraphQLError("The database is not available right now; try again shortly.",
+                                                                code: .serviceUnavailable), as: media))
+            case .valid(let principal): serve(request, principal: principal, media: media, respond: respond)
+            }
+        }
+    }
+
+    private func unauthenticated(_ media: MediaType) -> HTTPResponse {
+        errorResponse(status: 401, GraphQLError("A valid API key is required (Authorization: Bearer <key> or X-API-Key).",
+                                                code: .unauthenticated), as: media,
+                      extraHeaders: [("WWW-Authenticate", "Bearer")])
+    }
+
+    private func serve(_ request: HTTPRequest, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
+        let graphQLRequest: GraphQLRequest
+        do {
+            if request.method == "POST" {
+                guard let type = request.header("Content-Type") else {
+                    return respond(errorResponse(status: 415, GraphQLError("Send Content-Type: application/json.", code: .badUserInput), as: media))
+                }
+                guard type.split(separator: ";").first.map({ String($0).trimmingSpaces.lowercased() }) == "application/json" else {
+                    return respond(errorResponse(status: 415, GraphQLError("Only application/json request bodies are accepted.", code: .badUserInput), as: media))
+                }
+                graphQLRequest = try RequestParameters.fromJSONBody(request.body)
+            } else {
+                graphQLRequest = try RequestParameters.fromQueryString(request.query)
+            }
+        } catch {
+            return respond(errorResponse(status: 400, GraphQLError(error.message, code: .badUserInput), as: media))
+        }
+        let prepared = documents.lookup(graphQLRequest.query) { preparation.validDocument($0) }
+            .flatMap { valid in
+                preparation.operation(in: valid, named: graphQLRequest.operationName).map { (valid, $0) }
+            }
+        switch prepared {
+        case .failure(let failure): return respond(failureResponse(failure, media))
+        case .success(let (valid, operation)):
+            if request.method == "GET" && operation.kind != .query {
+                return respond(errorResponse(status: 405, GraphQLError("Mutations must be sent with POST.", code: .badUserInput),
+                                             as: media, extraHeaders: [("Allow", "POST")]))
+            }
+            switch preparation.plan(operation, in: valid, variables: graphQLRequest.variables) {
+            case .failure(let failure): respond(failureResponse(failure, media))
+            case .success(let plan): execute(plan, principal: principal, media: media, respond: respond)
+            }
+        }
+    }
+
+    private func execute(_ plan: OperationPlan, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
+        let context = RequestContext(organisationID: principal.organisationID, apiKeyID: principal.keyID,
+                                     scopes: principal.scopes, log: log) { [pool] statement, completion in
+            pool.run(statement, completion: completion)
+        }
+        let execution = Execution(plan: plan, resolver: BillingResolver(context: context, mutations: mutations))
+        execution.run { result in
+            let statements = [("X-Billgraph-Statements", String(context.statementCount))]
+            switch result {
+            case .response(let body):
+                respond(HTTPResponse(status: 200, headers: [("Content-Type", media.contentType)] + statements, body: body))
+            case .requestError(let error):
+                // No data: a limit was hit, or the database failed under the request.
+                let status = media == .graphQLResponse ? (error.code == .serviceUnavailable ? 503 : 400) : 200
+                respond(HTTPResponse(status: status, headers: [("Content-Type", media.contentType)] + statements,
+                                     body: requestErrorBody([error])))
+            }
+        }
+    }
+
+    private func failureResponse(_ failure: Preparation.RequestFailure, _ media: MediaType) -> HTTPResponse {
+        switch failure {
+        case .documentRejected(let errors):
+            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)],
+                                body: requestErrorBody(errors))
+        case .tooComplex(let error):
+            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)],
+                                body: requestErrorBody([error]))
+        case .badRequest(let error):
+            return errorResponse(status: 400, error, as: media)
+        }
+    }
+
+    private func errorResponse(status: Int, _ error: GraphQLError, as media: MediaType,
+                               extraHeaders: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", media.contentType)] + extraHeaders, body: requestErrorBody([error]))
+    }
+}
+
+/// Parsed and validated documents by query text. Dashboards send the same few queries
+/// again and again; parsing and validating them once is enough.
+struct DocumentCache {
+    let capacity: Int
+    private var entries: [String: Preparation.ValidDocument] = [:]
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func lookup(_ query: String, _ make: (String) -> Result<Preparation.ValidDocument, Preparation.RequestFailure>)
+        -> Result<Preparation.ValidDocument, Preparation.RequestFailure> {
+        if let hit = entries[query] { return .success(hit) }
+        let result = make(query)
+        if case .success(let valid) = result {
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[query] = valid
+        }
+        return result
+    }
+}

@@ -1,0 +1,122 @@
+import Engine
+import JSON
+
+/// The GraphQL-over-HTTP request parameters, read from a POST body or a GET query
+/// string. A request that is not well-formed is refused with HTTP 400 (RULES.md section 1).
+enum RequestParameters {
+    struct Malformed: Error {
+        let message: String
+    }
+
+    static func fromJSONBody(_ body: [UInt8]) throws(Malformed) -> GraphQLRequest {
+        guard !body.isEmpty else { throw Malformed(message: "The request has no body.") }
+        let json: JSONValue
+        do { json = try JSONParser.parse(body) } catch {
+            throw Malformed(message: "The body is not valid JSON: \(error.message).")
+        }
+        guard case .object(let members) = json else { throw Malformed(message: "The body must be a JSON object.") }
+        var params: [String: JSONValue] = [:]
+        for (k, v) in members { params[k] = v }
+        return try request(query: params["query"], variables: params["variables"],
+                           operationName: params["operationName"], extensions: params["extensions"])
+    }
+
+    static func fromQueryString(_ query: String?) throws(Malformed) -> GraphQLRequest {
+        var params: [String: String] = [:]
+        for pair in (query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = percentDecode(String(parts[0])) else { throw Malformed(message: "The query string is not valid.") }
+            guard let value = percentDecode(parts.count > 1 ? String(parts[1]) : "") else {
+                throw Malformed(message: "The query string is not valid.")
+            }
+            if params[name] == nil { params[name] = value }
+        }
+        func json(_ name: String) throws(Malformed) -> JSONValue? {
+            guard let text = params[name], !text.isEmpty else { return nil }
+            do { return try JSONParser.parse(text) } catch {
+                throw Malformed(message: "The \(name) parameter is not valid JSON.")
+            }
+        }
+        return try request(query: params["query"].map(JSONValue.string), variables: try json("variables"),
+                           operationName: params["operationName"].map(JSONValue.string), extensions: try json("extensions"))
+    }
+
+    private static func request(query: JSONValue?, variables: JSONValue?, operationName: JSONValue?,
+                                extensions: JSONValue?) throws(Malformed) -> GraphQLRequest {
+        guard case .string(let text)? = query else {
+            throw Malformed(message: query == nil || query == .null ? "The request has no query." : "The query must be a string.")
+        }
+        var variableValues: [(String, JSONValue)] = []
+        switch variables {
+        case nil, .null?: break
+        case .object(let members)?: variableValues = members
+        default: throw Malformed(message: "The variables must be a JSON object.")
+        }
+        var name: String?
+        switch operationName {
+        case nil, .null?: break
+        case .string(let s)?: name = s
+        default: throw Malformed(message: "The operationName must be a string.")
+        }
+        switch extensions {
+        case nil, .null?, .object?: break
+        default: throw Malformed(message: "The extensions must be a JSON object.")
+        }
+        return GraphQLRequest(query: text, variables: variableValues, operationName: name)
+    }
+
+    /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; UTF-8 required.
+    static func percentDecode(_ text: String) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let c = iterator.next() {
+            switch c {
+            case UInt8(ascii: "+"): bytes.append(0x20)
+            case UInt8(ascii: "%"):
+                guard let h = iterator.next(), let l = iterator.next(), let hi = hex(h), let lo = hex(l) else { return nil }
+                bytes.append(hi << 4 | lo)
+            default: bytes.append(c)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x41...0x46: return c - 0x41 + 10
+        case 0x61...0x66: return c - 0x61 + 10
+        default: return nil
+        }
+    }
+}
+
+/// The response media type a client accepts (GraphQL-over-HTTP, "Accept").
+enum MediaType: String {
+    case graphQLResponse = "application/graphql-response+json"
+    case json = "application/json"
+
+    var contentType: String { rawValue + "; charset=utf-8" }
+
+    /// nil when the client accepts neither (HTTP 406).
+    static func negotiate(_ accept: String?) -> MediaType? {
+        guard let accept, !accept.trimmingSpaces.isEmpty else { return .json }
+        var best: (MediaType, Double)?
+        for item in accept.split(separator: ",") {
+            let parts = item.split(separator: ";").map { String($0).trimmingSpaces.lowercased() }
+            var q = 1.0
+            for p in parts.dropFirst() where p.hasPrefix("q=") { q = Double(p.dropFirst(2)) ?? 0 }
+            guard q > 0 else { continue }
+            let type: MediaType?
+            switch parts[0] {
+            case "application/graphql-response+json": type = .graphQLResponse
+            case "application/json", "*/*", "application/*": type = .json
+            default: type = nil
+            }
+            guard let type else { continue }
+            // Equal preference: the GraphQL response type wins, as the specification advises.
+            if best == nil || q > best!.1 || (q == best!.1 && type == .graphQLResponse) { best = (type, q) }
+        }
+        return best?.0
+    }
+}

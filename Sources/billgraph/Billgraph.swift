@@ -1,0 +1,274 @@
+import ArgumentParser
+import Billing
+import JSON
+import Server
+import Service
+import Store
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Billgraph: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "billgraph",
+        abstract: "A GraphQL query service over a read-optimised PostgreSQL store of billing data.",
+        discussion: """
+            Every command that talks to PostgreSQL takes --database-url, or reads
+            BILLGRAPH_DATABASE_URL: a libpq connection string such as
+            "host=127.0.0.1 port=5432 dbname=billgraph" or "postgresql://user@host/db".
+            The server listens on --listen or BILLGRAPH_LISTEN (default 127.0.0.1:8080).
+            """,
+        subcommands: [Serve.self, Migrate.self, Import.self, Seed.self, Keys.self])
+}
+
+/// `--database-url`, falling back to BILLGRAPH_DATABASE_URL.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"),
+            help: "libpq connection string or URL (default: $BILLGRAPH_DATABASE_URL).")
+    var databaseURL: String?
+
+    func resolved() throws -> String {
+        if let databaseURL { return databaseURL }
+        if let value = getenv("BILLGRAPH_DATABASE_URL") { return String(cString: value) }
+        throw ValidationError("No database given: pass --database-url or set BILLGRAPH_DATABASE_URL.")
+    }
+
+    func connect() throws -> BlockingConnection {
+        do { return try BlockingConnection(try resolved()) } catch let error as DatabaseError {
+            throw CleanExit.message("billgraph: cannot connect to the database: \(error)")
+        }
+    }
+}
+
+/// The standard streams as FILE handles of our own (libc's globals are not concurrency-safe in Swift 6).
+nonisolated(unsafe) let standardInput = fdopen(0, "r")!
+nonisolated(unsafe) let standardOutput = fdopen(1, "w")!
+nonisolated(unsafe) let standardError = fdopen(2, "w")!
+
+func log(_ message: String) {
+    fputs("billgraph: \(message)\n", standardError)
+    fflush(standardError)
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve GraphQL over HTTP at /graphql.",
+        discussion: "Stops cleanly on SIGINT or SIGTERM.")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "Address to listen on, host:port (default: $BILLGRAPH_LISTEN or 127.0.0.1:8080).")
+    var listen: String?
+
+    @Option(help: "PostgreSQL connections the server may open.")
+    var poolSize: Int = 16
+
+    func run() throws {
+        let text = listen ?? getenv("BILLGRAPH_LISTEN").map { String(cString: $0) } ?? "127.0.0.1:8080"
+        guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
+        let service = try BillgraphService(
+            .init(databaseURL: try database.resolved(), listen: address, poolSize: poolSize), log: log)
+        let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+        log("listening on http://\(host):\(service.port)/graphql")
+        service.run()
+        log("stopped")
+    }
+}
+
+struct Migrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply the schema migrations the database has not had yet.",
+        discussion: "Each migration runs in its own transaction and is recorded in schema_migrations.")
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        let connection = try database.connect()
+        let applied = try Migrator(connection: connection).migrate(billingMigrations) { log("applied \($0.name)") }
+        log(applied.isEmpty ? "the database is up to date" : "applied \(applied.count) migration(s)")
+    }
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import a dataset in the billgraph JSON Lines format.",
+        discussion: """
+            Strict and all-or-nothing: every line is checked first; a broken line stops
+            the import with its number and the reason, and nothing is stored.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Argument(help: "The JSON Lines file, or - for standard input.")
+    var file: String
+
+    func run() throws {
+        let connection = try database.connect()
+        guard let input = file == "-" ? standardInput : fopen(file, "r") else {
+            throw CleanExit.message("billgraph: cannot open \(file)")
+        }
+        defer { if file != "-" { fclose(input) } }
+        let reader = LineReader(input)
+        let importer = Importer(connection: connection, progress: log)
+        do {
+            let summary = try importer.run(lines: reader.next)
+            let counts = summary.counts.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
+            log("imported \(summary.lines) lines: \(counts)")
+        } catch let error as ImportError {
+            log("import failed, nothing was stored: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Reads lines without the trailing newline, with getline (no whole-file buffering).
+final class LineReader {
+    private let file: UnsafeMutablePointer<FILE>
+    private var buffer: UnsafeMutablePointer<CChar>?
+    private var capacity = 0
+
+    init(_ file: UnsafeMutablePointer<FILE>) { self.file = file }
+    deinit { free(buffer) }
+
+    func next() -> [UInt8]? {
+        let length = getline(&buffer, &capacity, file)
+        guard length >= 0, let buffer else { return nil }
+        var count = length
+        while count > 0 && (buffer[count - 1] == 0x0A || buffer[count - 1] == 0x0D) { count -= 1 }
+        return buffer.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
+    }
+}
+
+struct Seed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a deterministic demo dataset (JSON Lines) to standard output.",
+        discussion: """
+            The same options always give the same file. The API keys it creates (a full,
+            a read-only and a refunds-only key per organisation) are printed on standard error.
+            Example: billgraph seed --customers 1000 > data.jsonl && billgraph import data.jsonl
+            """)
+
+    @Option(help: "Customers per organisation.") var customers = 200
+    @Option(help: "Organisations.") var orgs = 2
+    @Option(help: "Seed of the random numbers.") var seed: UInt64 = 1
+    @Option(help: "Mean number of invoices per customer.") var invoicesPerCustomer = 8.0
+
+    func run() throws {
+        var options = Seeder.Options()
+        options.customers = customers
+        options.organisations = orgs
+        options.seed = seed
+        options.invoicesPerCustomer = invoicesPerCustomer
+        var seeder = Seeder(options)
+        var out = JSONWriter(capacity: 1 << 20)
+        seeder.generate(emit: { value in
+            out.value(value)
+            out.bytes.append(0x0A)
+            if out.bytes.count > 1 << 20 { flush(&out) }
+        }, key: { fputs("\($0)\n", standardError) })
+        flush(&out)
+        fflush(standardOutput)
+    }
+
+    private func flush(_ out: inout JSONWriter) {
+        out.bytes.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 1, $0.count, standardOutput) }
+        out.bytes.removeAll(keepingCapacity: true)
+    }
+}
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create, list and revoke API keys.",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an API key and print it once (only its SHA-256 is stored).")
+
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The organisation's id.") var organisation: String
+        @Option(help: "Comma-separated scopes: billing:read, refunds:write, credit_notes:write.")
+        var scopes: String = "billing:read"
+        @Option(help: "A note to recognise the key by.") var label: String?
+
+        func run() throws {
+            let scopeList = scopes.split(separator: ",").map { String($0).trimmingCharacters() }
+            for s in scopeList where !Importer.scopes.contains(s) {
+                throw ValidationError("unknown scope \(s); use billing:read, refunds:write, credit_notes:write")
+            }
+            let connection = try database.connect()
+            var generator = SystemRandomNumberGenerator()
+            let secret = "bg_" + (0..<4).map { _ in String(generator.next() as UInt64, radix: 16).leftPad(16) }.joined()
+            do {
+                let rows = try connection.query("""
+                    INSERT INTO api_key (organisation_id, key_hash, scopes, label)
+                    SELECT id, sha256(convert_to($2, 'UTF8')), $3::text[], $4 FROM organisation WHERE id::text = $1
+                    RETURNING id::text
+                    """, [organisation, secret, "{" + scopeList.joined(separator: ",") + "}", label])
+                guard rows.rowCount == 1 else { throw CleanExit.message("billgraph: no organisation \(organisation)") }
+                print("key id: \(rows.string(0, 0)!)")
+                print("key:    \(secret)")
+                log("the key is shown only now; store it safely")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List an organisation's keys (never the keys themselves).")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The organisation's id.") var organisation: String
+
+        func run() throws {
+            let rows = try database.connect().query("""
+                SELECT id::text, array_to_string(scopes, ','), COALESCE(label, ''), created_at::text, COALESCE(revoked_at::text, '')
+                FROM api_key WHERE organisation_id::text = $1 ORDER BY created_at, id
+                """, [organisation])
+            for r in 0..<rows.rowCount {
+                let revoked = rows.string(r, 4)!.isEmpty ? "" : " revoked \(rows.string(r, 4)!)"
+                print("\(rows.string(r, 0)!) \(rows.string(r, 1)!) \(rows.string(r, 2)!) created \(rows.string(r, 3)!)\(revoked)")
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke an API key by its id (or by the key itself with --key).",
+            discussion: "Running servers stop accepting the key within a few seconds (their key cache).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The key's id, as printed by keys create or keys list.") var id: String?
+        @Option(help: "The plain key, when its id is not at hand.") var key: String?
+
+        func run() throws {
+            let connection = try database.connect()
+            let rows: ResultSet
+            if let key {
+                rows = try connection.query("""
+                    UPDATE api_key SET revoked_at = now() WHERE key_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL
+                    RETURNING id::text
+                    """, [key])
+            } else if let id {
+                rows = try connection.query(
+                    "UPDATE api_key SET revoked_at = now() WHERE id::text = $1 AND revoked_at IS NULL RETURNING id::text", [id])
+            } else {
+                throw ValidationError("give the key's id or --key")
+            }
+            guard rows.rowCount == 1 else { throw CleanExit.message("billgraph: no such active key") }
+            log("revoked key \(rows.string(0, 0)!)")
+        }
+    }
+}
+
+extension String {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while s.first?.isWhitespace == true { s = s.dropFirst() }
+        while s.last?.isWhitespace == true { s = s.dropLast() }
+        return String(s)
+    }
+
+    func leftPad(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
