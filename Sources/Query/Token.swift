@@ -49,8 +49,8 @@ public struct Token: Sendable {
     /// How the token is quoted in an error message.
     var errorDescription: String {
         switch kind {
-        case .name, .int, .float: return "\(kind.description) \"\(value)\""
-        case .string, .blockString: return kind.description
+        case .name, .int, .float, .string, .blockString: return "\(kind.description) \"\(value)\""
+        case .endOfFile, .startOfFile: return kind.description
         default: return "\"\(kind.description)\""
         }
     }

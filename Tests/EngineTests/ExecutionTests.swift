@@ -1,0 +1,123 @@
+import Engine
+import JSON
+import Query
+import Schema
+import XCTest
+
+/// A resolver over an in-memory tree, to test execution without a database.
+private final class Item: Node {
+    let fields: [String: ScalarValue]
+    let lists: [String: [Item]]
+    init(_ fields: [String: ScalarValue], lists: [String: [Item]] = [:]) {
+        self.fields = fields
+        self.lists = lists
+    }
+}
+
+private final class MemoryResolver: Resolver {
+    let root: Item
+    var loads: [String] = []
+    init(root: Item) { self.root = root }
+
+    func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution {
+        if field.name == "customer", field.argument("id")?.stringValue == "boom" {
+            throw GraphQLError("bad id", code: .badUserInput)
+        }
+        let type = field.returnType.namedType
+        if Schema.contract[type]?.isLeaf == true {
+            let name = field.name
+            return .scalar { ($0 as? Item)?.fields[name] ?? .null }
+        }
+        return .load(MemoryLoad(name: field.name, parentIsRoot: field.parentType.name == "Query", root: root, resolver: self))
+    }
+}
+
+private struct MemoryLoad: BatchLoad {
+    let name: String
+    let parentIsRoot: Bool
+    let root: Item
+    unowned let resolver: MemoryResolver
+
+    func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
+        resolver.loads.append(name)
+        completion(.success(parents.map { parent in
+            let item = parentIsRoot ? root : parent as! Item
+            let list = item.lists[name] ?? []
+            return name == "customer" || name == "customers" ? .object(list.first) : .list(list)
+        }))
+    }
+}
+
+final class ExecutionTests: XCTestCase {
+    private func run(_ query: String, variables: [(String, JSONValue)] = [], resolver: MemoryResolver) -> String {
+        let preparation = Preparation(schema: Schema.contract)
+        guard case .success(let (_, plan)) = preparation.prepare(GraphQLRequest(query: query, variables: variables)) else {
+            XCTFail("did not prepare")
+            return ""
+        }
+        var output = ""
+        Execution(plan: plan, resolver: resolver).run { result in
+            if case .response(let bytes) = result { output = String(decoding: bytes, as: UTF8.self) }
+        }
+        return output
+    }
+
+    private func sample() -> MemoryResolver {
+        let invoices = [Item(["id": .string("i1"), "total": .int(10)]), Item(["id": .string("i2"), "total": .int(20)])]
+        let customer = Item(["id": .string("c1"), "name": .string("Acme \"Q\""), "email": .null],
+                            lists: ["invoices": invoices])
+        return MemoryResolver(root: Item([:], lists: ["customer": [customer]]))
+    }
+
+    func testFieldsComeInSelectionOrderWithAliasesFragmentsAndTypename() {
+        let out = run("""
+            { customer(id: "c1") { __typename n: name id ...F invoices { total id } } }
+            fragment F on Customer { email name }
+            """, resolver: sample())
+        XCTAssertEqual(out, #"{"data":{"customer":{"__typename":"Customer","n":"Acme \"Q\"","id":"c1","email":null,"name":"Acme \"Q\"","invoices":[{"total":10,"id":"i1"},{"total":20,"id":"i2"}]}}}"#)
+    }
+
+    func testSkipAndIncludeFollowVariables() {
+        let out = run("query($s: Boolean!) { customer(id: \"c1\") { id @skip(if: $s) name @include(if: $s) } }",
+                      variables: [("s", .bool(true))], resolver: sample())
+        XCTAssertEqual(out, #"{"data":{"customer":{"name":"Acme \"Q\""}}}"#)
+    }
+
+    func testOneLoadPerLevelWhateverTheRowCount() {
+        let resolver = sample()
+        _ = run("{ customer(id: \"c1\") { invoices { id } } a: customer(id: \"c1\") { id } }", resolver: resolver)
+        XCTAssertEqual(resolver.loads.sorted(), ["customer", "customer", "invoices"])
+    }
+
+    func testNullInANonNullFieldPropagatesToTheNearestNullableParent() {
+        // Customer.name is String!: null there makes the whole customer null.
+        let customer = Item(["id": .string("c1"), "name": .null])
+        let out = run("{ customer(id: \"c1\") { id name } }", resolver: MemoryResolver(root: Item([:], lists: ["customer": [customer]])))
+        XCTAssertEqual(out, #"{"data":{"customer":null}}"#)
+    }
+
+    func testFieldErrorsCarryPathAndLocation() {
+        let out = run("{\n  customer(id: \"boom\") { id }\n}", resolver: sample())
+        XCTAssertEqual(out, #"{"data":{"customer":null},"errors":[{"message":"bad id","locations":[{"line":2,"column":3}],"path":["customer"],"extensions":{"code":"BAD_USER_INPUT"}}]}"#)
+    }
+
+    func testDepthLimitCountsFieldsOnTheLongestPath() {
+        let preparation = Preparation(schema: Schema.contract, maxDepth: 3)
+        let shallow = preparation.prepare(GraphQLRequest(query: "{ customer(id: \"x\") { invoices { id } } }"))
+        let deep = preparation.prepare(GraphQLRequest(query: "{ customer(id: \"x\") { invoices { customer { id } } } }"))
+        if case .failure = shallow { XCTFail("3 levels are allowed") }
+        guard case .failure(.tooComplex(let error)) = deep else { return XCTFail("4 levels are too many") }
+        XCTAssertEqual(error.code, .queryTooComplex)
+    }
+
+    func testVariablesAreCoercedOrRefused() {
+        let preparation = Preparation(schema: Schema.contract)
+        let bad = preparation.prepare(GraphQLRequest(query: "query($f: Int) { customers(first: $f) { totalCount } }",
+                                                     variables: [("f", .string("ten"))]))
+        guard case .failure(.documentRejected(let errors)) = bad else { return XCTFail("should be refused") }
+        XCTAssertEqual(errors.map(\.code), [.badUserInput])
+        let date = preparation.prepare(GraphQLRequest(query: "query($d: Date!) { arAging(asOf: $d, currency: \"USD\") { total } }",
+                                                      variables: [("d", .string("2024-02-30"))]))
+        guard case .failure(.documentRejected) = date else { return XCTFail("2024-02-30 is not a date") }
+    }
+}
