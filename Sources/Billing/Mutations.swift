@@ -1,10 +1,120 @@
 import Engine
+import JSON
+import Schema
+import Store
 
-/// The write side of the contract (RULES.md section 4).
+/// The write side of the contract (RULES.md section 4). Each mutation is one call of its
+/// PL/pgSQL function (schema/migrations/003_mutations.sql): one statement, so one
+/// transaction, whose locks make concurrent mutations behave as if run one at a time.
+/// This layer checks what needs no database (scope, the key's length), fingerprints the
+/// input for idempotency, and retries the transaction on a serialization failure or a
+/// deadlock.
 public struct MutationService: MutationResolving {
+    /// How many times a transaction is tried before its failure is reported.
+    static let attempts = 5
+
     public init() {}
 
     public func resolve(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution {
-        throw GraphQLError("\(field.name) is not available yet.", code: .internalServerError)
+        let scope = field.name == "refundPayment" ? "refunds:write" : "credit_notes:write"
+        try context.require(scope, for: field.name)
+        guard case .object(let members)? = field.argument("input") else {
+            throw GraphQLError("The input is missing.", code: .badUserInput)
+        }
+        let input = JSONValue.object(members)
+        let key = input["idempotencyKey"]?.stringValue
+        if let key, key.unicodeScalars.count > 255 {
+            throw GraphQLError("The idempotencyKey must be at most 255 characters.", code: .badUserInput)
+        }
+        let common: [String?] = [context.organisationID, context.apiKeyID, key, Self.fingerprint(members)]
+        let statement: Statement
+        switch field.name {
+        case "refundPayment":
+            statement = Statement("""
+                SELECT refund_id::text, payment_id::text FROM bg_refund_payment(
+                    $1::uuid, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, $8::date, $9, $10)
+                """, common + [uuid(input["paymentId"]), number(input["amount"]), text(input["mode"]),
+                               text(input["refundedOn"]), text(input["referenceNumber"]), text(input["description"])])
+        case "createCreditNote":
+            statement = Statement("""
+                SELECT credit_note_id::text, invoice_id::text FROM bg_create_credit_note(
+                    $1::uuid, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, $8, $9::jsonb, $10::jsonb)
+                """, common + [uuid(input["invoiceId"]), number(input["amount"]), text(input["reason"]),
+                               text(input["refundDestination"]), json(input["refundSplit"]), json(input["customData"])])
+        default:
+            statement = Statement("""
+                SELECT credit_note_id::text, invoice_id::text FROM bg_void_credit_note($1::uuid, $2::uuid, $3, $4, $5::uuid)
+                """, common + [uuid(input["creditNoteId"])])
+        }
+        return .load(MutationLoad(context: context, statement: statement))
+    }
+
+    /// "The same input": absent and null fields alike, key order ignored, the key itself left out.
+    static func fingerprint(_ members: [(String, JSONValue)]) -> String {
+        JSONValue.object(members.filter { $0.0 != "idempotencyKey" && !$0.1.isNull }).sortedKeys().serialized
+    }
+
+    /// An id that is not a lowercase UUID is passed as NULL, which finds nothing: NOT_FOUND.
+    private func uuid(_ value: JSONValue?) -> String? {
+        guard let s = value?.stringValue, Scalars.isLowercaseUUID(s) else { return nil }
+        return s
+    }
+
+    private func number(_ value: JSONValue?) -> String? {
+        if case .number(let n)? = value { return n }
+        return nil
+    }
+
+    private func text(_ value: JSONValue?) -> String? { value?.stringValue }
+
+    private func json(_ value: JSONValue?) -> String? {
+        guard let value, !value.isNull else { return nil }
+        return value.serialized
+    }
+}
+
+/// Runs a mutation's statement, again after a serialization failure or a deadlock, and
+/// turns the rules it reports (`CODE|text`) into the contract's errors.
+struct MutationLoad: BatchLoad {
+    let context: RequestContext
+    let statement: Statement
+
+    func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
+        attempt(1) { result in completion(result.map { node in parents.map { _ in .object(node) } }) }
+    }
+
+    private func attempt(_ n: Int, completion: @escaping (Result<Node, GraphQLError>) -> Void) {
+        context.queryRaw(statement) { result in
+            switch result {
+            case .success(let rows) where rows.rowCount == 1:
+                completion(.success(RowNode(rows, 0)))
+            case .success:
+                completion(.failure(GraphQLError("Internal server error.", code: .internalServerError)))
+            case .failure(let error) where error.isRetryable && n < MutationService.attempts:
+                attempt(n + 1, completion: completion)
+            case .failure(let error):
+                completion(.failure(Self.ruleBroken(error) ?? context.logFailure(error)))
+            }
+        }
+    }
+
+    /// A rule of the contract the function refused the mutation for.
+    static func ruleBroken(_ error: DatabaseError) -> GraphQLError? {
+        guard case .server("P0001", let message, _, _) = error, let bar = message.firstIndex(of: "|"),
+              let code = ErrorCode(rawValue: String(message[..<bar])) else { return nil }
+        return GraphQLError(String(message[message.index(after: bar)...]), code: code)
+    }
+}
+
+/// The payloads: the ids the mutation answered with, loaded as they are now.
+enum Payloads {
+    static func resolve(_ field: PlannedField, context: RequestContext) -> Resolution? {
+        switch field.name {
+        case "refund": return .load(ByIdLoad(context: context, table: Tables.refund, key: ParentKey(column: 0)))
+        case "creditNote": return .load(ByIdLoad(context: context, table: Tables.creditNote, key: ParentKey(column: 0)))
+        case "payment": return .load(ByIdLoad(context: context, table: Tables.payment, key: ParentKey(column: 1)))
+        case "invoice": return .load(ByIdLoad(context: context, table: Tables.invoice, key: ParentKey(column: 1)))
+        default: return nil
+        }
     }
 }

@@ -32,6 +32,11 @@ public final class BillingResolver: Resolver {
             return pageInfoField(field)
         case "AgingReport", "MonthSummary":
             return reportField(field, type: type)
+        case "RefundPaymentPayload", "CreateCreditNotePayload", "VoidCreditNotePayload":
+            guard let r = Payloads.resolve(field, context: context) else {
+                throw GraphQLError("No resolver for \(type).\(field.name).", code: .internalServerError)
+            }
+            return r
         default:
             guard let table = Tables.table(for: type) else {
                 throw GraphQLError("No resolver for \(type).\(field.name).", code: .internalServerError)

@@ -25,16 +25,24 @@ public final class RequestContext {
     /// (which may hold SQL) goes to the log, never to the client.
     func query(_ statement: Statement, completion: @escaping (Result<ResultSet, GraphQLError>) -> Void) {
         statementCount += 1
-        runStatement(statement) { [log] result in
-            completion(result.mapError { error in
-                if error.isUnavailable {
-                    log("database unavailable: \(error)")
-                    return GraphQLError("The database is not available right now; try again shortly.", code: .serviceUnavailable)
-                }
-                log("statement failed: \(error)")
-                return GraphQLError("Internal server error.", code: .internalServerError)
-            })
+        runStatement(statement) { [self] result in
+            completion(result.mapError(logFailure))
         }
+    }
+
+    /// Runs a statement and hands back the database's own error (mutations retry some).
+    func queryRaw(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
+        statementCount += 1
+        runStatement(statement, completion)
+    }
+
+    func logFailure(_ error: DatabaseError) -> GraphQLError {
+        if error.isUnavailable {
+            log("database unavailable: \(error)")
+            return GraphQLError("The database is not available right now; try again shortly.", code: .serviceUnavailable)
+        }
+        log("statement failed: \(error)")
+        return GraphQLError("Internal server error.", code: .internalServerError)
     }
 
     func require(_ scope: String, for field: String) throws(GraphQLError) {
