@@ -24,6 +24,8 @@ public enum ScalarValue {
     case bool(Bool)
     /// JSON text that is written as it is (a `JSON` scalar's value).
     case json(String)
+    /// A list of leaves (introspection's directive locations).
+    indirect case list([ScalarValue])
 }
 
 /// How a field of an object resolves, decided once per planned field for all parents.
@@ -32,8 +34,8 @@ public enum Resolution {
     case scalar((Node) -> ScalarValue)
     /// A child object known from the parent without a load.
     case object((Node) -> Node?)
-    /// A child list known from the parent without a load.
-    case list((Node) -> [Node])
+    /// A child list known from the parent without a load; nil is a null list.
+    case list((Node) -> [Node]?)
     /// Children loaded for all parents of the level at once.
     case load(BatchLoad)
 }
@@ -55,6 +57,7 @@ public protocol Resolver: AnyObject {
 public final class Execution {
     let plan: OperationPlan
     let resolver: Resolver
+    let introspection: IntrospectionResolver
     let root = Node()
     var resolutions: [Resolution?]
     var fieldErrors: [Int: GraphQLError] = [:]
@@ -68,9 +71,10 @@ public final class Execution {
         case requestError(GraphQLError)
     }
 
-    public init(plan: OperationPlan, resolver: Resolver, itemLimit: Int = 500_000) {
+    public init(plan: OperationPlan, schema: Schema, resolver: Resolver, itemLimit: Int = 500_000) {
         self.plan = plan
         self.resolver = resolver
+        self.introspection = IntrospectionResolver(schema: schema)
         self.itemLimit = itemLimit
         self.itemBudget = itemLimit
         self.resolutions = Array(repeating: nil, count: plan.fieldCount)
@@ -108,6 +112,15 @@ public final class Execution {
             fieldErrors[field.id] = error
             return nil
         }
+        if field.name == "__typename" {
+            let name = field.parentType.name
+            resolutions[field.id] = .scalar { _ in .string(name) }
+            return resolutions[field.id]
+        }
+        if introspection.handles(field) {
+            resolutions[field.id] = introspection.resolve(field)
+            return resolutions[field.id]
+        }
         do {
             let r = try resolver.resolve(field)
             resolutions[field.id] = r
@@ -141,7 +154,10 @@ public final class Execution {
                 case .list(let items):
                     var next: [Node] = []
                     for node in item.nodes {
-                        let list = items(node)
+                        guard let list = items(node) else {
+                            node.children[field.id] = .object(nil)
+                            continue
+                        }
                         node.children[field.id] = .list(list)
                         next += list
                     }

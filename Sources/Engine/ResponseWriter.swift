@@ -20,7 +20,7 @@ struct ResponseWriter {
         w.raw("{\"data\":")
         let start = w.bytes.count
         do {
-            try writeObject(execution.plan.fields, execution.root, typeName: execution.plan.rootType.name)
+            try writeObject(execution.plan.fields, execution.root)
         } catch {
             w.bytes.removeSubrange(start...)
             w.null()
@@ -37,23 +37,19 @@ struct ResponseWriter {
         return w.bytes
     }
 
-    private mutating func writeObject(_ fields: [PlannedField], _ node: Node, typeName: String) throws(NullPropagation) {
+    private mutating func writeObject(_ fields: [PlannedField], _ node: Node) throws(NullPropagation) {
         w.raw("{")
         for (i, field) in fields.enumerated() {
             if i > 0 { w.raw(",") }
             w.key(field.responseKey)
             path.append(.key(field.responseKey))
-            try writeField(field, node, typeName: typeName)
+            try writeField(field, node)
             path.removeLast()
         }
         w.raw("}")
     }
 
-    private mutating func writeField(_ field: PlannedField, _ node: Node, typeName: String) throws(NullPropagation) {
-        if field.name == "__typename" {
-            w.string(typeName)
-            return
-        }
+    private mutating func writeField(_ field: PlannedField, _ node: Node) throws(NullPropagation) {
         let type = field.returnType
         if let error = execution.fieldErrors[field.id] {
             return try writeNull(type, error: error, field: field)
@@ -85,6 +81,13 @@ struct ResponseWriter {
         case .string(let s): w.string(s)
         case .bool(let b): w.bool(b)
         case .json(let text): w.raw(text)
+        case .list(let items):
+            w.raw("[")
+            for (i, item) in items.enumerated() {
+                if i > 0 { w.raw(",") }
+                try writeScalar(item, type, field: field)
+            }
+            w.raw("]")
         }
     }
 
@@ -93,7 +96,6 @@ struct ResponseWriter {
         let inner: TypeReference
         if case .nonNull(let t, _) = type { nullable = false; inner = t } else { nullable = true; inner = type }
         let start = w.bytes.count
-        let errorCount = errors.count
         do {
             switch child {
             case .error(let error):
@@ -101,7 +103,7 @@ struct ResponseWriter {
             case .object(nil):
                 try writeNull(type, error: nil, field: field)
             case .object(let node?):
-                try writeObject(field.children, node, typeName: inner.namedType)
+                try writeObject(field.children, node)
             case .list(let nodes):
                 guard case .list(let itemType, _) = inner else { return try writeNull(type, error: nil, field: field) }
                 try writeList(nodes, itemType, field: field)
@@ -109,7 +111,6 @@ struct ResponseWriter {
         } catch {
             if !nullable { throw error }
             w.bytes.removeSubrange(start...)
-            _ = errorCount
             w.null()
         }
     }

@@ -132,12 +132,30 @@ public final class Schema: Sendable {
             }
         }
         if mutation == nil, types["Mutation"] != nil { mutation = "Mutation" }
+        // Built-in scalars that nothing refers to are not part of the schema (as in graphql-js).
+        let referenced = Self.referencedNames(types.values, directives)
+        let builtInScalars: Set<String> = ["Int", "Float", "String", "Boolean", "ID"]
+        let unused = builtInScalars.subtracting(referenced)
+        for name in unused { types[name] = nil }
         self.description = schemaDescription
         self.types = types
-        self.typeOrder = order
+        self.typeOrder = order.filter { !unused.contains($0) }
         self.queryType = query
         self.mutationType = mutation
         self.directives = directives
+    }
+
+    private static func referencedNames(_ types: Dictionary<String, NamedType>.Values, _ directives: [DirectiveDef]) -> Set<String> {
+        var names = Set<String>()
+        for t in types {
+            for f in t.fields {
+                names.insert(f.type.namedType)
+                for a in f.arguments { names.insert(a.type.namedType) }
+            }
+            for f in t.inputFields { names.insert(f.type.namedType) }
+        }
+        for d in directives { for a in d.arguments { names.insert(a.type.namedType) } }
+        return names
     }
 
     private static func deprecation(_ directives: [Directive]) -> Deprecation? {

@@ -19,6 +19,9 @@ final class HTTPConnection {
     private let parser = UnsafeMutablePointer<http_parser>.allocate(capacity: 1)
     private let settings = UnsafeMutablePointer<http_parser_settings>.allocate(capacity: 1)
     private var closing = false
+    /// After a refusal: the answer is sent, and what the client still sends is read and
+    /// dropped until it closes, so that it sees the answer rather than a reset (lingering close).
+    private var draining = false
     private var lastActivity: UInt64 = 0
 
     // The request being parsed.
@@ -73,13 +76,15 @@ final class HTTPConnection {
             let h = UnsafeMutableRawPointer(stream)?.assumingMemoryBound(to: uv_handle_t.self)
             guard let connection = HandleBox<uv_tcp_t>.owner(of: h, as: HTTPConnection.self) else { return }
             if nread < 0 { return connection.close() }
+            if connection.draining { return }
             if nread > 0, let base = buf?.pointee.base { connection.received(base, Int(nread)) }
         })
         return true
     }
 
     func isIdle(now: UInt64, timeout: UInt64) -> Bool {
-        !busy && queue.isEmpty && now - lastActivity > timeout
+        if draining { return now - lastActivity > 2_000 }
+        return !busy && queue.isEmpty && now - lastActivity > timeout
     }
 
     // MARK: - Parsing
@@ -108,8 +113,8 @@ final class HTTPConnection {
             // Not HTTP/1.1 we can read: answer 400 once everything before it is answered.
             let status = refusal?.0 ?? 400
             let message = refusal?.1 ?? "The request is not valid HTTP/1.1."
+            draining = true
             queueRefusal(status, message)
-            uv_read_stop(stream)
         }
     }
 
@@ -157,7 +162,7 @@ final class HTTPConnection {
         // A declared body over the limit is refused before it is read.
         if parser.pointee.flags & UInt32(F_CONTENTLENGTH.rawValue) != 0, parser.pointee.content_length > UInt64(server.limits.maxBodyBytes) {
             refusal = (413, "The request body is larger than \(server.limits.maxBodyBytes) bytes.")
-            return 2  // stop: http_parser reports an error and the connection answers, then closes
+            return -1  // an error for http_parser (1 and 2 mean "no body"): parsing stops here
         }
         return 0
     }
@@ -243,15 +248,16 @@ final class HTTPConnection {
         }
     }
 
-    /// Closes after pending writes are flushed.
+    /// Closes after pending writes are flushed (a draining connection waits for the client's end).
     private func shutdownAndClose() {
         closing = true
-        uv_read_stop(stream)
+        if !draining { uv_read_stop(stream) }
         let shutdown = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         shutdown.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         let status = uv_shutdown(shutdown, stream) { request, _ in
             if let data = request?.pointee.data {
-                Unmanaged<HTTPConnection>.fromOpaque(data).takeUnretainedValue().finishClose()
+                let connection = Unmanaged<HTTPConnection>.fromOpaque(data).takeUnretainedValue()
+                if !connection.draining { connection.finishClose() }
             }
             request?.deallocate()
         }

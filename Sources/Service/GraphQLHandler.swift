@@ -102,7 +102,7 @@ final class GraphQLHandler: HTTPHandler {
                                      scopes: principal.scopes, log: log) { [pool] statement, completion in
             pool.run(statement, completion: completion)
         }
-        let execution = Execution(plan: plan, resolver: BillingResolver(context: context, mutations: mutations))
+        let execution = Execution(plan: plan, schema: preparation.schema, resolver: BillingResolver(context: context, mutations: mutations))
         execution.run { result in
             let statements = [("X-Billgraph-Statements", String(context.statementCount))]
             switch result {

@@ -56,7 +56,7 @@ final class ExecutionTests: XCTestCase {
             return ""
         }
         var output = ""
-        Execution(plan: plan, resolver: resolver).run { result in
+        Execution(plan: plan, schema: Schema.contract, resolver: resolver).run { result in
             if case .response(let bytes) = result { output = String(decoding: bytes, as: UTF8.self) }
         }
         return output
