@@ -26,8 +26,7 @@ enum Connections {
         if let text = field.argument("after")?.stringValue {
             guard let cursor = Cursor.decode(text), cursor.connection == field.name,
                   cursor.order == (newestFirst ? "NEWEST_FIRST" : "OLDEST_FIRST"),
-                  cursor.filterFingerprint == fingerprint, Scalars.isLowercaseUUID(cursor.id),
-                  validSortKey(cursor.sortKey, table) else {
+                  cursor.filterFingerprint == fingerprint, validSortKey(cursor.sortKey, table) else {
                 throw GraphQLError("Argument \"after\" is not a cursor of this connection with these arguments.",
                                    code: .badUserInput)
             }

@@ -1,4 +1,5 @@
 import JSON
+import Schema
 
 /// Keyset cursors: the position after a row (its sort key and id), bound to the
 /// connection, the order and the filter it came from. Opaque to clients (base64url).
@@ -18,7 +19,7 @@ struct Cursor: Equatable {
     static func decode(_ text: String) -> Cursor? {
         guard let bytes = Base64URL.decode(text), let plain = String(validating: bytes, as: UTF8.self) else { return nil }
         let parts = plain.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 6, parts[0] == "v1" else { return nil }
+        guard parts.count == 6, parts[0] == "v1", Scalars.isLowercaseUUID(parts[5]) else { return nil }
         return Cursor(connection: parts[1], order: parts[2], filterFingerprint: parts[3], sortKey: parts[4], id: parts[5])
     }
 

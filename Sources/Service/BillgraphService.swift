@@ -26,6 +26,7 @@ public final class BillgraphService {
     private let pool: ConnectionPool
     private let server: HTTPServer
     private var signals: [SignalWatcher] = []
+    private let housekeeping: Timer
 
     public init(_ configuration: Configuration, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
@@ -35,6 +36,14 @@ public final class BillgraphService {
                                      mutations: MutationService(), log: log)
         server = HTTPServer(loop: loop, handler: handler)
         try server.listen(on: configuration.listen)
+        // Expired idempotency keys go a minute after start, then every ten minutes.
+        housekeeping = try Timer(loop: loop)
+        housekeeping.start(after: 60_000, repeat: 600_000) { [pool] in
+            Maintenance.cleanIdempotencyKeys(on: pool) { deleted in
+                if deleted > 0 { log("deleted \(deleted) expired idempotency key(s)") }
+            }
+        }
+        housekeeping.unref()
         for signal in [SIGINT, SIGTERM] {
             signals.append(try SignalWatcher(loop: loop, signal: signal) { [weak self] in self?.shutdown() })
         }
@@ -50,6 +59,7 @@ public final class BillgraphService {
 
     private func shutdown() {
         server.close()
+        housekeeping.close()
         pool.close()
         for s in signals { s.close() }
         signals = []

@@ -20,7 +20,7 @@ struct Billgraph: ParsableCommand {
             "host=127.0.0.1 port=5432 dbname=billgraph" or "postgresql://user@host/db".
             The server listens on --listen or BILLGRAPH_LISTEN (default 127.0.0.1:8080).
             """,
-        subcommands: [Serve.self, Migrate.self, Import.self, Seed.self, Keys.self])
+        subcommands: [Serve.self, Migrate.self, Import.self, Seed.self, Keys.self, Housekeeping.self])
 }
 
 /// `--database-url`, falling back to BILLGRAPH_DATABASE_URL.
@@ -88,6 +88,25 @@ struct Migrate: ParsableCommand {
         let connection = try database.connect()
         let applied = try Migrator(connection: connection).migrate(billingMigrations) { log("applied \($0.name)") }
         log(applied.isEmpty ? "the database is up to date" : "applied \(applied.count) migration(s)")
+    }
+}
+
+struct Housekeeping: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete expired idempotency keys now.",
+        discussion: "Keys are kept \(Maintenance.idempotencyRetentionHours) hours. A running server also does this every ten minutes.")
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        let connection = try database.connect()
+        var total = 0
+        while true {
+            let deleted = try connection.query(Maintenance.expiredIdempotencyKeys()).affectedRows
+            total += deleted
+            if deleted < 1000 { break }
+        }
+        log("deleted \(total) expired idempotency key(s)")
     }
 }
 

@@ -113,11 +113,13 @@ public final class Importer {
         organisationRows.append([id, try r.string("name")])
     }
 
+    /// The organisation a line names; its figures are recomputed after the import.
     private func organisation(_ r: DatasetRecord) throws -> String {
         let id = try r.uuid("organisation_id")
         if organisations.contains(id) { return id }
         if try connection.query("SELECT 1 FROM organisation WHERE id = $1::uuid", [id]).rowCount == 1 {
             organisations.insert(id)
+            touched.insert(id)
             return id
         }
         throw ImportFailure("organisation \(id) is not defined on an earlier line nor stored")
@@ -136,7 +138,6 @@ public final class Importer {
             }
             if !scopes.contains(s) { scopes.append(s) }
         }
-        touched.insert(org)
         apiKeys.append((line, org, key, scopes))
     }
 
@@ -153,7 +154,6 @@ public final class Importer {
         }
         try newID(id, line: line)
         customers[id] = CustomerFacts(organisation: org, currency: currency)
-        touched.insert(org)
         customerRows.append([id, org, externalID, try r.string("name"), try r.optionalString("email"), currency,
                              try r.timestamp("created_at"), String(try r.optionalMoney("credit_balance") ?? 0)])
     }

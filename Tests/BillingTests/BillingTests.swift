@@ -1,0 +1,79 @@
+@testable import Billing
+import JSON
+import Store
+import XCTest
+
+final class CursorTests: XCTestCase {
+    func testCursorsRoundTripAndRefuseAnythingElse() {
+        let cursor = Cursor(connection: "invoices", order: "OLDEST_FIRST", filterFingerprint: "abc",
+                            sortKey: "2024-01-31", id: "0b7a3c9e-1111-4111-8111-222222222222")
+        XCTAssertEqual(Cursor.decode(cursor.encoded), cursor)
+        XCTAssertNil(Cursor.decode("not a cursor!"))
+        XCTAssertNil(Cursor.decode(Base64URL.encode(Array("v2|a|b|c|d|e".utf8))))
+        XCTAssertNil(Cursor.decode(cursor.encoded + "A"))
+    }
+
+    func testBase64URLIsCanonical() {
+        for text in ["", "f", "fo", "foo", "foob", "fooba", "foobar", "ü|€"] {
+            let encoded = Base64URL.encode(Array(text.utf8))
+            XCTAssertFalse(encoded.contains("=") || encoded.contains("+") || encoded.contains("/"))
+            XCTAssertEqual(Base64URL.decode(encoded), Array(text.utf8))
+        }
+        XCTAssertNil(Base64URL.decode("Zm9v="))
+        XCTAssertNil(Base64URL.decode("Zh"))  // non-canonical trailing bits
+    }
+
+    func testFilterFingerprintIgnoresKeyOrder() {
+        let a = JSONValue.object([("currency", .string("USD")), ("status", .array([.string("OPEN")]))])
+        let b = JSONValue.object([("status", .array([.string("OPEN")])), ("currency", .string("USD"))])
+        XCTAssertEqual(Cursor.fingerprint(a), Cursor.fingerprint(b))
+        XCTAssertNotEqual(Cursor.fingerprint(a), Cursor.fingerprint(nil))
+    }
+}
+
+final class MutationInputTests: XCTestCase {
+    func testFingerprintTreatsAbsentAndNullAlikeAndLeavesTheKeyOut() {
+        let a = MutationService.fingerprint([("paymentId", .string("p")), ("amount", .number("5")), ("idempotencyKey", .string("k1"))])
+        let b = MutationService.fingerprint([("amount", .number("5")), ("mode", .null), ("paymentId", .string("p"))])
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a, MutationService.fingerprint([("paymentId", .string("p")), ("amount", .number("6"))]))
+    }
+
+    func testRuleMessagesBecomeContractErrors() {
+        let error = DatabaseError.server(sqlState: "P0001", message: "AMOUNT_EXCEEDS_REFUNDABLE|Too much.", detail: nil, constraint: nil)
+        let mapped = MutationLoad.ruleBroken(error)
+        XCTAssertEqual(mapped?.code, .amountExceedsRefundable)
+        XCTAssertEqual(mapped?.message, "Too much.")
+        XCTAssertNil(MutationLoad.ruleBroken(.server(sqlState: "23505", message: "duplicate", detail: nil, constraint: nil)))
+    }
+}
+
+final class DatasetTests: XCTestCase {
+    func testCopyTextEscapesWhatCopyWouldMisread() {
+        var buffer = CopyBuffer(table: "t", columns: ["a", "b"])
+        buffer.append(["tab\there\nnew\\line", nil])
+        XCTAssertEqual(String(decoding: buffer.bytes, as: UTF8.self), "tab\\there\\nnew\\\\line\t\\N\n")
+    }
+
+    func testTheSeederIsDeterministic() {
+        func lines(seed: UInt64) -> [String] {
+            var options = Seeder.Options()
+            options.customers = 20
+            options.seed = seed
+            var seeder = Seeder(options)
+            var out: [String] = []
+            seeder.generate(emit: { out.append($0.serialized) }, key: { _ in })
+            return out
+        }
+        XCTAssertEqual(lines(seed: 3), lines(seed: 3))
+        XCTAssertNotEqual(lines(seed: 3), lines(seed: 4))
+        XCTAssertGreaterThan(lines(seed: 3).count, 100)
+    }
+
+    func testCalendarArithmetic() {
+        XCTAssertEqual(Day(year: 2024, month: 2, day: 28).adding(1).text, "2024-02-29")
+        XCTAssertEqual(Day(year: 2023, month: 2, day: 28).adding(1).text, "2023-03-01")
+        XCTAssertEqual(Day(year: 2023, month: 12, day: 31).adding(1).text, "2024-01-01")
+        XCTAssertEqual(Day(year: 1970, month: 1, day: 1).ordinal, 0)
+    }
+}

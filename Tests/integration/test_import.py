@@ -1,0 +1,141 @@
+"""The importer through the real command line: strict, all-or-nothing, with line numbers."""
+import json
+import os
+import tempfile
+
+import pytest
+
+from conftest import create_database, psql, run_cli, seed
+
+COUNTS = "SELECT (SELECT count(*) FROM organisation) || ',' || (SELECT count(*) FROM customer) || ',' || " \
+         "(SELECT count(*) FROM invoice) || ',' || (SELECT count(*) FROM payment) || ',' || (SELECT count(*) FROM refund)"
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    workdir = tempfile.mkdtemp()
+    path = os.path.join(workdir, "data.jsonl")
+    seed(path, customers=5, orgs=1, seed_value=5)
+    with open(path) as f:
+        lines = [json.loads(line) for line in f]
+    return lines
+
+
+def write(lines):
+    fd, path = tempfile.mkstemp(suffix=".jsonl")
+    with os.fdopen(fd, "w") as f:
+        for line in lines:
+            f.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+    return path
+
+
+def first(lines, kind, predicate=lambda o: True):
+    return next(i for i, o in enumerate(lines) if o["type"] == kind and predicate(o))
+
+
+def broken(dataset, kind, change, predicate=lambda o: True):
+    lines = [dict(o) for o in dataset]
+    i = first(lines, kind, predicate)
+    change(lines[i])
+    return lines, i + 1  # 1-based line number
+
+
+CASES = [
+    ("negative total", "invoice", lambda o: o.update(total=-5), "total"),
+    ("unknown key", "customer", lambda o: o.update(nickname="x"), "unknown key \"nickname\""),
+    ("bad currency", "customer", lambda o: o.update(currency="usd"), "currency"),
+    ("bad date", "invoice", lambda o: o.update(issued_on="2024-02-30"), "issued_on"),
+    ("bad timestamp", "customer", lambda o: o.update(created_at="yesterday"), "created_at"),
+    ("uppercase id", "customer", lambda o: o.update(id=o["id"].upper()), "UUID"),
+    ("unknown customer", "invoice", lambda o: o.update(customer_id="00000000-0000-4000-8000-000000000000"), "customer"),
+    ("bad status", "invoice", lambda o: o.update(status="paid"), "status"),
+    ("money as text", "payment", lambda o: o.update(amount="100"), "amount"),
+    ("short key", "api_key", lambda o: o.update(key="short"), "16 to 128"),
+    ("bad scope", "api_key", lambda o: o.update(scopes=["admin"]), "scopes"),
+    ("over-applied", "payment", lambda o: o.update(amount=0), "more than the amount"),
+    ("failed with applications", "payment", lambda o: o.update(status="failed"), "failed payment"),
+    ("refund too large", "refund", lambda o: o.update(amount=10 ** 12), "exceed"),
+]
+
+
+@pytest.mark.parametrize("name,kind,change,reason", CASES, ids=[c[0] for c in CASES])
+def test_a_broken_line_stops_the_import_with_its_number_and_nothing_is_stored(dataset, name, kind, change, reason):
+    predicate = (lambda o: o.get("applications")) if kind == "payment" else (lambda o: True)
+    lines, number = broken(dataset, kind, change, predicate)
+    url = create_database()
+    result = run_cli("import", write(lines), url=url, check=False)
+    assert result.returncode == 1
+    assert f"line {number}:" in result.stderr and reason in result.stderr, result.stderr
+    assert "nothing was stored" in result.stderr
+    assert psql(url, COUNTS) == "0,0,0,0,0"
+
+
+def test_not_json_and_unknown_type(dataset):
+    url = create_database()
+    result = run_cli("import", write([dataset[0], "{not json"]), url=url, check=False)
+    assert result.returncode == 1 and "line 2:" in result.stderr and "JSON" in result.stderr
+    result = run_cli("import", write([dataset[0], {"type": "dragon"}]), url=url, check=False)
+    assert result.returncode == 1 and "line 2: unknown type" in result.stderr
+
+
+def test_a_second_file_may_name_stored_objects_and_stdin_works(dataset):
+    url = create_database()
+    run_cli("import", write(dataset), url=url)
+    payment = next(o for o in dataset if o["type"] == "payment" and o["status"] == "succeeded")
+    refunded = sum(o["amount"] for o in dataset if o["type"] == "refund" and o["payment_id"] == payment["id"])
+    refund = {"type": "refund", "id": "11111111-1111-4111-8111-111111111111", "organisation_id": payment["organisation_id"],
+              "payment_id": payment["id"], "amount": 1, "refunded_on": "2025-01-01", "created_at": "2025-01-01T00:00:00Z"}
+    result = run_cli("import", "-", url=url, input=json.dumps(refund) + "\n")
+    assert "imported 1 lines" in result.stderr
+    stored = psql(url, f"SELECT amount_refunded FROM payment WHERE id = '{payment['id']}'")
+    assert int(stored) == refunded + 1
+    # The same object again is refused with its line, and the rest of that file is not stored.
+    again = run_cli("import", write([refund]), url=url, check=False)
+    assert again.returncode == 1 and "line 1:" in again.stderr
+
+
+def test_the_same_id_twice_in_a_file(dataset):
+    url = create_database()
+    customer = next(o for o in dataset if o["type"] == "customer")
+    lines = dataset + [dict(customer, external_id="another")]
+    result = run_cli("import", write(lines), url=url, check=False)
+    assert result.returncode == 1 and f"line {len(lines)}:" in result.stderr and "already used" in result.stderr
+
+
+def test_keys_create_list_revoke(world):
+    from conftest import Server
+    url = create_database()
+    run_cli("import", write([{"type": "organisation", "id": "22222222-2222-4222-8222-222222222222", "name": "K"}]), url=url)
+    created = run_cli("keys", "create", "--organisation", "22222222-2222-4222-8222-222222222222",
+                      "--scopes", "billing:read", "--label", "ci", url=url)
+    key = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("key:"))
+    key_id = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("key id:"))
+    assert key not in psql(url, "SELECT string_agg(encode(key_hash, 'escape'), ',') FROM api_key")
+    listed = run_cli("keys", "list", "--organisation", "22222222-2222-4222-8222-222222222222", url=url).stdout
+    assert key_id in listed and key not in listed
+    server = Server(url)
+    try:
+        assert server.gql("{ customers { totalCount } }", key=key).data == {"customers": {"totalCount": 0}}
+        forbidden = server.gql("mutation { voidCreditNote(input: {creditNoteId: \"x\"}) { invoice { id } } }", key=key)
+        assert forbidden.codes() == ["FORBIDDEN"]
+        run_cli("keys", "revoke", key_id, url=url)
+    finally:
+        server.stop()
+    server = Server(url)  # a fresh server: no cached answer for the key
+    try:
+        assert server.gql("{ __typename }", key=key).status == 401
+    finally:
+        server.stop()
+    bad = run_cli("keys", "create", "--organisation", "22222222-2222-4222-8222-222222222222", "--scopes", "root", url=url, check=False)
+    assert bad.returncode != 0 and "unknown scope" in bad.stderr
+
+
+def test_housekeeping_deletes_expired_idempotency_keys_only(world):
+    url = world["url"]
+    org = world["model"].orgs[0]
+    psql(url, f"INSERT INTO idempotency_key (organisation_id, key, mutation, fingerprint, result, created_at) VALUES "
+              f"('{org}', 'old-key', 'refundPayment', '{{}}', 'null', now() - interval '49 hours'), "
+              f"('{org}', 'new-key', 'refundPayment', '{{}}', 'null', now() - interval '23 hours')")
+    result = run_cli("housekeeping", url=url)
+    assert "deleted 1 expired" in result.stderr
+    assert psql(url, "SELECT string_agg(key, ',' ORDER BY key) FROM idempotency_key WHERE key IN ('old-key', 'new-key')") == "new-key"
