@@ -128,7 +128,7 @@ enum Reports {
         let org = p.bind(context.organisationID), day = p.bind(asOf), cur = p.bind(currency)
         let late = "(\(day)::date - i.due_on)"
         let sql = """
-            SELECT \(day), \(cur),
+            SELECT to_char(\(day)::date, 'YYYY-MM-DD'), \(cur)::text,
                    COALESCE(sum(i.balance) FILTER (WHERE i.due_on IS NULL OR \(late) <= 0), 0),
                    COALESCE(sum(i.balance) FILTER (WHERE \(late) BETWEEN 1 AND 30), 0),
                    COALESCE(sum(i.balance) FILTER (WHERE \(late) BETWEEN 31 AND 60), 0),
@@ -136,7 +136,7 @@ enum Reports {
                    COALESCE(sum(i.balance) FILTER (WHERE \(late) > 90), 0),
                    COALESCE(sum(i.balance), 0)
             FROM invoice i
-            WHERE i.organisation_id = \(org)::uuid AND i.currency = \(cur) AND i.status IN ('OPEN', 'PARTIALLY_PAID')
+            WHERE i.organisation_id = \(org)::uuid AND i.currency = \(cur)::text AND i.status IN ('OPEN', 'PARTIALLY_PAID')
             """
         return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values), list: false))
     }

@@ -60,7 +60,8 @@ public final class BillingResolver: Resolver {
         let t = Tables.self
         switch (parent.typeName, field.name) {
         case ("Customer", "totals"):
-            return .object { $0 }  // the totals are columns of the customer's own row
+            // The totals are columns of the customer's own row, seen as another object.
+            return .object { node in (node as? RowNode).map { RowNode($0.rows, $0.row) } }
         case ("Customer", "invoices"):
             return .load(try childList(field, parent: parent, query: Lists.invoicesOfCustomer, filters: invoiceListFilters(field)))
         case ("Customer", "payments"):
@@ -180,7 +181,7 @@ public final class BillingResolver: Resolver {
         }
         return .object { node in
             guard let edge = node as? EdgeNode else { return nil }
-            return edge.page.rowNodes[edge.row]
+            return RowNode(edge.page.rows, edge.row)
         }
     }
 

@@ -80,9 +80,34 @@ public final class Execution {
         self.resolutions = Array(repeating: nil, count: plan.fieldCount)
     }
 
+    /// Fields to resolve on some objects of one level. `weights[i]` is how many times
+    /// `nodes[i]` appears in the response (a shared object, such as the customer of many
+    /// invoices, appears once per path), so list items are counted as the response will hold them.
     struct Work {
         let fields: [PlannedField]
         let nodes: [Node]
+        let weights: [Int]
+    }
+
+    /// Children of one planned field, deduplicated, each with its summed weight.
+    struct Children {
+        private(set) var nodes: [Node] = []
+        private(set) var weights: [Int] = []
+        private var index: [ObjectIdentifier: Int] = [:]
+
+        mutating func add(_ node: Node, weight: Int) {
+            if let i = index[ObjectIdentifier(node)] {
+                weights[i] += weight
+            } else {
+                index[ObjectIdentifier(node)] = nodes.count
+                nodes.append(node)
+                weights.append(weight)
+            }
+        }
+
+        func work(_ fields: [PlannedField]) -> Work? {
+            fields.isEmpty || nodes.isEmpty ? nil : Work(fields: fields, nodes: nodes, weights: weights)
+        }
     }
 
     public func run(completion: @escaping (ExecutionResult) -> Void) {
@@ -90,13 +115,13 @@ public final class Execution {
         if plan.kind == .mutation {
             runSerially(plan.fields[...])  // mutation root fields one after another
         } else {
-            runLevel([Work(fields: plan.fields, nodes: [root])]) { [self] in finish() }
+            runLevel([Work(fields: plan.fields, nodes: [root], weights: [1])]) { [self] in finish() }
         }
     }
 
     private func runSerially(_ fields: ArraySlice<PlannedField>) {
         guard let first = fields.first else { return finish() }
-        runLevel([Work(fields: [first], nodes: [root])]) { [self] in runSerially(fields.dropFirst()) }
+        runLevel([Work(fields: [first], nodes: [root], weights: [1])]) { [self] in runSerially(fields.dropFirst()) }
     }
 
     private func fail(_ error: GraphQLError) {
@@ -134,46 +159,47 @@ public final class Execution {
     /// Expands what needs no load, sends every load of the level together, then recurses.
     private func runLevel(_ initial: [Work], then done: @escaping () -> Void) {
         var work = initial
-        var loads: [(PlannedField, [Node], BatchLoad)] = []
+        var loads: [(PlannedField, Work, BatchLoad)] = []
         var i = 0
         while i < work.count {
             let item = work[i]
             i += 1
             for field in item.fields {
                 guard let r = resolution(for: field) else { continue }
+                var children = Children()
+                var items = 0
                 switch r {
-                case .scalar: break
+                case .scalar: continue
                 case .object(let child):
-                    var next: [Node] = []
-                    for node in item.nodes {
+                    for (node, weight) in zip(item.nodes, item.weights) {
                         let c = child(node)
                         node.children[field.id] = .object(c)
-                        if let c { next.append(c) }
+                        if let c { children.add(c, weight: weight) }
                     }
-                    if !field.children.isEmpty && !next.isEmpty { work.append(Work(fields: field.children, nodes: next)) }
-                case .list(let items):
-                    var next: [Node] = []
-                    for node in item.nodes {
-                        guard let list = items(node) else {
+                case .list(let list):
+                    for (node, weight) in zip(item.nodes, item.weights) {
+                        guard let nodes = list(node) else {
                             node.children[field.id] = .object(nil)
                             continue
                         }
-                        node.children[field.id] = .list(list)
-                        next += list
+                        node.children[field.id] = .list(nodes)
+                        items += weight * nodes.count
+                        for c in nodes { children.add(c, weight: weight) }
                     }
-                    if !spend(next.count) { return }
-                    if !field.children.isEmpty && !next.isEmpty { work.append(Work(fields: field.children, nodes: next)) }
                 case .load(let loader):
-                    if !item.nodes.isEmpty { loads.append((field, item.nodes, loader)) }
+                    loads.append((field, item, loader))
+                    continue
                 }
+                if !spend(items) { return }
+                if let next = children.work(field.children) { work.append(next) }
             }
         }
         guard !loads.isEmpty else { return done() }
         var pending = loads.count
         var results: [Result<[ChildValue], GraphQLError>?] = Array(repeating: nil, count: loads.count)
         let budget = itemBudget
-        for (k, (_, parents, loader)) in loads.enumerated() {
-            loader.load(parents: parents, itemBudget: budget) { [self] result in
+        for (k, (_, item, loader)) in loads.enumerated() {
+            loader.load(parents: item.nodes, itemBudget: budget) { [self] result in
                 results[k] = result
                 pending -= 1
                 if pending == 0 { attach(loads, results, then: done) }
@@ -190,32 +216,31 @@ public final class Execution {
         return true
     }
 
-    private func attach(_ loads: [(PlannedField, [Node], BatchLoad)], _ results: [Result<[ChildValue], GraphQLError>?],
+    private func attach(_ loads: [(PlannedField, Work, BatchLoad)], _ results: [Result<[ChildValue], GraphQLError>?],
                         then done: @escaping () -> Void) {
         var next: [Work] = []
-        for ((field, parents, _), result) in zip(loads, results) {
+        for ((field, item, _), result) in zip(loads, results) {
             switch result! {
             case .failure(let error):
                 if error.code == .serviceUnavailable || error.code == .queryTooComplex || error.code == .internalServerError {
                     return fail(error)
                 }
-                for p in parents { p.children[field.id] = .error(error) }
+                for p in item.nodes { p.children[field.id] = .error(error) }
             case .success(let values):
-                var children: [Node] = []
-                var seen = Set<ObjectIdentifier>()
+                var children = Children()
                 var items = 0
-                for (p, v) in zip(parents, values) {
-                    p.children[field.id] = v
-                    switch v {
-                    case .object(let c?): if seen.insert(ObjectIdentifier(c)).inserted { children.append(c) }
-                    case .list(let l):
-                        items += l.count
-                        for c in l where seen.insert(ObjectIdentifier(c)).inserted { children.append(c) }
+                for ((parent, weight), value) in zip(zip(item.nodes, item.weights), values) {
+                    parent.children[field.id] = value
+                    switch value {
+                    case .object(let c?): children.add(c, weight: weight)
+                    case .list(let list):
+                        items += weight * list.count
+                        for c in list { children.add(c, weight: weight) }
                     default: break
                     }
                 }
                 if !spend(items) { return }
-                if !field.children.isEmpty && !children.isEmpty { next.append(Work(fields: field.children, nodes: children)) }
+                if let work = children.work(field.children) { next.append(work) }
             }
         }
         if next.isEmpty { return done() }

@@ -15,10 +15,13 @@ public final class BillgraphService {
         public var databaseURL: String
         public var listen: ListenAddress
         public var poolSize: Int
-        public init(databaseURL: String, listen: ListenAddress, poolSize: Int) {
+        /// List items one response may hold, all lists together (RULES.md section 5).
+        public var maxResultItems: Int
+        public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000) {
             self.databaseURL = databaseURL
             self.listen = listen
             self.poolSize = poolSize
+            self.maxResultItems = maxResultItems
         }
     }
 
@@ -33,7 +36,7 @@ public final class BillgraphService {
         pool = ConnectionPool(loop: loop, conninfo: configuration.databaseURL, size: configuration.poolSize)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
                                      authenticator: Authenticator(loop: loop, pool: pool),
-                                     mutations: MutationService(), log: log)
+                                     mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)
         server = HTTPServer(loop: loop, handler: handler)
         try server.listen(on: configuration.listen)
         // Expired idempotency keys go a minute after start, then every ten minutes.

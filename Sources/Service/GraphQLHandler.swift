@@ -14,11 +14,13 @@ final class GraphQLHandler: HTTPHandler {
     private let pool: ConnectionPool
     private let authenticator: Authenticator
     private let mutations: MutationResolving?
+    private let maxResultItems: Int
     private let log: (String) -> Void
     private var documents = DocumentCache(capacity: 512)
 
     init(preparation: Preparation, pool: ConnectionPool, authenticator: Authenticator,
-         mutations: MutationResolving?, log: @escaping (String) -> Void) {
+         mutations: MutationResolving?, maxResultItems: Int, log: @escaping (String) -> Void) {
+        self.maxResultItems = maxResultItems
         self.preparation = preparation
         self.pool = pool
         self.authenticator = authenticator
@@ -102,7 +104,8 @@ final class GraphQLHandler: HTTPHandler {
                                      scopes: principal.scopes, log: log) { [pool] statement, completion in
             pool.run(statement, completion: completion)
         }
-        let execution = Execution(plan: plan, schema: preparation.schema, resolver: BillingResolver(context: context, mutations: mutations))
+        let execution = Execution(plan: plan, schema: preparation.schema, resolver: BillingResolver(context: context, mutations: mutations),
+                                  itemLimit: maxResultItems)
         execution.run { result in
             let statements = [("X-Billgraph-Statements", String(context.statementCount))]
             switch result {

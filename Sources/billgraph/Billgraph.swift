@@ -65,11 +65,15 @@ struct Serve: ParsableCommand {
     @Option(help: "PostgreSQL connections the server may open.")
     var poolSize: Int = 16
 
+    @Option(help: "List items one response may hold, all lists together (the contract's limit is 500000).")
+    var maxResultItems: Int = 500_000
+
     func run() throws {
         let text = listen ?? getenv("BILLGRAPH_LISTEN").map { String(cString: $0) } ?? "127.0.0.1:8080"
         guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
         let service = try BillgraphService(
-            .init(databaseURL: try database.resolved(), listen: address, poolSize: poolSize), log: log)
+            .init(databaseURL: try database.resolved(), listen: address, poolSize: poolSize,
+                  maxResultItems: maxResultItems), log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         log("listening on http://\(host):\(service.port)/graphql")
         service.run()

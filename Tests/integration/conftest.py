@@ -69,8 +69,8 @@ def seed(path, customers, orgs=2, seed_value=7):
 class Server:
     """The real billgraph server on a free loopback port."""
 
-    def __init__(self, url):
-        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url],
+    def __init__(self, url, *options):
+        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, *options],
                                      stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 30
         self.port = None
@@ -153,7 +153,7 @@ def world():
     """A database with a generated dataset (two organisations) and a server over it."""
     workdir = tempfile.mkdtemp()
     path = os.path.join(workdir, "data.jsonl")
-    keys = seed(path, customers=60)
+    keys = seed(path, customers=60, seed_value=8)
     url = create_database()
     run_cli("import", path, url=url)
     server = Server(url)

@@ -100,3 +100,50 @@ class Model:
 
     def refunds_of_payment(self, payment_id):
         return _order(self.refunds_by_payment[payment_id], "refunded_on")
+
+
+def _months(first, last):
+    y, m = first.year, first.month
+    while (y, m) <= (last.year, last.month):
+        yield y, m
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+
+
+def aging(model, org, as_of, currency):
+    """arAging from the model: OPEN and PARTIALLY_PAID invoices by days past due."""
+    import datetime
+    buckets = {"current": 0, "days1To30": 0, "days31To60": 0, "days61To90": 0, "over90": 0}
+    day = datetime.date.fromisoformat(as_of)
+    for inv in model.invoices_of(org):
+        if model.customers[inv["customer_id"]]["currency"] != currency:
+            continue
+        if model.invoice_status(inv["id"]) not in ("OPEN", "PARTIALLY_PAID"):
+            continue
+        balance = model.balance(inv["id"])
+        late = (day - datetime.date.fromisoformat(inv["due_on"])).days if inv.get("due_on") else 0
+        key = ("current" if late <= 0 else "days1To30" if late <= 30 else "days31To60" if late <= 60
+               else "days61To90" if late <= 90 else "over90")
+        buckets[key] += balance
+    return dict(asOf=as_of, currency=currency, **buckets, total=sum(buckets.values()))
+
+
+def monthly(model, org, currency, first, last):
+    import datetime
+    rows = []
+    currency_of = lambda customer_id: model.customers[customer_id]["currency"]
+    for y, m in _months(datetime.date.fromisoformat(first), datetime.date.fromisoformat(last)):
+        prefix = f"{y:04d}-{m:02d}"
+        rows.append({
+            "month": f"{prefix}-01",
+            "invoiced": sum(i["total"] for i in model.invoices.values() if i["organisation_id"] == org
+                            and i["status"] == "open" and i["issued_on"].startswith(prefix)
+                            and currency_of(i["customer_id"]) == currency),
+            "received": sum(p["amount"] for p in model.payments.values() if p["organisation_id"] == org
+                            and p["status"] == "succeeded" and p["received_on"].startswith(prefix)
+                            and currency_of(p["customer_id"]) == currency),
+            "refunded": sum(r["amount"] for r in model.refunds.values() if r["organisation_id"] == org
+                            and r["refunded_on"].startswith(prefix)
+                            and currency_of(model.payments[r["payment_id"]]["customer_id"]) == currency),
+            "credited": 0,
+        })
+    return rows
