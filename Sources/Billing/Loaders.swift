@@ -44,15 +44,25 @@ struct ByIdLoad: BatchLoad {
         let keys = distinctKeys(parents, key)
         if keys.isEmpty { return completion(.success(parents.map { _ in .object(nil) })) }
         var p = Parameters()
+        // One primary-key probe per id, never a scan of the table, however many ids a
+        // level asks for. (LIMIT 1 keeps PostgreSQL from flattening the lateral subquery
+        // into a hash join over the whole table.)
         let sql = """
-            SELECT \(table.selectList), k.ord FROM unnest(\(p.bind(Parameters.arrayLiteral(keys)))::uuid[]) WITH ORDINALITY AS k(id, ord)
-            JOIN \(table.from) ON \(table.alias).id = k.id
-            WHERE \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid
+            SELECT x.* FROM unnest(\(p.bind(Parameters.arrayLiteral(keys)))::uuid[]) AS k(id)
+            CROSS JOIN LATERAL (
+                SELECT \(table.selectList) FROM \(table.from)
+                WHERE \(table.alias).id = k.id AND \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid
+                LIMIT 1
+            ) x
             """
+        let idColumn = table.column("id")
         context.query(Statement(sql, p.values)) { result in
             completion(result.map { rows in
-                let byKey = groupByOrdinal(rows, keys: keys)
-                return parents.map { parent in .object(key.value(parent).flatMap { byKey[$0]?.first }) }
+                var byID: [String: Node] = [:]
+                for r in 0..<rows.rowCount {
+                    if let id = rows.string(r, idColumn) { byID[id] = RowNode(rows, r) }
+                }
+                return parents.map { parent in .object(key.value(parent).flatMap { byID[$0] }) }
             })
         }
     }
@@ -130,14 +140,15 @@ struct SingleQueryLoad: BatchLoad {
     }
 }
 
-/// A page of a root connection, read by keyset, with its total when asked for.
-final class ConnectionNode: Node {
+/// A page of a root connection, read by keyset, with its total when asked for. Not a
+/// node itself: the connection, its edges and its page info share it, so that no node
+/// refers back to an ancestor (which would keep a whole response alive in a cycle).
+final class Page {
     let rows: ResultSet
     let count: Int
     let hasNextPage: Bool
     let totalCount: Int?
     let cursorOf: (Int) -> String
-    lazy var rowNodes: [Node] = (0..<count).map { RowNode(rows, $0) }
 
     init(rows: ResultSet, count: Int, hasNextPage: Bool, totalCount: Int?, cursorOf: @escaping (Int) -> String) {
         self.rows = rows
@@ -148,19 +159,25 @@ final class ConnectionNode: Node {
     }
 }
 
+/// The connection object (`CustomerConnection`, ...).
+final class ConnectionNode: Node {
+    let page: Page
+    init(_ page: Page) { self.page = page }
+}
+
 /// An edge: one row of a page, with its cursor.
 final class EdgeNode: Node {
-    let page: ConnectionNode
+    let page: Page
     let row: Int
-    init(_ page: ConnectionNode, _ row: Int) {
+    init(_ page: Page, _ row: Int) {
         self.page = page
         self.row = row
     }
 }
 
 final class PageInfoNode: Node {
-    let page: ConnectionNode
-    init(_ page: ConnectionNode) { self.page = page }
+    let page: Page
+    init(_ page: Page) { self.page = page }
 }
 
 struct ConnectionLoad: BatchLoad {
@@ -185,8 +202,8 @@ struct ConnectionLoad: BatchLoad {
             guard pending == 0 else { return }
             if let failure { return completion(.failure(failure)) }
             guard let page else { return completion(.failure(GraphQLError("Internal server error.", code: .internalServerError))) }
-            let node = ConnectionNode(rows: page, count: min(page.rowCount, first), hasNextPage: page.rowCount > first,
-                                      totalCount: total, cursorOf: { row in cursor(page, row) })
+            let node = ConnectionNode(Page(rows: page, count: min(page.rowCount, first), hasNextPage: page.rowCount > first,
+                                           totalCount: total, cursorOf: { row in cursor(page, row) }))
             completion(.success(parents.map { _ in .object(node) }))
         }
         context.query(pageStatement()) { result in

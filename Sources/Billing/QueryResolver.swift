@@ -160,15 +160,19 @@ public final class BillingResolver: Resolver {
 
     private func connectionField(_ field: PlannedField) -> Resolution {
         switch field.name {
-        case "nodes": return .list { ($0 as? ConnectionNode)?.rowNodes ?? [] }
+        case "nodes":
+            return .list { node in
+                guard let page = (node as? ConnectionNode)?.page else { return [] }
+                return (0..<page.count).map { RowNode(page.rows, $0) }
+            }
         case "edges":
             return .list { node in
-                guard let page = node as? ConnectionNode else { return [] }
+                guard let page = (node as? ConnectionNode)?.page else { return [] }
                 return (0..<page.count).map { EdgeNode(page, $0) }
             }
-        case "pageInfo": return .object { node in (node as? ConnectionNode).map(PageInfoNode.init) }
+        case "pageInfo": return .object { node in (node as? ConnectionNode).map { PageInfoNode($0.page) } }
         default:  // totalCount
-            return .scalar { node in (node as? ConnectionNode)?.totalCount.map(ScalarValue.int) ?? .null }
+            return .scalar { node in (node as? ConnectionNode)?.page.totalCount.map(ScalarValue.int) ?? .null }
         }
     }
 

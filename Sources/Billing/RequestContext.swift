@@ -8,6 +8,8 @@ public final class RequestContext {
     public let scopes: Set<String>
     private let runStatement: (Statement, @escaping (Result<ResultSet, DatabaseError>) -> Void) -> Void
     private let log: (String) -> Void
+    /// Sees every statement before it is sent (the benchmarks replay them with pgbench).
+    public var trace: ((Statement) -> Void)?
     /// Statements this request sent: tests use it to show the count follows the query's shape.
     public private(set) var statementCount = 0
 
@@ -25,6 +27,7 @@ public final class RequestContext {
     /// (which may hold SQL) goes to the log, never to the client.
     func query(_ statement: Statement, completion: @escaping (Result<ResultSet, GraphQLError>) -> Void) {
         statementCount += 1
+        trace?(statement)
         runStatement(statement) { [self] result in
             completion(result.mapError(logFailure))
         }
@@ -33,6 +36,7 @@ public final class RequestContext {
     /// Runs a statement and hands back the database's own error (mutations retry some).
     func queryRaw(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
         statementCount += 1
+        trace?(statement)
         runStatement(statement, completion)
     }
 

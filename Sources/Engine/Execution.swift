@@ -4,6 +4,8 @@ import Schema
 
 /// An object of the response being built. Resolvers subclass it to carry their data
 /// (a database row, a page of rows, a schema type); the engine only keeps children.
+/// A node must never refer to a node above it: children are held strongly, so such a
+/// reference would be a cycle that keeps the whole response in memory.
 open class Node {
     /// Children loaded for this object, by planned field id.
     final var children: [Int: ChildValue] = [:]

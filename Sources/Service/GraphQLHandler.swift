@@ -7,6 +7,10 @@ import Schema
 import Server
 import Store
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// GraphQL over HTTP (RULES.md section 1): `POST /graphql` and `GET /graphql`, API-key
 /// authentication, media types by `Accept`, and the status codes of the specification.
 final class GraphQLHandler: HTTPHandler {
@@ -17,6 +21,8 @@ final class GraphQLHandler: HTTPHandler {
     private let maxResultItems: Int
     private let log: (String) -> Void
     private var documents = DocumentCache(capacity: 512)
+    /// BILLGRAPH_TRACE_SQL=1 writes every statement and its parameters to standard error.
+    private let traceStatements = getenv("BILLGRAPH_TRACE_SQL").map { String(cString: $0) == "1" } ?? false
 
     init(preparation: Preparation, pool: ConnectionPool, authenticator: Authenticator,
          mutations: MutationResolving?, maxResultItems: Int, log: @escaping (String) -> Void) {
@@ -103,6 +109,14 @@ final class GraphQLHandler: HTTPHandler {
         let context = RequestContext(organisationID: principal.organisationID, apiKeyID: principal.keyID,
                                      scopes: principal.scopes, log: log) { [pool] statement, completion in
             pool.run(statement, completion: completion)
+        }
+        if traceStatements {
+            context.trace = { [log] statement in
+                var line = JSONWriter()
+                line.value(.object([("sql", .string(statement.sql)),
+                                    ("parameters", .array(statement.parameters.map { $0.map(JSONValue.string) ?? .null }))]))
+                log("trace: " + line.string)
+            }
         }
         let execution = Execution(plan: plan, schema: preparation.schema, resolver: BillingResolver(context: context, mutations: mutations),
                                   itemLimit: maxResultItems)

@@ -9,8 +9,9 @@ public final class ConnectionPool {
     private let conninfo: String
     private let size: Int
     private var connections: [AsyncConnection] = []
-    private var waiting: [(Statement, (Result<ResultSet, DatabaseError>) -> Void)] = []
-    private var waitingStart = 0
+    /// Statements waiting for a connection, oldest first. An entry leaves the queue as it is
+    /// sent, so nothing of a finished request stays reachable from here.
+    private var waiting = FIFO<(Statement, (Result<ResultSet, DatabaseError>) -> Void)>()
     /// Statements sent since the pool started; tests read it to count statements per request.
     public private(set) var statementsSent = 0
 
@@ -22,25 +23,18 @@ public final class ConnectionPool {
 
     /// Runs one statement on some connection of the pool.
     public func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        waiting.append((statement, completion))
+        waiting.push((statement, completion))
         dispatch()
     }
 
-    private var waitingCount: Int { waiting.count - waitingStart }
-
     private func dispatch() {
-        for connection in connections where connection.state == .idle && waitingCount > 0 {
-            let (statement, completion) = waiting[waitingStart]
-            waitingStart += 1
+        for connection in connections where connection.state == .idle {
+            guard let (statement, completion) = waiting.pop() else { break }
             statementsSent += 1
             connection.send(statement, completion: completion)
         }
-        if waitingStart > 64 && waitingStart * 2 > waiting.count {
-            waiting.removeFirst(waitingStart)
-            waitingStart = 0
-        }
         let connecting = connections.filter { $0.state == .connecting }.count
-        if waitingCount > connecting && connections.count < size {
+        if waiting.count > connecting && connections.count < size {
             open()
         }
     }
@@ -64,10 +58,9 @@ public final class ConnectionPool {
     }
 
     private func failWaiting() {
-        let failed = waiting[waitingStart...]
-        waiting = []
-        waitingStart = 0
-        for (_, completion) in failed { completion(.failure(.unavailable("the database cannot be reached"))) }
+        while let (_, completion) = waiting.pop() {
+            completion(.failure(.unavailable("the database cannot be reached")))
+        }
     }
 
     /// Closes every connection (at shutdown).
@@ -75,5 +68,27 @@ public final class ConnectionPool {
         for c in connections { c.close() }
         connections = []
         failWaiting()
+    }
+}
+
+/// A first-in, first-out queue with O(1) push and pop that keeps no popped element.
+struct FIFO<Element> {
+    private var items: [Element?] = []
+    private var head = 0
+
+    var count: Int { items.count - head }
+
+    mutating func push(_ item: Element) { items.append(item) }
+
+    mutating func pop() -> Element? {
+        guard head < items.count else { return nil }
+        let item = items[head]
+        items[head] = nil
+        head += 1
+        if head > 32 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return item
     }
 }

@@ -120,4 +120,22 @@ final class ExecutionTests: XCTestCase {
                                                       variables: [("d", .string("2024-02-30"))]))
         guard case .failure(.documentRejected) = date else { return XCTFail("2024-02-30 is not a date") }
     }
+
+    func testNothingOfAResponseOutlivesItsExecution() {
+        weak var invoice: Item?
+        weak var execution: Execution?
+        do {
+            let resolver = sample()
+            invoice = resolver.root.lists["customer"]?.first?.lists["invoices"]?.first
+            let preparation = Preparation(schema: Schema.contract)
+            guard case .success(let (_, plan)) = preparation.prepare(GraphQLRequest(query: "{ customer(id: \"c1\") { invoices { id } } }")) else {
+                return XCTFail("did not prepare")
+            }
+            let running = Execution(plan: plan, schema: Schema.contract, resolver: resolver)
+            execution = running
+            running.run { _ in }
+        }
+        XCTAssertNil(execution)
+        XCTAssertNil(invoice)
+    }
 }

@@ -1,0 +1,70 @@
+"""A database that goes down and comes back: requests fail fast with SERVICE_UNAVAILABLE,
+no mutation is half-applied, and the service recovers by itself."""
+import os
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import Server, canonical, psql, run_cli, seed
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def cluster(command, directory, port=""):
+    subprocess.run(["bash", "-c", f'source scripts/lib/common.sh && {command} "{directory}" {port}'],
+                   cwd=ROOT, check=True, capture_output=True)
+
+
+@pytest.fixture
+def private_cluster():
+    workdir = tempfile.mkdtemp()
+    os.chmod(workdir, 0o755)
+    port = subprocess.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"],
+                          capture_output=True, text=True).stdout.strip()
+    data = os.path.join(workdir, "pg")
+    cluster("pg_start", data, f'{port} "-c fsync=off"')
+    admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+    psql(admin, "CREATE DATABASE resilience")
+    url = admin.replace("dbname=postgres", "dbname=resilience")
+    run_cli("migrate", url=url)
+    path = os.path.join(workdir, "data.jsonl")
+    keys = seed(path, customers=10, orgs=1)
+    run_cli("import", path, url=url)
+    yield {"data": data, "port": port, "url": url, "keys": keys}
+    cluster("pg_stop", data)
+
+
+def test_database_down_fails_fast_and_the_service_recovers(private_cluster):
+    key = private_cluster["keys"][(1, "full")]
+    server = Server(private_cluster["url"])
+    try:
+        ok = server.gql(canonical("dashboard"), {"first": 3}, key=key)
+        assert not ok.errors
+        payment = psql(private_cluster["url"], "SELECT id FROM payment WHERE status = 'SUCCEEDED' ORDER BY id LIMIT 1")
+
+        cluster("pg_stop", private_cluster["data"])
+        for _ in range(3):
+            started = time.time()
+            r = server.gql(canonical("dashboard"), {"first": 3}, key=key)
+            assert time.time() - started < 5
+            assert r.codes() == ["SERVICE_UNAVAILABLE"], r.raw
+            assert "SELECT" not in r.raw.decode() and "data" not in r.json or r.json.get("data") is None
+        refund = server.gql(canonical("refund"), {"paymentId": payment, "amount": 1}, key=key)
+        assert refund.codes() == ["SERVICE_UNAVAILABLE"]
+
+        cluster("pg_start", private_cluster["data"], private_cluster["port"])
+        deadline = time.time() + 30
+        while True:
+            r = server.gql(canonical("dashboard"), {"first": 3}, key=key)
+            if not r.errors:
+                break
+            assert time.time() < deadline, r.raw
+            time.sleep(0.5)
+        assert r.data["customers"]["nodes"] == ok.data["customers"]["nodes"]
+        # The refund sent while the database was down did not happen, not even in part.
+        assert psql(private_cluster["url"], f"SELECT amount_refunded FROM payment WHERE id = '{payment}'") == \
+            psql(private_cluster["url"], f"SELECT COALESCE(sum(amount), 0) FROM refund WHERE payment_id = '{payment}'")
+    finally:
+        server.stop()

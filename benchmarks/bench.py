@@ -1,0 +1,221 @@
+"""The benchmark driver behind benchmarks/run (see there)."""
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CACHE = os.path.join(HERE, ".cache")
+BIN = os.environ["BILLGRAPH_BIN"]
+CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "20000"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
+CONCURRENCY = [32, 128]
+
+
+def log(message):
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def sh(command, **kw):
+    return subprocess.run(["bash", "-c", f"source scripts/lib/common.sh && {command}"], cwd=ROOT, check=True,
+                          capture_output=True, text=True, **kw).stdout.strip()
+
+
+def psql(url, sql):
+    return subprocess.run(["psql", url, "-tAc", sql], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def dataset():
+    os.makedirs(CACHE, exist_ok=True)
+    path = os.path.join(CACHE, f"data-{CUSTOMERS}.jsonl")
+    keys = path + ".keys"
+    if not os.path.exists(keys):
+        log(f"generating {CUSTOMERS} customers per organisation")
+        with open(path, "w") as out, open(keys, "w") as err:
+            subprocess.run([BIN, "seed", "--customers", str(CUSTOMERS), "--orgs", "2"], stdout=out, stderr=err, check=True)
+    key = re.search(r"org 1 full: (\S+)", open(keys).read()).group(1)
+    return path, key
+
+
+def start_database():
+    work = tempfile.mkdtemp()
+    os.chmod(work, 0o755)
+    port = sh("free_port")
+    data = os.path.join(work, "pg")
+    sh(f'pg_start "{data}" {port} "-c shared_buffers=1GB -c fsync=off -c max_connections=300"')
+    admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+    psql(admin, "CREATE DATABASE bench")
+    return data, admin.replace("dbname=postgres", "dbname=bench")
+
+
+def start_server(url, trace=False):
+    env = dict(os.environ, BILLGRAPH_TRACE_SQL="1" if trace else "0")
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "32"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    while True:
+        line = proc.stderr.readline()
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
+        if m:
+            return proc, int(m.group(1))
+        if not line:
+            raise RuntimeError("server did not start")
+
+
+def post(port, key, body):
+    import urllib.request
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+def canonical(name):
+    return open(os.path.join(ROOT, "schema", "queries", name + ".graphql")).read()
+
+
+def requests_for(url, port, key):
+    """The three canonical queries with realistic variables."""
+    invoice = psql(url, """SELECT a.invoice_id FROM payment_application a JOIN refund r ON r.payment_id = a.payment_id
+                           JOIN organisation o ON o.id = a.organisation_id AND o.name = 'Organisation 1'
+                           ORDER BY a.invoice_id LIMIT 1""")
+    return {
+        "dashboard (25 customers)": {"query": canonical("dashboard"), "variables": {"first": 25}},
+        "invoice_detail": {"query": canonical("invoice_detail"), "variables": {"id": invoice}},
+        "invoices_page (1000 invoices)": {"query": canonical("invoices_page"), "variables": {}},
+    }
+
+
+def traced_statements(url, key, body):
+    """The statements one request sends, with their parameters, from the server's trace."""
+    proc, port = start_server(url, trace=True)
+    try:
+        post(port, key, body)
+        post(port, key, body)  # the second request: the key lookup is cached, only the query's statements remain
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    traces = [json.loads(line.split("trace: ", 1)[1]) for line in err.splitlines() if "trace: " in line]
+    return traces[len(traces) // 2:]
+
+
+def literal(sql, parameters):
+    def value(m):
+        v = parameters[int(m.group(1)) - 1]
+        return "NULL" if v is None else "'" + v.replace("'", "''") + "'"
+    return re.sub(r"\$(\d+)", value, sql)
+
+
+def wrk(port, key, body, connections):
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    payload = json.dumps(body).replace("\\", "\\\\").replace('"', '\\"')
+    script.write(f'wrk.method = "POST"\nwrk.body = "{payload}"\n'
+                 f'wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer {key}"\n')
+    script.close()
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{SECONDS}s", "--latency", "-s", script.name,
+                          f"http://127.0.0.1:{port}/graphql"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"\s50%\s+([\d.]+\w+)", out).group(1)
+    p99 = re.search(r"\s99%\s+([\d.]+\w+)", out).group(1)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, p50, p99, int(errors.group(1)) if errors else 0
+
+
+def pgbench(url, statements, connections):
+    script = tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False)
+    for s in statements:
+        script.write(" ".join(literal(s["sql"], s["parameters"]).split()) + ";\n")
+    script.close()
+    out = subprocess.run(["pgbench", "-n", "-c", str(connections), "-j", "2", "-T", str(SECONDS), "-f", script.name, url],
+                         capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+def memory_kb(pid):
+    status = open(f"/proc/{pid}/status").read()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)), int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+
+
+SMALL_SORT = 1000
+
+
+def explain(url, statements):
+    """Problems in the plans: a sequential scan of a table of more than SMALL_SORT rows
+    (an empty table is scanned for free), or a Sort of more than SMALL_SORT rows. (PostgreSQL may sort one parent's handful of rows inside a lateral
+    subquery rather than walk an index backwards; that sorts no table.)"""
+    problems = []
+    table_rows = lambda name: float(psql(url, f"SELECT reltuples FROM pg_class WHERE relname = '{name}'"))
+    for s in statements:
+        plan = json.loads(psql(url, "EXPLAIN (FORMAT JSON) " + literal(s["sql"], s["parameters"])))
+        def walk(node):
+            kind = node["Node Type"]
+            if kind == "Sort" and node["Plans"][0]["Plan Rows"] > SMALL_SORT:
+                problems.append(f"Sort of {node['Plans'][0]['Plan Rows']} rows in: {' '.join(s['sql'].split())[:90]}...")
+            if kind == "Seq Scan" and table_rows(node["Relation Name"]) > SMALL_SORT:
+                problems.append(f"Seq Scan on {node.get('Relation Name')} in: {' '.join(s['sql'].split())[:90]}...")
+            for child in node.get("Plans", []):
+                walk(child)
+        walk(plan[0]["Plan"])
+    return problems
+
+
+def main():
+    path, key = dataset()
+    data, url = start_database()
+    try:
+        subprocess.run([BIN, "migrate", "--database-url", url], check=True, capture_output=True)
+        log("importing")
+        started = time.time()
+        imported = subprocess.run([BIN, "import", path, "--database-url", url], check=True, capture_output=True, text=True)
+        import_seconds = time.time() - started
+        lines = re.search(r"imported (\d+) lines", imported.stderr).group(1)
+        psql(url, "VACUUM ANALYZE")
+        requests = requests_for(url, None, key)
+        report = [f"# Benchmarks\n",
+                  f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores, "
+                  f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB "
+                  f"({platform.platform()}); PostgreSQL {psql(url, 'SHOW server_version')} on the same machine.",
+                  f"Dataset: `billgraph seed --customers {CUSTOMERS} --orgs 2`, {lines} lines, imported in "
+                  f"{import_seconds:.1f} s. Each run lasts {SECONDS} s; the server and the database share the 2 cores "
+                  f"with wrk or pgbench.\n",
+                  "Floor: the same SQL statements the server sends for one request (captured with "
+                  "BILLGRAPH_TRACE_SQL=1), replayed by pgbench as one transaction per request at the same "
+                  "concurrency. Ratio = server requests/s ÷ pgbench transactions/s.\n",
+                  "| query | connections | requests/s | p50 | p99 | non-2xx | server RSS (peak) | pgbench floor tps | ratio |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        plans = []
+        for name, body in requests.items():
+            statements = traced_statements(url, key, body)
+            plans += explain(url, statements)
+            for c in CONCURRENCY:
+                proc, port = start_server(url)
+                try:
+                    post(port, key, body)
+                    log(f"{name}: wrk, {c} connections")
+                    rps, p50, p99, errors = wrk(port, key, body, c)
+                    rss, peak = memory_kb(proc.pid)
+                finally:
+                    proc.terminate()
+                    proc.wait(10)
+                log(f"{name}: pgbench, {c} connections")
+                floor = pgbench(url, statements, c)
+                report.append(f"| {name} | {c} | {rps:.0f} | {p50} | {p99} | {errors} | {rss // 1024} MiB ({peak // 1024} MiB) "
+                              f"| {floor:.0f} | {rps / floor:.2f} |")
+        report.append("")
+        report.append(f"Statements per request: " + ", ".join(
+            f"{name}: {len(traced_statements(url, key, body))}" for name, body in requests.items()) + ".\n")
+        report.append("EXPLAIN of every statement of the three queries: " +
+                      (f"no sequential scan, and no sort of more than {SMALL_SORT} rows (a lateral subquery may "
+                       "top-N sort one parent's few rows)." if not plans else "\n\n- " + "\n- ".join(plans)))
+        print("\n".join(report))
+    finally:
+        sh(f'pg_stop "{data}"')
+
+
+if __name__ == "__main__":
+    main()
