@@ -39,7 +39,7 @@ let package = Package(
 
         .testTarget(name: "QueryTests", dependencies: ["Query"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Schema", "Query", "JSON"]),
-        .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON"]),
+        .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema"]),
     ],
     swiftLanguageModes: [.v6]
 )

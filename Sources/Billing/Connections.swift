@@ -32,7 +32,8 @@ enum Connections {
             }
             after = cursor
         }
-        return ConnectionLoad(context: context, name: field.name, table: table, first: first, after: after,
+        return ConnectionLoad(context: context, name: field.name, table: table, columns: Columns.needed(table, by: field),
+                              first: first, after: after,
                               newestFirst: newestFirst, filterFingerprint: fingerprint, filters: filters,
                               wantsTotal: field.selects("totalCount"))
     }
@@ -138,7 +139,8 @@ enum Reports {
             FROM invoice i
             WHERE i.organisation_id = \(org)::uuid AND i.currency = \(cur)::text AND i.status IN ('OPEN', 'PARTIALLY_PAID')
             """
-        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values), list: false))
+        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values),
+                                     shape: ColumnSet(identity: agingColumns.count), list: false))
     }
 
     static func monthlySummary(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution {
@@ -174,6 +176,7 @@ enum Reports {
                              AND n.created_at < m.next::timestamp AT TIME ZONE 'UTC'), 0)
             FROM months m ORDER BY m.month
             """
-        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values), list: true))
+        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values),
+                                     shape: ColumnSet(identity: monthColumns.count), list: true))
     }
 }

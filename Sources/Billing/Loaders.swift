@@ -20,12 +20,12 @@ private func distinctKeys(_ parents: [Node], _ key: ParentKey) -> [String] {
 }
 
 /// Groups rows by the ordinal of their parent key (the last column), keeping row order.
-private func groupByOrdinal(_ rows: ResultSet, keys: [String]) -> [String: [Node]] {
+private func groupByOrdinal(_ rows: ResultSet, keys: [String], shape: ColumnSet) -> [String: [Node]] {
     let ordColumn = rows.columnCount - 1
     var groups: [String: [Node]] = [:]
     for r in 0..<rows.rowCount {
         guard let ord = rows.int(r, ordColumn), ord >= 1, ord <= keys.count else { continue }
-        groups[keys[ord - 1], default: []].append(RowNode(rows, r))
+        groups[keys[ord - 1], default: []].append(RowNode(rows, r, shape))
     }
     return groups
 }
@@ -39,6 +39,7 @@ struct ByIdLoad: BatchLoad {
     let context: RequestContext
     let table: Table
     let key: ParentKey
+    let columns: ColumnSet
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         let keys = distinctKeys(parents, key)
@@ -50,17 +51,17 @@ struct ByIdLoad: BatchLoad {
         let sql = """
             SELECT x.* FROM unnest(\(p.bind(Parameters.arrayLiteral(keys)))::uuid[]) AS k(id)
             CROSS JOIN LATERAL (
-                SELECT \(table.selectList) FROM \(table.from)
+                SELECT \(columns.selectList) FROM \(table.from)
                 WHERE \(table.alias).id = k.id AND \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid
                 LIMIT 1
             ) x
             """
-        let idColumn = table.column("id")
-        context.query(Statement(sql, p.values)) { result in
+        let idColumn = columns.position[table.column("id")]
+        context.query(Statement(sql, p.values)) { [columns] result in
             completion(result.map { rows in
                 var byID: [String: Node] = [:]
                 for r in 0..<rows.rowCount {
-                    if let id = rows.string(r, idColumn) { byID[id] = RowNode(rows, r) }
+                    if let id = rows.string(r, idColumn) { byID[id] = RowNode(rows, r, columns) }
                 }
                 return parents.map { parent in .object(key.value(parent).flatMap { byID[$0] }) }
             })
@@ -85,6 +86,7 @@ struct ChildListQuery {
 struct ChildListLoad: BatchLoad {
     let context: RequestContext
     let query: ChildListQuery
+    let columns: ColumnSet
     let key: ParentKey
     let first: Int?
     let newestFirst: Bool
@@ -104,16 +106,16 @@ struct ChildListLoad: BatchLoad {
         let sql = """
             SELECT x.* FROM unnest(\(keyParam)::uuid[]) WITH ORDINALITY AS k(pid, ord)
             CROSS JOIN LATERAL (
-                SELECT \(query.table.selectList), k.ord FROM \(query.from)
+                SELECT \(columns.selectList), k.ord FROM \(query.from)
                 WHERE \(conditions.joined(separator: " AND "))
                 ORDER BY \(order)\(limit)
             ) x
             LIMIT \(p.bind(String(itemBudget + 1)))
             """
-        context.query(Statement(sql, p.values)) { result in
+        context.query(Statement(sql, p.values)) { [columns] result in
             completion(result.flatMap { rows in
                 if rows.rowCount > itemBudget { return .failure(budgetExceeded(itemBudget)) }
-                let byKey = groupByOrdinal(rows, keys: keys)
+                let byKey = groupByOrdinal(rows, keys: keys, shape: columns)
                 return .success(parents.map { parent in .list(key.value(parent).flatMap { byKey[$0] } ?? []) })
             })
         }
@@ -124,15 +126,16 @@ struct ChildListLoad: BatchLoad {
 struct SingleQueryLoad: BatchLoad {
     let context: RequestContext
     let statement: Statement?
+    let shape: ColumnSet
     let list: Bool
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         guard let statement else {  // known to match nothing (an id that is not ours)
             return completion(.success(parents.map { _ in list ? .list([]) : .object(nil) }))
         }
-        context.query(statement) { result in
+        context.query(statement) { [shape] result in
             completion(result.map { rows in
-                let nodes = (0..<rows.rowCount).map { RowNode(rows, $0) as Node }
+                let nodes = (0..<rows.rowCount).map { RowNode(rows, $0, shape) as Node }
                 let value: ChildValue = list ? .list(nodes) : .object(nodes.first)
                 return parents.map { _ in value }
             })
@@ -145,13 +148,15 @@ struct SingleQueryLoad: BatchLoad {
 /// refers back to an ancestor (which would keep a whole response alive in a cycle).
 final class Page {
     let rows: ResultSet
+    let shape: ColumnSet
     let count: Int
     let hasNextPage: Bool
     let totalCount: Int?
     let cursorOf: (Int) -> String
 
-    init(rows: ResultSet, count: Int, hasNextPage: Bool, totalCount: Int?, cursorOf: @escaping (Int) -> String) {
+    init(rows: ResultSet, shape: ColumnSet, count: Int, hasNextPage: Bool, totalCount: Int?, cursorOf: @escaping (Int) -> String) {
         self.rows = rows
+        self.shape = shape
         self.count = count
         self.hasNextPage = hasNextPage
         self.totalCount = totalCount
@@ -184,6 +189,7 @@ struct ConnectionLoad: BatchLoad {
     let context: RequestContext
     let name: String
     let table: Table
+    let columns: ColumnSet
     let first: Int
     let after: Cursor?
     let newestFirst: Bool
@@ -202,7 +208,7 @@ struct ConnectionLoad: BatchLoad {
             guard pending == 0 else { return }
             if let failure { return completion(.failure(failure)) }
             guard let page else { return completion(.failure(GraphQLError("Internal server error.", code: .internalServerError))) }
-            let node = ConnectionNode(Page(rows: page, count: min(page.rowCount, first), hasNextPage: page.rowCount > first,
+            let node = ConnectionNode(Page(rows: page, shape: columns, count: min(page.rowCount, first), hasNextPage: page.rowCount > first,
                                            totalCount: total, cursorOf: { row in cursor(page, row) }))
             completion(.success(parents.map { _ in .object(node) }))
         }
@@ -240,7 +246,7 @@ struct ConnectionLoad: BatchLoad {
         }
         let direction = newestFirst ? " DESC" : ""
         let sql = """
-            SELECT \(table.selectList) FROM \(table.from)
+            SELECT \(columns.selectList) FROM \(table.from)
             WHERE \(conditions.joined(separator: " AND "))
             ORDER BY \(table.sortColumn)\(direction), \(a).id\(direction)
             LIMIT \(p.bind(String(first + 1)))
@@ -256,6 +262,7 @@ struct ConnectionLoad: BatchLoad {
 
     private func cursor(_ rows: ResultSet, _ row: Int) -> String {
         Cursor(connection: name, order: newestFirst ? "NEWEST_FIRST" : "OLDEST_FIRST", filterFingerprint: filterFingerprint,
-               sortKey: rows.string(row, table.sortKeyIndex) ?? "", id: rows.string(row, table.column("id")) ?? "").encoded
+               sortKey: rows.string(row, columns.sortKeyPosition) ?? "",
+               id: rows.string(row, columns.position[table.column("id")]) ?? "").encoded
     }
 }

@@ -87,7 +87,7 @@ struct MutationLoad: BatchLoad {
         context.queryRaw(statement) { result in
             switch result {
             case .success(let rows) where rows.rowCount == 1:
-                completion(.success(RowNode(rows, 0)))
+                completion(.success(RowNode(rows, 0, ColumnSet(identity: 2))))
             case .success:
                 completion(.failure(GraphQLError("Internal server error.", code: .internalServerError)))
             case .failure(let error) where error.isRetryable && n < MutationService.attempts:
@@ -109,12 +109,15 @@ struct MutationLoad: BatchLoad {
 /// The payloads: the ids the mutation answered with, loaded as they are now.
 enum Payloads {
     static func resolve(_ field: PlannedField, context: RequestContext) -> Resolution? {
+        let (table, column): (Table, Int)
         switch field.name {
-        case "refund": return .load(ByIdLoad(context: context, table: Tables.refund, key: ParentKey(column: 0)))
-        case "creditNote": return .load(ByIdLoad(context: context, table: Tables.creditNote, key: ParentKey(column: 0)))
-        case "payment": return .load(ByIdLoad(context: context, table: Tables.payment, key: ParentKey(column: 1)))
-        case "invoice": return .load(ByIdLoad(context: context, table: Tables.invoice, key: ParentKey(column: 1)))
+        case "refund": (table, column) = (Tables.refund, 0)
+        case "creditNote": (table, column) = (Tables.creditNote, 0)
+        case "payment": (table, column) = (Tables.payment, 1)
+        case "invoice": (table, column) = (Tables.invoice, 1)
         default: return nil
         }
+        return .load(ByIdLoad(context: context, table: table, key: ParentKey(column: column),
+                              columns: Columns.needed(table, by: field)))
     }
 }

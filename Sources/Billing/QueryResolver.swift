@@ -48,63 +48,37 @@ public final class BillingResolver: Resolver {
     // MARK: - Object types backed by rows
 
     private func objectField(_ field: PlannedField, table: Table) throws(GraphQLError) -> Resolution {
-        if let relation = try relation(field, parent: table) { return relation }
+        if let relation = Relations.of(table.typeName, field.name) { return try resolve(relation, field, parent: table) }
         let column = table.column(field.name)
         let kind = table.columns[column].kind
         return .scalar { node in (node as? RowNode)?.value(column, kind) ?? .null }
     }
 
-    private func key(_ table: Table, _ column: String) -> ParentKey { ParentKey(column: table.column(column)) }
-
-    private func relation(_ field: PlannedField, parent: Table) throws(GraphQLError) -> Resolution? {
-        let t = Tables.self
-        switch (parent.typeName, field.name) {
-        case ("Customer", "totals"):
+    private func resolve(_ relation: Relation, _ field: PlannedField, parent: Table) throws(GraphQLError) -> Resolution {
+        let key = ParentKey(column: parent.column(relation.key))
+        switch relation.kind {
+        case .sameRow:
             // The totals are columns of the customer's own row, seen as another object.
-            return .object { node in (node as? RowNode).map { RowNode($0.rows, $0.row) } }
-        case ("Customer", "invoices"):
-            return .load(try childList(field, parent: parent, query: Lists.invoicesOfCustomer, filters: invoiceListFilters(field)))
-        case ("Customer", "payments"):
-            var filters: [(inout Parameters) -> String] = []
-            if let status = field.argument("status")?.stringValue {
-                filters.append { "p.status = \($0.bind(status))" }
-            }
-            return .load(try childList(field, parent: parent, query: Lists.paymentsOfCustomer, filters: filters))
-        case ("Customer", "creditNotes"):
-            return .load(try childList(field, parent: parent, query: Lists.creditNotesOfCustomer))
-        case ("Invoice", "customer"), ("Payment", "customer"), ("CreditNote", "customer"):
-            return .load(ByIdLoad(context: context, table: t.customer, key: key(parent, "customerId")))
-        case ("Invoice", "payments"):
-            return .load(try childList(field, parent: parent, query: Lists.paymentsOfInvoice))
-        case ("Invoice", "paymentApplications"):
-            return .load(try childList(field, parent: parent, query: Lists.applicationsOfInvoice))
-        case ("Invoice", "creditNotes"):
-            return .load(try childList(field, parent: parent, query: Lists.creditNotesOfInvoice))
-        case ("Payment", "applications"):
-            return .load(try childList(field, parent: parent, query: Lists.applicationsOfPayment))
-        case ("Payment", "invoices"):
-            return .load(try childList(field, parent: parent, query: Lists.invoicesOfPayment))
-        case ("Payment", "refunds"):
-            return .load(try childList(field, parent: parent, query: Lists.refundsOfPayment))
-        case ("PaymentApplication", "payment"), ("Refund", "payment"):
-            return .load(ByIdLoad(context: context, table: t.payment, key: key(parent, "paymentId")))
-        case ("PaymentApplication", "invoice"), ("CreditNote", "invoice"):
-            return .load(ByIdLoad(context: context, table: t.invoice, key: key(parent, "invoiceId")))
-        case ("Refund", "creditNote"):
-            return .load(ByIdLoad(context: context, table: t.creditNote, key: key(parent, "creditNoteId")))
-        case ("CreditNote", "refunds"):
-            return .load(try childList(field, parent: parent, query: Lists.refundsOfCreditNote))
-        default:
-            return nil
+            return .object { node in (node as? RowNode).map { RowNode($0.rows, $0.row, $0.shape) } }
+        case .byID(let table):
+            return .load(ByIdLoad(context: context, table: table, key: key, columns: Columns.needed(table, by: field)))
+        case .list(let query):
+            let hasFirst = field.definition.argument("first") != nil
+            return .load(ChildListLoad(context: context, query: query, columns: Columns.needed(query.table, by: field),
+                                       key: key, first: hasFirst ? try Arguments.first(field, default: 100) : nil,
+                                       newestFirst: Arguments.newestFirst(field), filters: listFilters(field, parent: parent)))
         }
     }
 
-    private func childList(_ field: PlannedField, parent: Table, query: ChildListQuery,
-                           filters: [(inout Parameters) -> String] = []) throws(GraphQLError) -> ChildListLoad {
-        let hasFirst = field.definition.argument("first") != nil
-        let first = hasFirst ? try Arguments.first(field, default: 100) : nil
-        return ChildListLoad(context: context, query: query, key: key(parent, "id"), first: first,
-                             newestFirst: Arguments.newestFirst(field), filters: filters)
+    /// The arguments of the nested lists that filter (RULES.md section 2).
+    private func listFilters(_ field: PlannedField, parent: Table) -> [(inout Parameters) -> String] {
+        switch (parent.typeName, field.name) {
+        case ("Customer", "invoices"): return invoiceListFilters(field)
+        case ("Customer", "payments"):
+            guard let status = field.argument("status")?.stringValue else { return [] }
+            return [{ "p.status = \($0.bind(status))" }]
+        default: return []
+        }
     }
 
     private func invoiceListFilters(_ field: PlannedField) -> [(inout Parameters) -> String] {
@@ -123,13 +97,13 @@ public final class BillingResolver: Resolver {
     private func rootField(_ field: PlannedField) throws(GraphQLError) -> Resolution {
         let t = Tables.self
         switch field.name {
-        case "customer": return lookup(t.customer, "c.id", uuidArgument(field, "id"))
-        case "customerByExternalId": return lookup(t.customer, "c.external_id", field.argument("externalId")?.stringValue)
-        case "invoice": return lookup(t.invoice, "i.id", uuidArgument(field, "id"))
-        case "invoiceByNumber": return lookup(t.invoice, "i.number", field.argument("number")?.stringValue)
-        case "payment": return lookup(t.payment, "p.id", uuidArgument(field, "id"))
-        case "refund": return lookup(t.refund, "r.id", uuidArgument(field, "id"))
-        case "creditNote": return lookup(t.creditNote, "n.id", uuidArgument(field, "id"))
+        case "customer": return lookup(field, t.customer, "c.id", uuidArgument(field, "id"))
+        case "customerByExternalId": return lookup(field, t.customer, "c.external_id", field.argument("externalId")?.stringValue)
+        case "invoice": return lookup(field, t.invoice, "i.id", uuidArgument(field, "id"))
+        case "invoiceByNumber": return lookup(field, t.invoice, "i.number", field.argument("number")?.stringValue)
+        case "payment": return lookup(field, t.payment, "p.id", uuidArgument(field, "id"))
+        case "refund": return lookup(field, t.refund, "r.id", uuidArgument(field, "id"))
+        case "creditNote": return lookup(field, t.creditNote, "n.id", uuidArgument(field, "id"))
         case "customers", "invoices", "payments", "refunds", "creditNotes":
             return .load(try Connections.load(field, context: context))
         case "arAging": return try Reports.aging(field, context: context)
@@ -145,15 +119,16 @@ public final class BillingResolver: Resolver {
         return id
     }
 
-    private func lookup(_ table: Table, _ column: String, _ value: String?) -> Resolution {
-        guard let value else { return .load(SingleQueryLoad(context: context, statement: nil, list: false)) }
+    private func lookup(_ field: PlannedField, _ table: Table, _ column: String, _ value: String?) -> Resolution {
+        let columns = Columns.needed(table, by: field)
+        guard let value else { return .load(SingleQueryLoad(context: context, statement: nil, shape: columns, list: false)) }
         var p = Parameters()
         let cast = column.hasSuffix(".id") ? "::uuid" : ""
         let sql = """
-            SELECT \(table.selectList) FROM \(table.from)
+            SELECT \(columns.selectList) FROM \(table.from)
             WHERE \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid AND \(column) = \(p.bind(value))\(cast)
             """
-        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values), list: false))
+        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values), shape: columns, list: false))
     }
 
     // MARK: - Connections, edges, page info
@@ -163,7 +138,7 @@ public final class BillingResolver: Resolver {
         case "nodes":
             return .list { node in
                 guard let page = (node as? ConnectionNode)?.page else { return [] }
-                return (0..<page.count).map { RowNode(page.rows, $0) }
+                return (0..<page.count).map { RowNode(page.rows, $0, page.shape) }
             }
         case "edges":
             return .list { node in
@@ -185,7 +160,7 @@ public final class BillingResolver: Resolver {
         }
         return .object { node in
             guard let edge = node as? EdgeNode else { return nil }
-            return RowNode(edge.page.rows, edge.row)
+            return RowNode(edge.page.rows, edge.row, edge.page.shape)
         }
     }
 
@@ -213,6 +188,78 @@ public final class BillingResolver: Resolver {
 /// Mutations plug into the resolver through this (see Mutations.swift).
 public protocol MutationResolving {
     func resolve(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution
+}
+
+/// How a field of a row-backed type reaches other rows, keyed by a column of its own row.
+struct Relation {
+    enum Kind {
+        /// The same row seen as another type (a customer's totals).
+        case sameRow
+        /// One object by the id in `key`.
+        case byID(Table)
+        /// A list per parent, matched on the parent's `key`.
+        case list(ChildListQuery)
+    }
+    let key: String
+    let kind: Kind
+}
+
+enum Relations {
+    static func of(_ type: String, _ field: String) -> Relation? {
+        let t = Tables.self
+        switch (type, field) {
+        case ("Customer", "totals"): return Relation(key: "id", kind: .sameRow)
+        case ("Customer", "invoices"): return Relation(key: "id", kind: .list(Lists.invoicesOfCustomer))
+        case ("Customer", "payments"): return Relation(key: "id", kind: .list(Lists.paymentsOfCustomer))
+        case ("Customer", "creditNotes"): return Relation(key: "id", kind: .list(Lists.creditNotesOfCustomer))
+        case ("Invoice", "customer"), ("Payment", "customer"), ("CreditNote", "customer"):
+            return Relation(key: "customerId", kind: .byID(t.customer))
+        case ("Invoice", "payments"): return Relation(key: "id", kind: .list(Lists.paymentsOfInvoice))
+        case ("Invoice", "paymentApplications"): return Relation(key: "id", kind: .list(Lists.applicationsOfInvoice))
+        case ("Invoice", "creditNotes"): return Relation(key: "id", kind: .list(Lists.creditNotesOfInvoice))
+        case ("Payment", "applications"): return Relation(key: "id", kind: .list(Lists.applicationsOfPayment))
+        case ("Payment", "invoices"): return Relation(key: "id", kind: .list(Lists.invoicesOfPayment))
+        case ("Payment", "refunds"): return Relation(key: "id", kind: .list(Lists.refundsOfPayment))
+        case ("PaymentApplication", "payment"), ("Refund", "payment"): return Relation(key: "paymentId", kind: .byID(t.payment))
+        case ("PaymentApplication", "invoice"), ("CreditNote", "invoice"): return Relation(key: "invoiceId", kind: .byID(t.invoice))
+        case ("Refund", "creditNote"): return Relation(key: "creditNoteId", kind: .byID(t.creditNote))
+        case ("CreditNote", "refunds"): return Relation(key: "id", kind: .list(Lists.refundsOfCreditNote))
+        default: return nil
+        }
+    }
+}
+
+/// Which columns a load must read: those its objects' selected fields show, the keys
+/// their relations follow, and the id.
+enum Columns {
+    static func needed(_ table: Table, by field: PlannedField) -> ColumnSet {
+        var columns = Set(table.index["id"].map { [$0] } ?? [])
+        collect(table, objectFields(of: field), into: &columns)
+        return ColumnSet(table, columns: columns)
+    }
+
+    /// The fields selected on the objects a field returns (through a connection's
+    /// `nodes` and `edges.node` for the root connections).
+    private static func objectFields(of field: PlannedField) -> [PlannedField] {
+        guard field.returnType.namedType.hasSuffix("Connection") else { return field.children }
+        var fields: [PlannedField] = []
+        for child in field.children {
+            if child.name == "nodes" { fields += child.children }
+            if child.name == "edges" { fields += child.children.filter { $0.name == "node" }.flatMap(\.children) }
+        }
+        return fields
+    }
+
+    private static func collect(_ table: Table, _ fields: [PlannedField], into columns: inout Set<Int>) {
+        for f in fields {
+            if let relation = Relations.of(table.typeName, f.name) {
+                if case .sameRow = relation.kind { collect(table, f.children, into: &columns) }
+                columns.insert(table.column(relation.key))
+            } else if let i = table.index[f.name] {
+                columns.insert(i)
+            }
+        }
+    }
 }
 
 /// The lists below objects: one lateral subquery each.

@@ -12,6 +12,19 @@ public final class RequestContext {
     public var trace: ((Statement) -> Void)?
     /// Statements this request sent: tests use it to show the count follows the query's shape.
     public private(set) var statementCount = 0
+    /// Reads of this request by statement: a field asked at several places of one query
+    /// with the same parents makes the same statement, which goes to the database once.
+    private var reads: [ReadKey: Read] = [:]
+
+    private struct ReadKey: Hashable {
+        let sql: String
+        let parameters: [String?]
+    }
+
+    private enum Read {
+        case waiting([(Result<ResultSet, GraphQLError>) -> Void])
+        case done(Result<ResultSet, GraphQLError>)
+    }
 
     public init(organisationID: String, apiKeyID: String, scopes: Set<String>,
                 log: @escaping (String) -> Void = { _ in },
@@ -26,15 +39,30 @@ public final class RequestContext {
     /// Runs a statement; database errors become the contract's codes, and their text
     /// (which may hold SQL) goes to the log, never to the client.
     func query(_ statement: Statement, completion: @escaping (Result<ResultSet, GraphQLError>) -> Void) {
+        let key = ReadKey(sql: statement.sql, parameters: statement.parameters)
+        switch reads[key] {
+        case .done(let result)?:
+            return completion(result)
+        case .waiting(let others)?:
+            reads[key] = .waiting(others + [completion])
+            return
+        case nil:
+            reads[key] = .waiting([completion])
+        }
         statementCount += 1
         trace?(statement)
         runStatement(statement) { [self] result in
-            completion(result.mapError(logFailure))
+            let outcome = result.mapError(logFailure)
+            guard case .waiting(let waiters)? = reads[key] else { return }
+            reads[key] = .done(outcome)
+            for waiter in waiters { waiter(outcome) }
         }
     }
 
-    /// Runs a statement and hands back the database's own error (mutations retry some).
+    /// Runs a statement (a write) and hands back the database's own error (mutations retry some).
     func queryRaw(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
+        // A write may change what earlier reads saw (reads in flight keep their waiters).
+        reads = reads.filter { if case .waiting = $0.value { return true } else { return false } }
         statementCount += 1
         trace?(statement)
         runStatement(statement, completion)

@@ -13,9 +13,9 @@ struct Column {
     let kind: ColumnKind
 }
 
-/// The select list of one object type. Every load of the type reads these columns in
-/// this order, so a field's column index is known before any row arrives and statements
-/// stay the same text (cheap for PostgreSQL to plan and cache).
+/// The columns one object type can be read with. A load reads only the columns its
+/// query needs (a `ColumnSet`), always in this order, so the same query shape gives the
+/// same statement text.
 struct Table {
     let typeName: String
     let from: String       // "customer c"
@@ -41,13 +41,6 @@ struct Table {
         for (i, c) in columns.enumerated() { index[c.field] = i }
         self.index = index
     }
-
-    /// The select list, plus the cursor's sort key as the last column.
-    var selectList: String {
-        (columns.map(\.sql) + [sortKeyText]).joined(separator: ", ")
-    }
-
-    var sortKeyIndex: Int { columns.count }
 
     func column(_ field: String) -> Int {
         guard let i = index[field] else { preconditionFailure("\(typeName) has no column for \(field)") }
@@ -187,23 +180,60 @@ enum Tables {
     }
 }
 
+/// Which columns of a table one statement reads, and where each lands in its rows:
+/// the select list is the chosen columns in table order, then the cursor's sort key.
+final class ColumnSet {
+    let table: Table?
+    /// Result column of each table column, or -1 when it is not read.
+    let position: [Int]
+    let selectList: String
+    /// Result column of the sort key.
+    let sortKeyPosition: Int
+
+    init(_ table: Table, columns: Set<Int>) {
+        self.table = table
+        let chosen = columns.sorted()
+        var position = Array(repeating: -1, count: table.columns.count)
+        for (i, c) in chosen.enumerated() { position[c] = i }
+        self.position = position
+        selectList = (chosen.map { table.columns[$0].sql } + [table.sortKeyText]).joined(separator: ", ")
+        sortKeyPosition = chosen.count
+    }
+
+    /// Rows that are not of a table (reports, mutation results): column i is column i.
+    init(identity count: Int) {
+        table = nil
+        position = Array(0..<count)
+        selectList = ""
+        sortKeyPosition = count
+    }
+}
+
 /// An object that is one row of a result set.
 final class RowNode: Node {
     let rows: ResultSet
     let row: Int
+    let shape: ColumnSet
 
-    init(_ rows: ResultSet, _ row: Int) {
+    init(_ rows: ResultSet, _ row: Int, _ shape: ColumnSet) {
         self.rows = rows
         self.row = row
+        self.shape = shape
     }
 
-    func string(_ column: Int) -> String? { rows.string(row, column) }
+    /// The text of a table column, or nil when it is NULL or was not read.
+    func string(_ column: Int) -> String? {
+        let i = shape.position[column]
+        return i < 0 ? nil : rows.string(row, i)
+    }
 
     func value(_ column: Int, _ kind: ColumnKind) -> ScalarValue {
+        let i = shape.position[column]
+        guard i >= 0 else { return .null }
         switch kind {
-        case .string: return rows.string(row, column).map(ScalarValue.string) ?? .null
-        case .int: return rows.int(row, column).map(ScalarValue.int) ?? .null
-        case .json: return rows.string(row, column).map(ScalarValue.json) ?? .null
+        case .string: return rows.string(row, i).map(ScalarValue.string) ?? .null
+        case .int: return rows.int(row, i).map(ScalarValue.int) ?? .null
+        case .json: return rows.string(row, i).map(ScalarValue.json) ?? .null
         }
     }
 }

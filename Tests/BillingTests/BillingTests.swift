@@ -1,5 +1,7 @@
 @testable import Billing
+import Engine
 import JSON
+import Schema
 import Store
 import XCTest
 
@@ -75,5 +77,32 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(Day(year: 2023, month: 2, day: 28).adding(1).text, "2023-03-01")
         XCTAssertEqual(Day(year: 2023, month: 12, day: 31).adding(1).text, "2024-01-01")
         XCTAssertEqual(Day(year: 1970, month: 1, day: 1).ordinal, 0)
+    }
+}
+
+final class ColumnTests: XCTestCase {
+    private func rootField(_ query: String) -> PlannedField {
+        guard case .success(let (_, plan)) = Preparation(schema: Schema.contract).prepare(GraphQLRequest(query: query)) else {
+            fatalError("the query does not prepare")
+        }
+        return plan.fields[0]
+    }
+
+    func testALoadReadsOnlyTheColumnsItsFieldsNeed() {
+        let field = rootField("{ customers { edges { cursor node { email } } nodes { name totals { paid } invoices { id } } } }")
+        let columns = Columns.needed(Tables.customer, by: field)
+        for wanted in ["c.id::text", "c.name", "c.email", "c.total_paid"] {
+            XCTAssertTrue(columns.selectList.contains(wanted), wanted)
+        }
+        for unwanted in ["c.currency", "c.total_invoiced", "c.credit_balance", "c.external_id"] {
+            XCTAssertFalse(columns.selectList.contains(unwanted), unwanted)
+        }
+    }
+
+    func testRelationsAddTheKeysTheyFollow() {
+        let field = rootField("{ invoice(id: \"x\") { customer { id } } }")
+        let columns = Columns.needed(Tables.invoice, by: field)
+        XCTAssertTrue(columns.selectList.contains("i.customer_id::text"))
+        XCTAssertFalse(columns.selectList.contains("i.number"))
     }
 }

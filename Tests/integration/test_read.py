@@ -167,3 +167,15 @@ def test_statement_count_follows_the_query_shape_not_the_page_size(world):
     assert len(large.data["customers"]["nodes"]) == 60
     # customers, their invoices, the invoices' payments, the payments' refunds: one statement a level.
     assert small.statements() == large.statements() == 4
+
+
+def test_a_field_asked_at_several_places_is_loaded_once(world):
+    server, model = world["server"], world["model"]
+    twice = server.gql("""{ a: customers(first: 5) { nodes { id name } } b: customers(first: 5) { nodes { id name } } }""",
+                       key=full_key(world))
+    assert twice.statements() == 1 and twice.data["a"] == twice.data["b"]
+    inv = model.invoices_of(model.orgs[0])[0]
+    r = server.gql("""query($id: ID!) { invoice(id: $id) { c1: customer { id name } c2: customer { id name } ...F } }
+                      fragment F on Invoice { customer { id name } }""", {"id": inv["id"]}, key=full_key(world))
+    assert r.statements() == 2  # the invoice, then its customer once
+    assert r.data["invoice"]["c1"] == r.data["invoice"]["c2"] == r.data["invoice"]["customer"]
