@@ -51,7 +51,7 @@ public final class BillingResolver: Resolver {
         if let relation = Relations.of(table.typeName, field.name) { return try resolve(relation, field, parent: table) }
         let column = table.column(field.name)
         let kind = table.columns[column].kind
-        return .scalar { node in (node as? RowNode)?.value(column, kind) ?? .null }
+        return .direct { node, w in (node as? RowNode)?.write(column, kind, to: &w) ?? false }
     }
 
     private func resolve(_ relation: Relation, _ field: PlannedField, parent: Table) throws(GraphQLError) -> Resolution {
@@ -178,10 +178,8 @@ public final class BillingResolver: Resolver {
         let columns = type == "AgingReport" ? Reports.agingColumns : Reports.monthColumns
         guard let index = columns.firstIndex(of: field.name) else { return .scalar { _ in .null } }
         let isText = ["asOf", "currency", "month"].contains(field.name)
-        return .scalar { node in
-            guard let row = node as? RowNode else { return .null }
-            return row.value(index, isText ? .string : .int)
-        }
+        let kind: ColumnKind = isText ? .string : .int
+        return .direct { node, w in (node as? RowNode)?.write(index, kind, to: &w) ?? false }
     }
 }
 

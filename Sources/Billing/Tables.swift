@@ -1,4 +1,5 @@
 import Engine
+import JSON
 import Store
 
 /// How a column's text becomes a JSON value.
@@ -227,13 +228,16 @@ final class RowNode: Node {
         return i < 0 ? nil : rows.string(row, i)
     }
 
-    func value(_ column: Int, _ kind: ColumnKind) -> ScalarValue {
+    /// Writes a cell as JSON straight from libpq's memory; false (nothing written) for NULL.
+    func write(_ column: Int, _ kind: ColumnKind, to w: inout JSONWriter) -> Bool {
         let i = shape.position[column]
-        guard i >= 0 else { return .null }
-        switch kind {
-        case .string: return rows.string(row, i).map(ScalarValue.string) ?? .null
-        case .int: return rows.int(row, i).map(ScalarValue.int) ?? .null
-        case .json: return rows.string(row, i).map(ScalarValue.json) ?? .null
+        guard i >= 0, !rows.isNull(row, i) else { return false }
+        _ = rows.withBytes(row, i) { bytes in
+            switch kind {
+            case .string: w.string(utf8: bytes)
+            case .int, .json: w.bytes.append(contentsOf: bytes)  // already JSON text: digits, or jsonb's output
+            }
         }
+        return true
     }
 }

@@ -7,9 +7,19 @@ import Schema
 /// A node must never refer to a node above it: children are held strongly, so such a
 /// reference would be a cycle that keeps the whole response in memory.
 open class Node {
-    /// Children loaded for this object, by planned field id.
-    final var children: [Int: ChildValue] = [:]
+    /// Children loaded for this object, by planned field id. A node has few, so a short
+    /// array searched in order is cheaper than hashing.
+    final var loaded: ContiguousArray<(field: Int, value: ChildValue)> = []
     public init() {}
+
+    final func child(_ field: Int) -> ChildValue? {
+        for entry in loaded where entry.field == field { return entry.value }
+        return nil
+    }
+
+    final func setChild(_ field: Int, _ value: ChildValue) {
+        loaded.append((field, value))
+    }
 }
 
 public enum ChildValue {
@@ -34,6 +44,9 @@ public enum ScalarValue {
 public enum Resolution {
     /// A leaf read from the parent.
     case scalar((Node) -> ScalarValue)
+    /// A leaf the resolver writes itself, straight from where its bytes are (a database
+    /// row); returns false, having written nothing, when the value is null.
+    case direct((Node, inout JSONWriter) -> Bool)
     /// A child object known from the parent without a load.
     case object((Node) -> Node?)
     /// A child list known from the parent without a load; nil is a null list.
@@ -62,7 +75,7 @@ public final class Execution {
     let introspection: IntrospectionResolver
     let root = Node()
     var resolutions: [Resolution?]
-    var fieldErrors: [Int: GraphQLError] = [:]
+    var fieldErrors: [GraphQLError?]
     var itemBudget: Int
     let itemLimit: Int
     var completion: ((ExecutionResult) -> Void)?
@@ -80,6 +93,7 @@ public final class Execution {
         self.itemLimit = itemLimit
         self.itemBudget = itemLimit
         self.resolutions = Array(repeating: nil, count: plan.fieldCount)
+        self.fieldErrors = Array(repeating: nil, count: plan.fieldCount)
     }
 
     /// Fields to resolve on some objects of one level. `weights[i]` is how many times
@@ -171,20 +185,20 @@ public final class Execution {
                 var children = Children()
                 var items = 0
                 switch r {
-                case .scalar: continue
+                case .scalar, .direct: continue
                 case .object(let child):
                     for (node, weight) in zip(item.nodes, item.weights) {
                         let c = child(node)
-                        node.children[field.id] = .object(c)
+                        node.setChild(field.id, .object(c))
                         if let c { children.add(c, weight: weight) }
                     }
                 case .list(let list):
                     for (node, weight) in zip(item.nodes, item.weights) {
                         guard let nodes = list(node) else {
-                            node.children[field.id] = .object(nil)
+                            node.setChild(field.id, .object(nil))
                             continue
                         }
-                        node.children[field.id] = .list(nodes)
+                        node.setChild(field.id, .list(nodes))
                         items += weight * nodes.count
                         for c in nodes { children.add(c, weight: weight) }
                     }
@@ -227,12 +241,12 @@ public final class Execution {
                 if error.code == .serviceUnavailable || error.code == .queryTooComplex || error.code == .internalServerError {
                     return fail(error)
                 }
-                for p in item.nodes { p.children[field.id] = .error(error) }
+                for p in item.nodes { p.setChild(field.id, .error(error)) }
             case .success(let values):
                 var children = Children()
                 var items = 0
                 for ((parent, weight), value) in zip(zip(item.nodes, item.weights), values) {
-                    parent.children[field.id] = value
+                    parent.setChild(field.id, value)
                     switch value {
                     case .object(let c?): children.add(c, weight: weight)
                     case .list(let list):

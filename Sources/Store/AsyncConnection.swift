@@ -19,6 +19,11 @@ final class AsyncConnection {
     private var lastError: DatabaseError?
     /// Told when the connection becomes idle or closes.
     private let onChange: (AsyncConnection) -> Void
+    /// Statements prepared on this connection, by their text. The service's statement
+    /// texts depend only on a query's shape, so a few hundred cover every query seen, and
+    /// PostgreSQL plans each once instead of on every request.
+    private var prepared: [String: String] = [:]
+    static let maxPrepared = 500
 
     init(loop: EventLoop, conninfo: String, onChange: @escaping (AsyncConnection) -> Void) {
         self.loop = loop
@@ -83,13 +88,44 @@ final class AsyncConnection {
     }
 
     /// Sends one statement; `completion` runs on the loop with its rows or its error.
+    /// A statement seen for the first time is prepared first (one more round trip, once).
     func send(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
         guard state == .idle, let conn else {
             return completion(.failure(.unavailable("connection is not ready")))
         }
-        let sent = statement.withCParameters { params in
-            PQsendQueryParams(conn, statement.sql, Int32(statement.parameters.count), nil, params, nil, nil, 0)
+        if let name = prepared[statement.sql] {
+            return transmit(completion) {
+                statement.withCParameters { params in
+                    PQsendQueryPrepared(conn, name, Int32(statement.parameters.count), params, nil, nil, 0)
+                }
+            }
         }
+        guard prepared.count < Self.maxPrepared else {
+            return transmit(completion) {
+                statement.withCParameters { params in
+                    PQsendQueryParams(conn, statement.sql, Int32(statement.parameters.count), nil, params, nil, nil, 0)
+                }
+            }
+        }
+        let name = "bg\(prepared.count)"
+        transmit({ [weak self] result in
+            guard let self else { return completion(result) }
+            switch result {
+            case .success:
+                prepared[statement.sql] = name
+                send(statement, completion: completion)
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }) {
+            PQsendPrepare(conn, name, statement.sql, Int32(statement.parameters.count), nil)
+        }
+    }
+
+    /// Hands one request to libpq and waits for its result.
+    private func transmit(_ completion: @escaping (Result<ResultSet, DatabaseError>) -> Void, _ send: () -> Int32) {
+        guard let conn else { return completion(.failure(.unavailable("connection is closed"))) }
+        let sent = send()
         guard sent == 1 else {
             completion(.failure(.unavailable(String(cString: PQerrorMessage(conn)).trimmingTrailingNewlines)))
             return fail(.unavailable("send failed"))
