@@ -185,7 +185,10 @@ def main():
                   f"with wrk or pgbench.\n",
                   "Floor: the same SQL statements the server sends for one request (captured with "
                   "BILLGRAPH_TRACE_SQL=1), replayed by pgbench as one transaction per request at the same "
-                  "concurrency. Ratio = server requests/s ÷ pgbench transactions/s.\n",
+                  "concurrency. Ratio = server requests/s ÷ pgbench transactions/s. pgbench sends the "
+                  "statements as literal SQL, which PostgreSQL plans every time; the server prepares each "
+                  "statement once per connection, which is why it can beat this floor when planning is a "
+                  "large part of the database's work.\n",
                   "| query | connections | requests/s | p50 | p99 | non-2xx | server RSS (peak) | pgbench floor tps | ratio |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         plans = []

@@ -245,8 +245,8 @@ $$;
 -- so each runs in exactly one transaction: it happens entirely or not at all.
 --
 -- Locks, always taken in this order so that two mutations never wait on each other in
--- a cycle: idempotency key < credit note < invoice < payments (by id) < customer <
--- organisation (credit note numbers, taken last and held shortest).
+-- a cycle: idempotency key < credit note < invoice < payments (by id) < organisation
+-- (credit note numbers) < customer.
 --
 -- A broken rule raises SQLSTATE P0001 with the message 'CODE|text'; the service shows
 -- the code and the text (which never holds SQL or other organisations' data).

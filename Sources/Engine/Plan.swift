@@ -31,10 +31,7 @@ public final class PlannedField {
 
     public var returnType: TypeReference { definition.type }
 
-    /// The first child field that selects `name` (any alias), if any.
-    public func child(named name: String) -> PlannedField? { children.first { $0.name == name } }
-
-    /// Whether the field or any field below it selects `name`.
+    /// Whether one of the field's own selections is `name`.
     public func selects(_ name: String) -> Bool { children.contains { $0.name == name } }
 
     public func argument(_ name: String) -> JSONValue? {

@@ -15,7 +15,6 @@ public final class HTTPServer {
     let handler: HTTPHandler
     let limits: Limits
     private let listener = HandleBox<uv_tcp_t>()
-    private var connections: Set<ObjectIdentifier> = []
     private var open: [ObjectIdentifier: HTTPConnection] = [:]
     private var sweeper: Timer?
     /// The port actually bound (useful with port 0).

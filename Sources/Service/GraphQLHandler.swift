@@ -35,7 +35,7 @@ final class GraphQLHandler: HTTPHandler {
     }
 
     func refusal(status: Int, message: String) -> HTTPResponse {
-        errorResponse(status: status, GraphQLError(message, code: status == 413 ? .badUserInput : .badUserInput), as: .json)
+        errorResponse(status: status, GraphQLError(message, code: .badUserInput), as: .json)
     }
 
     func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {

@@ -12,8 +12,6 @@ public final class ConnectionPool {
     /// Statements waiting for a connection, oldest first. An entry leaves the queue as it is
     /// sent, so nothing of a finished request stays reachable from here.
     private var waiting = FIFO<(Statement, (Result<ResultSet, DatabaseError>) -> Void)>()
-    /// Statements sent since the pool started; tests read it to count statements per request.
-    public private(set) var statementsSent = 0
 
     public init(loop: EventLoop, conninfo: String, size: Int) {
         self.loop = loop
@@ -30,7 +28,6 @@ public final class ConnectionPool {
     private func dispatch() {
         for connection in connections where connection.state == .idle {
             guard let (statement, completion) = waiting.pop() else { break }
-            statementsSent += 1
             connection.send(statement, completion: completion)
         }
         let connecting = connections.filter { $0.state == .connecting }.count

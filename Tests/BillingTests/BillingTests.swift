@@ -3,6 +3,7 @@ import Engine
 import JSON
 import Schema
 import Store
+import Foundation
 import XCTest
 
 final class CursorTests: XCTestCase {
@@ -104,5 +105,19 @@ final class ColumnTests: XCTestCase {
         let columns = Columns.needed(Tables.invoice, by: field)
         XCTAssertTrue(columns.selectList.contains("i.customer_id::text"))
         XCTAssertFalse(columns.selectList.contains("i.number"))
+    }
+}
+
+/// The binary embeds schema/migrations/*.sql; the two must never drift apart.
+final class MigrationFileTests: XCTestCase {
+    func testEmbeddedMigrationsAreTheMigrationFiles() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../schema/migrations")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        XCTAssertEqual(billingMigrations.map { $0.name + ".sql" }, files, "run scripts/embed-schema")
+        for (migration, file) in zip(billingMigrations, files) {
+            let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+            XCTAssertEqual(migration.sql + "\n", text, "\(file) differs from its embedded copy: run scripts/embed-schema")
+            XCTAssertEqual(migration.version, Int(file.prefix(while: \.isNumber)))
+        }
     }
 }

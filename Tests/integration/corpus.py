@@ -29,6 +29,11 @@ VALID = [
     "query($v: [InvoiceStatus!] = [OPEN]) { invoices(filter: {status: $v}) { totalCount } }",
     "{ customers { nodes { id id id } } }",
     "\ufeff{ __typename }",
+    "# 日本語のコメント ✓\n{ customer(id: \"日本語 é 😀\") { name } }",
+    "{ customers(filter: {nameContains: \"\\u0000 and \\t\"}) { totalCount } }",
+    "query " + "Q" * 300 + " { __typename }",
+    "{ " + " ".join(f"f{i}: __typename" for i in range(200)) + " }",
+    "{ customers { nodes { invoices { customer { invoices { customer { invoices { customer { id } } } } } } } } }",
 ]
 
 INVALID_SYNTAX = [
@@ -102,6 +107,9 @@ INVALID = [
     "{ invoices(filter: {currency: \"USD\", currency: \"EUR\"}) { totalCount } }",
     "mutation { refundPayment(input: {amount: 1}) { refund { id } } }",
     "{ customers(first: 1.5) { totalCount } }",
+    "{ customers(first: 99999999999999999999) { totalCount } }",
+    "{ customers(first: -2147483649) { totalCount } }",
+    "{ customer(id: 1.0e99) { id } }",
     "{ invoices(filter: {status: [OPEN, null]}) { totalCount } }",
     # 5.7 directives: defined, valid locations, unique
     "{ __typename @nope }",
