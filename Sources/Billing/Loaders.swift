@@ -9,14 +9,16 @@ struct ParentKey {
     func value(_ node: Node) -> String? { (node as? RowNode)?.string(column) }
 }
 
-/// Distinct non-null keys in first-seen order, as a uuid[] literal.
-private func distinctKeys(_ parents: [Node], _ key: ParentKey) -> [String] {
+/// Each parent's key (read once), and the distinct non-null keys in first-seen order.
+private func parentKeys(_ parents: [Node], _ key: ParentKey) -> (each: [String?], distinct: [String]) {
     var seen = Set<String>()
-    var keys: [String] = []
-    for p in parents {
-        if let k = key.value(p), seen.insert(k).inserted { keys.append(k) }
+    var distinct: [String] = []
+    let each = parents.map { p -> String? in
+        let k = key.value(p)
+        if let k, seen.insert(k).inserted { distinct.append(k) }
+        return k
     }
-    return keys
+    return (each, distinct)
 }
 
 /// Groups rows by the ordinal of their parent key (the last column), keeping row order.
@@ -42,7 +44,7 @@ struct ByIdLoad: BatchLoad {
     let columns: ColumnSet
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
-        let keys = distinctKeys(parents, key)
+        let (each, keys) = parentKeys(parents, key)
         if keys.isEmpty { return completion(.success(parents.map { _ in .object(nil) })) }
         var p = Parameters()
         // One primary-key probe per id, never a scan of the table, however many ids a
@@ -63,7 +65,7 @@ struct ByIdLoad: BatchLoad {
                 for r in 0..<rows.rowCount {
                     if let id = rows.string(r, idColumn) { byID[id] = RowNode(rows, r, columns) }
                 }
-                return parents.map { parent in .object(key.value(parent).flatMap { byID[$0] }) }
+                return each.map { k in .object(k.flatMap { byID[$0] }) }
             })
         }
     }
@@ -94,7 +96,7 @@ struct ChildListLoad: BatchLoad {
     let filters: [(inout Parameters) -> String]
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
-        let keys = distinctKeys(parents, key)
+        let (each, keys) = parentKeys(parents, key)
         if keys.isEmpty { return completion(.success(parents.map { _ in .list([]) })) }
         var p = Parameters()
         let keyParam = p.bind(Parameters.arrayLiteral(keys))
@@ -116,7 +118,7 @@ struct ChildListLoad: BatchLoad {
             completion(result.flatMap { rows in
                 if rows.rowCount > itemBudget { return .failure(budgetExceeded(itemBudget)) }
                 let byKey = groupByOrdinal(rows, keys: keys, shape: columns)
-                return .success(parents.map { parent in .list(key.value(parent).flatMap { byKey[$0] } ?? []) })
+                return .success(each.map { k in .list(k.flatMap { byKey[$0] } ?? []) })
             })
         }
     }

@@ -50,8 +50,7 @@ public final class BillingResolver: Resolver {
     private func objectField(_ field: PlannedField, table: Table) throws(GraphQLError) -> Resolution {
         if let relation = Relations.of(table.typeName, field.name) { return try resolve(relation, field, parent: table) }
         let column = table.column(field.name)
-        let kind = table.columns[column].kind
-        return .direct { node, w in (node as? RowNode)?.write(column, kind, to: &w) ?? false }
+        return .cell(column: column, kind: table.columns[column].kind.cell)
     }
 
     private func resolve(_ relation: Relation, _ field: PlannedField, parent: Table) throws(GraphQLError) -> Resolution {
@@ -178,8 +177,7 @@ public final class BillingResolver: Resolver {
         let columns = type == "AgingReport" ? Reports.agingColumns : Reports.monthColumns
         guard let index = columns.firstIndex(of: field.name) else { return .scalar { _ in .null } }
         let isText = ["asOf", "currency", "month"].contains(field.name)
-        let kind: ColumnKind = isText ? .string : .int
-        return .direct { node, w in (node as? RowNode)?.write(index, kind, to: &w) ?? false }
+        return .cell(column: index, kind: isText ? .string : .raw)
     }
 }
 

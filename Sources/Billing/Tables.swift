@@ -5,6 +5,9 @@ import Store
 /// How a column's text becomes a JSON value.
 enum ColumnKind {
     case string, int, json
+
+    /// Integers and `JSON` values are already JSON text; strings are quoted and escaped.
+    var cell: CellKind { self == .string ? .string : .raw }
 }
 
 /// One column of a type's select list: the field it serves (or an internal name) and its SQL.
@@ -229,13 +232,13 @@ final class RowNode: Node {
     }
 
     /// Writes a cell as JSON straight from libpq's memory; false (nothing written) for NULL.
-    func write(_ column: Int, _ kind: ColumnKind, to w: inout JSONWriter) -> Bool {
+    override func writeCell(_ column: Int, _ kind: CellKind, to w: inout JSONWriter) -> Bool {
         let i = shape.position[column]
         guard i >= 0, !rows.isNull(row, i) else { return false }
         _ = rows.withBytes(row, i) { bytes in
             switch kind {
             case .string: w.string(utf8: bytes)
-            case .int, .json: w.bytes.append(contentsOf: bytes)  // already JSON text: digits, or jsonb's output
+            case .raw: w.bytes.append(contentsOf: bytes)
             }
         }
         return true

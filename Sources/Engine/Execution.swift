@@ -20,6 +20,18 @@ open class Node {
     final func setChild(_ field: Int, _ value: ChildValue) {
         loaded.append((field, value))
     }
+
+    /// Writes column `column` of this object as JSON; false, having written nothing, when
+    /// the value is null. Row-backed nodes override it to write straight from their row.
+    open func writeCell(_ column: Int, _ kind: CellKind, to w: inout JSONWriter) -> Bool { false }
+}
+
+/// How a cell's text becomes JSON.
+public enum CellKind: Sendable {
+    /// Text, written as a JSON string.
+    case string
+    /// Already JSON text: an integer's digits, or a `JSON` value.
+    case raw
 }
 
 public enum ChildValue {
@@ -44,9 +56,10 @@ public enum ScalarValue {
 public enum Resolution {
     /// A leaf read from the parent.
     case scalar((Node) -> ScalarValue)
-    /// A leaf the resolver writes itself, straight from where its bytes are (a database
-    /// row); returns false, having written nothing, when the value is null.
-    case direct((Node, inout JSONWriter) -> Bool)
+    /// A leaf that is a column of the parent's own data, written by the parent
+    /// (`Node.writeCell`) straight from where its bytes are: the common case, kept free
+    /// of closures because it runs for every field of every row.
+    case cell(column: Int, kind: CellKind)
     /// A child object known from the parent without a load.
     case object((Node) -> Node?)
     /// A child list known from the parent without a load; nil is a null list.
@@ -185,7 +198,7 @@ public final class Execution {
                 var children = Children()
                 var items = 0
                 switch r {
-                case .scalar, .direct: continue
+                case .scalar, .cell: continue
                 case .object(let child):
                     for (node, weight) in zip(item.nodes, item.weights) {
                         let c = child(node)

@@ -15,6 +15,9 @@ struct ResponseWriter {
     final class FieldWrite {
         let key: [UInt8]
         let resolution: Resolution?
+        /// The column of a `.cell` resolution, or -1.
+        let cellColumn: Int
+        let cellKind: CellKind
         let error: GraphQLError?
         let nonNull: Bool
         let isList: Bool
@@ -25,6 +28,11 @@ struct ResponseWriter {
              children: [Int]) {
             self.key = key
             self.resolution = resolution
+            if case .cell(let column, let kind)? = resolution {
+                (cellColumn, cellKind) = (column, kind)
+            } else {
+                (cellColumn, cellKind) = (-1, .raw)
+            }
             self.error = error
             self.nonNull = nonNull
             self.isList = isList
@@ -104,10 +112,14 @@ struct ResponseWriter {
 
     private mutating func writeField(_ id: Int, _ node: Node) throws(NullPropagation) {
         let field = fields[id]
+        if field.cellColumn >= 0 {
+            if !node.writeCell(field.cellColumn, field.cellKind, to: &w) { try writeNull(id, error: nil, nonNull: field.nonNull) }
+            return
+        }
         if let error = field.error { return try writeNull(id, error: error, nonNull: field.nonNull) }
         switch field.resolution {
-        case .direct(let write)?:
-            if !write(node, &w) { try writeNull(id, error: nil, nonNull: field.nonNull) }
+        case .cell?:
+            break  // written above
         case .scalar(let read)?:
             try writeScalar(read(node), id)
         case .object?, .list?, .load?:
