@@ -29,6 +29,13 @@ VALID = [
     "query($v: [InvoiceStatus!] = [OPEN]) { invoices(filter: {status: $v}) { totalCount } }",
     "{ customers { nodes { id id id } } }",
     "\ufeff{ __typename }",
+    "query A($x: Int) { ...F } query B($x: Int = 3) { ...F } fragment F on Query { customers(first: $x) { totalCount } }",
+    "query($f: Int! = 3) { customers(first: $f) { totalCount } }",
+    "query($f: Int = 3) { customer(id: \"x\") { invoices(first: $f) { id } } }",
+    "{ customers { nodes { ...A ...B } } } fragment A on Customer { x: name } fragment B on Customer { x: name }",
+    "{ customers { nodes { ... @include(if: true) { id } } } }",
+    "mutation { __typename }",
+    "query($i: ID = 5) { customer(id: \"x\") { id } invoice(id: $i) { id } }".replace("$i: ID = 5", "$i: ID! = 5"),
     "# 日本語のコメント ✓\n{ customer(id: \"日本語 é 😀\") { name } }",
     "{ customers(filter: {nameContains: \"\\u0000 and \\t\"}) { totalCount } }",
     "query " + "Q" * 300 + " { __typename }",
@@ -126,4 +133,28 @@ INVALID = [
     "query($s: [InvoiceStatus]) { invoices(filter: {status: $s}) { totalCount } }",
     "query($f: Int = \"x\") { customers(first: $f) { totalCount } }",
     "fragment F on Query { customers(first: $x) { totalCount } } query { ...F }",
+    # a fragment shared by two operations: its variable must be defined by each
+    "query A($x: Int) { ...F } query B { ...F } fragment F on Query { customers(first: $x) { totalCount } }",
+    "query A($x: Int) { ...F } fragment F on Query { ...G } fragment G on Query { customers(first: $x, order: $o) { totalCount } }",
+    # merging across fragments
+    "{ customers { nodes { ...A ...B } } } fragment A on Customer { x: name } fragment B on Customer { x: email }",
+    "{ customers { nodes { invoices(first: 1) { id } ...B } } } fragment B on Customer { invoices(first: 2) { id } }",
+    "{ customers { nodes { ... on Customer { id: name } id } } }",
+    "{ invoice(id: \"a\") { customer { id } } invoice(id: \"a\") { customer { id: name } } }",
+    # list positions and nesting
+    "query($s: InvoiceStatus!) { invoices(filter: {status: $s}) { totalCount } }".replace("$s: InvoiceStatus!", "$s: InvoiceStatus!, $t: [[InvoiceStatus]]").replace("status: $s", "status: $t"),
+    "{ invoices(filter: {status: [[OPEN]]}) { totalCount } }",
+    "mutation { createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", refundSplit: [{paymentId: \"p\"}]}) { invoice { id } } }",
+    "mutation { createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", refundDestination: WIRE}) { invoice { id } } }",
+    "query($s: InvoiceStatus!) { invoices(filter: {status: $s}) { totalCount } }",
+    "query($s: InvoiceStatus) { invoices(filter: {status: [$s]}) { totalCount } }",
+    # directives on the wrong things
+    "query($a: Int @skip(if: true)) { customers(first: $a) { totalCount } }",
+    "fragment F on Query @include(if: true) { __typename } { ...F }",
+    "{ customers @deprecated { totalCount } }",
+    # leaf and composite in odd places
+    "{ __typename { x } }",
+    "{ __schema }",
+    "{ __type { name } }",
+    "mutation { __schema { types { name } } }",
 ]
