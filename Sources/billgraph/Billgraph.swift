@@ -23,6 +23,12 @@ struct Billgraph: ParsableCommand {
         subcommands: [Serve.self, Migrate.self, Import.self, Seed.self, Keys.self, Housekeeping.self])
 }
 
+/// Reports a failure on standard error and ends the command with status 1.
+func failure(_ message: String) -> ExitCode {
+    log(message)
+    return ExitCode(1)
+}
+
 /// `--database-url`, falling back to BILLGRAPH_DATABASE_URL.
 struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("database-url"),
@@ -37,7 +43,7 @@ struct DatabaseOptions: ParsableArguments {
 
     func connect() throws -> BlockingConnection {
         do { return try BlockingConnection(try resolved()) } catch let error as DatabaseError {
-            throw CleanExit.message("billgraph: cannot connect to the database: \(error)")
+            throw failure("cannot connect to the database: \(error)")
         }
     }
 }
@@ -130,7 +136,7 @@ struct Import: ParsableCommand {
     func run() throws {
         let connection = try database.connect()
         guard let input = file == "-" ? standardInput : fopen(file, "r") else {
-            throw CleanExit.message("billgraph: cannot open \(file)")
+            throw failure("cannot open \(file)")
         }
         defer { if file != "-" { fclose(input) } }
         let reader = LineReader(input)
@@ -140,8 +146,7 @@ struct Import: ParsableCommand {
             let counts = summary.counts.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
             log("imported \(summary.lines) lines: \(counts)")
         } catch let error as ImportError {
-            log("import failed, nothing was stored: \(error)")
-            throw ExitCode(1)
+            throw failure("import failed, nothing was stored: \(error)")
         }
     }
 }
@@ -230,7 +235,7 @@ struct Keys: ParsableCommand {
                     SELECT id, sha256(convert_to($2, 'UTF8')), $3::text[], $4 FROM organisation WHERE id::text = $1
                     RETURNING id::text
                     """, [organisation, secret, "{" + scopeList.joined(separator: ",") + "}", label])
-                guard rows.rowCount == 1 else { throw CleanExit.message("billgraph: no organisation \(organisation)") }
+                guard rows.rowCount == 1 else { throw failure("no organisation \(organisation)") }
                 print("key id: \(rows.string(0, 0)!)")
                 print("key:    \(secret)")
                 log("the key is shown only now; store it safely")
@@ -277,7 +282,7 @@ struct Keys: ParsableCommand {
             } else {
                 throw ValidationError("give the key's id or --key")
             }
-            guard rows.rowCount == 1 else { throw CleanExit.message("billgraph: no such active key") }
+            guard rows.rowCount == 1 else { throw failure("no such active key") }
             log("revoked key \(rows.string(0, 0)!)")
         }
     }

@@ -128,6 +128,12 @@ def test_keys_create_list_revoke(world):
         server.stop()
     bad = run_cli("keys", "create", "--organisation", "22222222-2222-4222-8222-222222222222", "--scopes", "root", url=url, check=False)
     assert bad.returncode != 0 and "unknown scope" in bad.stderr
+    again = run_cli("keys", "revoke", key_id, url=url, check=False)
+    assert again.returncode == 1 and "no such active key" in again.stderr
+    missing = run_cli("import", "/nonexistent/file.jsonl", url=url, check=False)
+    assert missing.returncode == 1 and "cannot open" in missing.stderr
+    down = run_cli("migrate", url="host=127.0.0.1 port=1 connect_timeout=2", check=False)
+    assert down.returncode == 1 and "cannot connect to the database" in down.stderr
 
 
 def test_housekeeping_deletes_expired_idempotency_keys_only(world):
