@@ -49,7 +49,9 @@ public final class BillingResolver: Resolver {
 
     private func objectField(_ field: PlannedField, table: Table) throws(GraphQLError) -> Resolution {
         if let relation = Relations.of(table.typeName, field.name) { return try resolve(relation, field, parent: table) }
-        let column = table.column(field.name)
+        guard let column = table.index[field.name] else {
+            throw GraphQLError("No resolver for \(table.typeName).\(field.name).", code: .internalServerError)
+        }
         return .cell(column: column, kind: table.columns[column].kind.cell)
     }
 
@@ -69,26 +71,15 @@ public final class BillingResolver: Resolver {
         }
     }
 
-    /// The arguments of the nested lists that filter (RULES.md section 2).
-    private func listFilters(_ field: PlannedField, parent: Table) -> [(inout Parameters) -> String] {
+    /// The arguments of the nested lists that filter (RULES.md section 2). They are named
+    /// like the root connections' filter fields, and mean the same.
+    private func listFilters(_ field: PlannedField, parent: Table) -> [Connections.Filter] {
+        let arguments = JSONValue.object(field.arguments.map { ($0.key, $0.value) })
         switch (parent.typeName, field.name) {
-        case ("Customer", "invoices"): return invoiceListFilters(field)
-        case ("Customer", "payments"):
-            guard let status = field.argument("status")?.stringValue else { return [] }
-            return [{ "p.status = \($0.bind(status))" }]
+        case ("Customer", "invoices"): return Connections.invoiceFilters(arguments)
+        case ("Customer", "payments"): return Connections.paymentFilters(arguments)
         default: return []
         }
-    }
-
-    private func invoiceListFilters(_ field: PlannedField) -> [(inout Parameters) -> String] {
-        var filters: [(inout Parameters) -> String] = []
-        if case .array(let statuses)? = field.argument("status") {
-            let names = statuses.compactMap(\.stringValue)
-            filters.append { "i.status = ANY(\($0.bind(Parameters.arrayLiteral(names)))::text[])" }
-        }
-        if let from = field.argument("issuedFrom")?.stringValue { filters.append { "i.issued_on >= \($0.bind(from))::date" } }
-        if let to = field.argument("issuedTo")?.stringValue { filters.append { "i.issued_on <= \($0.bind(to))::date" } }
-        return filters
     }
 
     // MARK: - Root fields
