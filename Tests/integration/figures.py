@@ -21,7 +21,13 @@ FROM payment p WHERE p.id = ANY('{%s}'::uuid[])
 
 RAW_CUSTOMER_FIGURES = """
 SELECT c.id, c.opening_credit_balance
-  + COALESCE((SELECT sum(n.credits_returned) FROM credit_note n WHERE n.customer_id = c.id AND n.status = 'ISSUED'), 0)
+  + COALESCE((SELECT sum(n.credits_returned) FROM credit_note n WHERE n.customer_id = c.id AND n.status = 'ISSUED'), 0),
+  COALESCE((SELECT sum(i.total) FROM invoice i WHERE i.customer_id = c.id AND i.base_status = 'OPEN'), 0),
+  COALESCE((SELECT sum(p.amount) FROM payment p WHERE p.customer_id = c.id AND p.status = 'SUCCEEDED'), 0),
+  COALESCE((SELECT sum(r.amount) FROM refund r JOIN payment p ON p.id = r.payment_id
+            WHERE p.customer_id = c.id AND p.status = 'SUCCEEDED'), 0),
+  COALESCE((SELECT sum(n.amount) FROM credit_note n WHERE n.customer_id = c.id AND n.status = 'ISSUED'), 0),
+  COALESCE((SELECT string_agg(i.id::text, ',') FROM invoice i WHERE i.customer_id = c.id AND i.base_status = 'OPEN'), '')
 FROM customer c WHERE c.id = ANY('{%s}'::uuid[])
 """
 
@@ -60,12 +66,14 @@ def expected_payments(url, ids):
 
 
 def expected_customers(url, ids):
-    return {cid: {"creditBalance": int(balance)} for cid, balance in rows(url, RAW_CUSTOMER_FIGURES, ids)}
-
-
-FIGURES_QUERY = """query($i: [ID!]!, $p: [ID!]!, $c: [ID!]!) {
-  invoices: invoices(first: 1000, filter: {}) { nodes { id amountPaid amountCredited amountReturned balance status } }
-}"""
+    result = {}
+    for cid, balance, invoiced, paid, refunded, credited, invoices in rows(url, RAW_CUSTOMER_FIGURES, ids):
+        balances = expected_invoices(url, invoices.split(",")) if invoices else {}
+        result[cid] = {"creditBalance": int(balance),
+                       "totals": {"invoiced": int(invoiced), "paid": int(paid), "refunded": int(refunded),
+                                  "credited": int(credited),
+                                  "outstanding": sum(f["balance"] for f in balances.values())}}
+    return result
 
 
 def assert_figures_match(server, key, url, invoice_ids=(), payment_ids=(), customer_ids=()):
@@ -79,5 +87,6 @@ def assert_figures_match(server, key, url, invoice_ids=(), payment_ids=(), custo
                        {"id": pid}, key=key)
         assert r.data["payment"] == want, (pid, r.data, want)
     for cid, want in expected_customers(url, list(customer_ids)).items():
-        r = server.gql("query($id: ID!) { customer(id: $id) { creditBalance } }", {"id": cid}, key=key)
+        r = server.gql("query($id: ID!) { customer(id: $id) { creditBalance totals { invoiced paid refunded credited outstanding } } }",
+                       {"id": cid}, key=key)
         assert r.data["customer"] == want, (cid, r.data, want)

@@ -124,6 +124,24 @@ def test_refund_errors_in_the_contracts_order(shop):
     assert r.data["payment"]["amountRefunded"] == 0
 
 
+def test_mutation_root_fields_run_one_after_another(shop):
+    server = shop["server"]
+    p = payment_with_amount(shop, 1000)
+    r = server.gql("""mutation($p: ID!) {
+        first: refundPayment(input: {paymentId: $p, amount: 3}) { payment { amountRefunded } }
+        second: refundPayment(input: {paymentId: $p, amount: 4}) { payment { amountRefunded } }
+    }""", {"p": p["id"]}, key=key(shop))
+    # Each payload is read after its own mutation and before the next one runs.
+    assert r.data == {"first": {"payment": {"amountRefunded": 3}}, "second": {"payment": {"amountRefunded": 7}}}
+    failing = server.gql("""mutation($p: ID!) {
+        ok: refundPayment(input: {paymentId: $p, amount: 1}) { payment { amountRefunded } }
+        tooMuch: refundPayment(input: {paymentId: $p, amount: 1000000000}) { payment { amountRefunded } }
+    }""", {"p": p["id"]}, key=key(shop))
+    assert failing.codes() == ["AMOUNT_EXCEEDS_REFUNDABLE"] and failing.errors[0]["path"] == ["tooMuch"]
+    after = server.gql("query($id: ID!) { payment(id: $id) { amountRefunded } }", {"id": p["id"]}, key=key(shop))
+    assert after.data["payment"]["amountRefunded"] == 8  # the first of the second request happened, on its own
+
+
 def test_200_concurrent_refunds_of_one_unit_on_100_refundable(shop):
     server, url = shop["server"], shop["url"]
     p = payment_with_amount(shop, 1000)
