@@ -33,7 +33,8 @@ public final class BillgraphService {
 
     public init(_ configuration: Configuration, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
-        pool = ConnectionPool(loop: loop, conninfo: configuration.databaseURL, size: configuration.poolSize)
+        pool = ConnectionPool(loop: loop, conninfo: ConnectionTarget.resolvingHost(configuration.databaseURL),
+                              size: configuration.poolSize)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
                                      authenticator: Authenticator(loop: loop, pool: pool),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)

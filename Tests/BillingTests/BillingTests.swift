@@ -2,7 +2,7 @@
 import Engine
 import JSON
 import Schema
-import Store
+@testable import Store
 import Foundation
 import XCTest
 
@@ -119,5 +119,22 @@ final class MigrationFileTests: XCTestCase {
             XCTAssertEqual(migration.sql + "\n", text, "\(file) differs from its embedded copy: run scripts/embed-schema")
             XCTAssertEqual(migration.version, Int(file.prefix(while: \.isNumber)))
         }
+    }
+}
+
+final class ConnectionTargetTests: XCTestCase {
+    func testHostNamesAreResolvedOnceAndEverythingElseKept() {
+        let resolved = ConnectionTarget.resolvingHost("postgresql://me@localhost:5433/billing?application_name=a%20b")
+        let options = Dictionary(ConnectionTarget.parse(resolved) ?? [], uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(options["host"], "localhost")
+        XCTAssertNotNil(options["hostaddr"])
+        XCTAssertEqual(options["port"], "5433")
+        XCTAssertEqual(options["dbname"], "billing")
+        XCTAssertEqual(options["user"], "me")
+        XCTAssertEqual(options["application_name"], "a b")
+        // Literal addresses and socket directories need no lookup: the string is kept as it is.
+        XCTAssertEqual(ConnectionTarget.resolvingHost("host=127.0.0.1 dbname=x"), "host=127.0.0.1 dbname=x")
+        XCTAssertEqual(ConnectionTarget.resolvingHost("host=/var/run/postgresql"), "host=/var/run/postgresql")
+        XCTAssertEqual(ConnectionTarget.quote("it's \\"), "'it\\'s \\\\'")
     }
 }

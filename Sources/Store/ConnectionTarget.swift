@@ -1,0 +1,76 @@
+import CLibPQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Connection strings for connections made on an event loop.
+public enum ConnectionTarget {
+    /// The same connection string with the host name already resolved (`hostaddr`).
+    ///
+    /// `PQconnectStart` looks a host name up with a blocking `getaddrinfo`, which must not
+    /// happen on a loop. Called once at start-up, where blocking is fine, this makes every
+    /// later (re)connect on the loop name-lookup free. Socket directories, literal
+    /// addresses, several hosts, and strings that already give `hostaddr` are left alone.
+    public static func resolvingHost(_ conninfo: String) -> String {
+        guard let options = parse(conninfo) else { return conninfo }
+        guard let host = options.first(where: { $0.0 == "host" })?.1, !host.isEmpty,
+              !options.contains(where: { $0.0 == "hostaddr" }),
+              !host.hasPrefix("/"), !host.hasPrefix("@"), !host.contains(","), !isLiteralAddress(host),
+              let address = lookUp(host) else { return conninfo }
+        return (options + [("hostaddr", address)]).map { "\($0.0)=\(quote($0.1))" }.joined(separator: " ")
+    }
+
+    /// The options a connection string sets, as libpq reads it (key=value or URL).
+    static func parse(_ conninfo: String) -> [(String, String)]? {
+        var error: UnsafeMutablePointer<CChar>?
+        guard let parsed = PQconninfoParse(conninfo, &error) else {
+            if let error { PQfreemem(error) }
+            return nil
+        }
+        defer { PQconninfoFree(parsed) }
+        var options: [(String, String)] = []
+        var option = parsed
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val { options.append((String(cString: keyword), String(cString: value))) }
+            option += 1
+        }
+        return options
+    }
+
+    /// A value quoted for a key=value connection string.
+    static func quote(_ value: String) -> String {
+        var out = "'"
+        for c in value {
+            if c == "'" || c == "\\" { out.append("\\") }
+            out.append(c)
+        }
+        return out + "'"
+    }
+
+    private static func isLiteralAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
+    private static func lookUp(_ host: String) -> String? {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return nil }
+        defer { freeaddrinfo(result) }
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        switch first.pointee.ai_family {
+        case AF_INET:
+            var address = first.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+            guard inet_ntop(AF_INET, &address, &buffer, socklen_t(buffer.count)) != nil else { return nil }
+        case AF_INET6:
+            var address = first.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+            guard inet_ntop(AF_INET6, &address, &buffer, socklen_t(buffer.count)) != nil else { return nil }
+        default:
+            return nil
+        }
+        return String(cString: buffer)
+    }
+}
