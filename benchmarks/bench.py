@@ -188,7 +188,8 @@ def main():
                   "concurrency. Ratio = server requests/s ÷ pgbench transactions/s. pgbench sends the "
                   "statements as literal SQL, which PostgreSQL plans every time; the server prepares each "
                   "statement once per connection, which is why it can beat this floor when planning is a "
-                  "large part of the database's work.\n",
+                  "large part of the database's work. Absolute figures on this shared 2-core machine vary by "
+                  "about a third from one run to the next (the floor with them); the ratios vary less.\n",
                   "| query | connections | requests/s | p50 | p99 | non-2xx | server RSS (peak) | pgbench floor tps | ratio |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         plans = []
