@@ -19,6 +19,8 @@ final class HTTPConnection {
     private let parser = UnsafeMutablePointer<http_parser>.allocate(capacity: 1)
     private let settings = UnsafeMutablePointer<http_parser_settings>.allocate(capacity: 1)
     private var closing = false
+    /// When the request being read began (loop milliseconds), or nil between requests.
+    private var requestStarted: UInt64?
     /// After a refusal: the answer is sent, and what the client still sends is read and
     /// dropped until it closes, so that it sees the answer rather than a reset (lingering close).
     private var draining = false
@@ -82,8 +84,12 @@ final class HTTPConnection {
         return true
     }
 
+    /// Whether the connection should go: idle past the timeout, a request that is taking
+    /// too long to arrive (a client trickling bytes to hold a connection), or a refused
+    /// client that does not finish.
     func isIdle(now: UInt64, timeout: UInt64) -> Bool {
         if draining { return now - lastActivity > 2_000 }
+        if let started = requestStarted, now - started > server.limits.requestReadTimeoutMilliseconds { return true }
         return !busy && queue.isEmpty && now - lastActivity > timeout
     }
 
@@ -130,6 +136,7 @@ final class HTTPConnection {
     }
 
     private func messageBegin() -> Int32 {
+        requestStarted = server.loop.now
         url = []
         headers = []
         headerField = []
@@ -164,6 +171,10 @@ final class HTTPConnection {
             refusal = (413, "The request body is larger than \(server.limits.maxBodyBytes) bytes.")
             return -1  // an error for http_parser (1 and 2 mean "no body"): parsing stops here
         }
+        // curl and others wait (a second, for curl) for this before they send a body.
+        if headers.contains(where: { $0.0.lowercased() == "expect" && $0.1.lowercased() == "100-continue" }) {
+            sendRaw(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+        }
         return 0
     }
 
@@ -178,6 +189,7 @@ final class HTTPConnection {
     }
 
     private func messageComplete() -> Int32 {
+        requestStarted = nil
         let target = String(decoding: url, as: UTF8.self)
         let path: String
         var query: String?
@@ -223,7 +235,19 @@ final class HTTPConnection {
 
     private func send(_ response: HTTPResponse, keepAlive: Bool) {
         guard !closing else { return }
-        let bytes = response.serialized(keepAlive: keepAlive)
+        guard sendRaw(response.serialized(keepAlive: keepAlive)) else { return close() }
+        lastActivity = server.loop.now
+        busy = false
+        if keepAlive {
+            processNext()
+        } else {
+            shutdownAndClose()
+        }
+    }
+
+    /// Queues bytes on the socket; false when libuv refused them.
+    @discardableResult
+    private func sendRaw(_ bytes: [UInt8]) -> Bool {
         let write = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
         let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
         storage.initialize(from: bytes, count: bytes.count)
@@ -237,15 +261,9 @@ final class HTTPConnection {
         if status < 0 {
             storage.deallocate()
             write.deallocate()
-            return close()
+            return false
         }
-        lastActivity = server.loop.now
-        busy = false
-        if keepAlive {
-            processNext()
-        } else {
-            shutdownAndClose()
-        }
+        return true
     }
 
     /// Closes after pending writes are flushed (a draining connection waits for the client's end).

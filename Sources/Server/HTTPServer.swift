@@ -8,6 +8,8 @@ public final class HTTPServer {
         public var maxHeaderBytes = 64 << 10
         /// A keep-alive connection with nothing to do for this long is closed.
         public var idleTimeoutMilliseconds: UInt64 = 60_000
+        /// A request must arrive whole within this long of its first byte.
+        public var requestReadTimeoutMilliseconds: UInt64 = 30_000
         public init() {}
     }
 

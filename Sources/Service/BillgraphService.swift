@@ -33,8 +33,10 @@ public final class BillgraphService {
 
     public init(_ configuration: Configuration, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
-        pool = ConnectionPool(loop: loop, conninfo: ConnectionTarget.resolvingHost(configuration.databaseURL),
-                              size: configuration.poolSize)
+        // No statement may hold a request (and a connection) for ever.
+        let conninfo = ConnectionTarget.setting("statement_timeout", "30s",
+                                                in: ConnectionTarget.resolvingHost(configuration.databaseURL))
+        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
                                      authenticator: Authenticator(loop: loop, pool: pool),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)

@@ -18,7 +18,24 @@ public enum ConnectionTarget {
               !options.contains(where: { $0.0 == "hostaddr" }),
               !host.hasPrefix("/"), !host.hasPrefix("@"), !host.contains(","), !isLiteralAddress(host),
               let address = lookUp(host) else { return conninfo }
-        return (options + [("hostaddr", address)]).map { "\($0.0)=\(quote($0.1))" }.joined(separator: " ")
+        return render(options + [("hostaddr", address)])
+    }
+
+    /// The connection string with a server setting added to its `options`
+    /// (`-c name=value`), keeping whatever options it already had.
+    public static func setting(_ name: String, _ value: String, in conninfo: String) -> String {
+        guard var options = parse(conninfo) else { return conninfo }
+        let flag = "-c \(name)=\(value)"
+        if let i = options.firstIndex(where: { $0.0 == "options" }) {
+            options[i].1 += " " + flag
+        } else {
+            options.append(("options", flag))
+        }
+        return render(options)
+    }
+
+    private static func render(_ options: [(String, String)]) -> String {
+        options.map { "\($0.0)=\(quote($0.1))" }.joined(separator: " ")
     }
 
     /// The options a connection string sets, as libpq reads it (key=value or URL).

@@ -138,3 +138,15 @@ final class ConnectionTargetTests: XCTestCase {
         XCTAssertEqual(ConnectionTarget.quote("it's \\"), "'it\\'s \\\\'")
     }
 }
+
+final class ServerSettingTests: XCTestCase {
+    func testServerSettingsJoinTheExistingOptions() {
+        let plain = ConnectionTarget.setting("statement_timeout", "30s", in: "dbname=x")
+        XCTAssertEqual(Dictionary(ConnectionTarget.parse(plain) ?? [], uniquingKeysWith: { a, _ in a })["options"],
+                       "-c statement_timeout=30s")
+        let withOptions = ConnectionTarget.setting("statement_timeout", "30s", in: "dbname=x options='-c work_mem=64MB'")
+        let parsed = Dictionary(ConnectionTarget.parse(withOptions) ?? [], uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(parsed["options"], "-c work_mem=64MB -c statement_timeout=30s")
+        XCTAssertEqual(parsed["dbname"], "x")
+    }
+}

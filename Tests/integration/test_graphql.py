@@ -274,3 +274,19 @@ def test_malformed_http_gets_400_and_the_server_lives_on(world):
     responses = raw_http(world, b"NOT HTTP AT ALL\r\n\r\n")
     assert responses[0].status == 400
     assert world["server"].gql("{ __typename }", key=read_key(world)).status == 200
+
+
+def test_expect_100_continue_is_answered_before_the_body(world):
+    body = json.dumps({"query": "{ __typename }", "variables": {"pad": "x" * 2000}}).encode()
+    head = (b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Authorization: Bearer " + read_key(world).encode() + b"\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", world["server"].port), timeout=5) as s:
+        s.sendall(head)
+        interim = s.recv(1024)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and b'"__typename":"Query"' in data
