@@ -56,7 +56,7 @@ def start_database():
 
 def start_server(url, trace=False):
     env = dict(os.environ, BILLGRAPH_TRACE_SQL="1" if trace else "0")
-    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "32"],
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "16"],
                             stderr=subprocess.PIPE, text=True, env=env)
     while True:
         line = proc.stderr.readline()
@@ -180,6 +180,7 @@ def main():
                   f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores, "
                   f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB "
                   f"({platform.platform()}); PostgreSQL {psql(url, 'SHOW server_version')} on the same machine.",
+                  f"The server runs its default one loop per core ({os.cpu_count()}), 16 PostgreSQL connections each.",
                   f"Dataset: `billgraph seed --customers {CUSTOMERS} --orgs 2`, {lines} lines, imported in "
                   f"{import_seconds:.1f} s. Each run lasts {SECONDS} s; the server and the database share the 2 cores "
                   f"with wrk or pgbench.\n",

@@ -4,6 +4,11 @@ import CLibUV
 public struct UVError: Error, CustomStringConvertible, Sendable {
     public let code: Int32
     public let operation: String
+
+    public init(code: Int32, operation: String) {
+        self.code = code
+        self.operation = operation
+    }
     public var description: String { "\(operation): \(String(cString: uv_strerror(code)))" }
 }
 

@@ -86,3 +86,32 @@ public final class SignalWatcher {
 
     public func close() { box.close() }
 }
+
+/// Wakes a loop from another thread (`uv_async_send`, libuv's one thread-safe call) to run
+/// `callback` on the loop's own thread.
+///
+/// Lifetime: created on the loop's thread; `trigger` may be used from any thread until
+/// `close()`, which the owner calls on the loop's thread once no other thread will send.
+public final class AsyncWakeup {
+    private let box = HandleBox<uv_async_t>()
+    private let callback: () -> Void
+
+    public init(loop: EventLoop, _ callback: @escaping () -> Void) throws(UVError) {
+        self.callback = callback
+        try check(uv_async_init(loop.raw, box.handle) { handle in
+            let h = UnsafeMutableRawPointer(handle)?.assumingMemoryBound(to: uv_handle_t.self)
+            HandleBox<uv_async_t>.owner(of: h, as: AsyncWakeup.self)?.callback()
+        }, "uv_async_init")
+        box.attach(self)
+    }
+
+    /// What another thread holds to wake this loop.
+    public var trigger: Trigger { Trigger(handle: box.handle) }
+
+    public struct Trigger: @unchecked Sendable {
+        fileprivate let handle: UnsafeMutablePointer<uv_async_t>
+        public func fire() { uv_async_send(handle) }
+    }
+
+    public func close() { box.close() }
+}

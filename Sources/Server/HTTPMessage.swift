@@ -90,5 +90,10 @@ public struct ListenAddress: Sendable, CustomStringConvertible {
         self.port = port
     }
 
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

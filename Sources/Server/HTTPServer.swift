@@ -1,6 +1,10 @@
 import CLibUV
 import EventLoop
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A TCP listener on one loop. Accepts connections and hands each to an `HTTPConnection`.
 public final class HTTPServer {
     public struct Limits: Sendable {
@@ -28,9 +32,21 @@ public final class HTTPServer {
         self.limits = limits
     }
 
-    public func listen(on address: ListenAddress) throws(UVError) {
-        try check(uv_tcp_init(loop.raw, listener.handle), "uv_tcp_init")
+    /// Listens on `address`. With `sharedPort`, other servers (other loops, other threads)
+    /// may listen on the same address, and the kernel spreads connections among them
+    /// (`SO_REUSEPORT`).
+    public func listen(on address: ListenAddress, sharedPort: Bool = false) throws(UVError) {
+        let family = address.host.contains(":") ? AF_INET6 : AF_INET
+        try check(uv_tcp_init_ex(loop.raw, listener.handle, UInt32(family)), "uv_tcp_init_ex")
         listener.attach(self)
+        if sharedPort {
+            var fd: uv_os_fd_t = -1
+            var on: Int32 = 1
+            try check(uv_fileno(listener.base, &fd), "uv_fileno")
+            guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                throw UVError(code: -errno, operation: "setsockopt SO_REUSEPORT")
+            }
+        }
         var storage = sockaddr_storage()
         try withUnsafeMutablePointer(to: &storage) { (raw) throws(UVError) in
             let sa = UnsafeMutableRawPointer(raw).assumingMemoryBound(to: sockaddr.self)

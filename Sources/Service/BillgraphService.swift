@@ -1,4 +1,5 @@
 import Billing
+import Dispatch
 import Engine
 import EventLoop
 import Schema
@@ -9,66 +10,168 @@ import Store
 import Glibc
 #endif
 
-/// The running service: one event loop with its HTTP listener and its PostgreSQL pool.
+/// The running service: one event loop per `loops`, each on its own thread with its own
+/// listening socket on the shared port (`SO_REUSEPORT`), its own HTTP connections and its
+/// own PostgreSQL pool. Nothing mutable is shared between loops, so nothing needs a lock.
 public final class BillgraphService {
     public struct Configuration: Sendable {
         public var databaseURL: String
         public var listen: ListenAddress
+        /// PostgreSQL connections per loop.
         public var poolSize: Int
         /// List items one response may hold, all lists together (RULES.md section 5).
         public var maxResultItems: Int
-        public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000) {
+        /// Event loops (threads) serving requests.
+        public var loops: Int
+        public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000, loops: Int = 1) {
             self.databaseURL = databaseURL
             self.listen = listen
             self.poolSize = poolSize
             self.maxResultItems = maxResultItems
+            self.loops = max(1, loops)
         }
     }
 
-    private let loop: EventLoop
-    private let pool: ConnectionPool
-    private let server: HTTPServer
+    private let main: LoopWorker
     private var signals: [SignalWatcher] = []
-    private let housekeeping: Timer
+    private var threads: [pthread_t] = []
+    private var others: [AsyncWakeup.Trigger] = []
 
-    public init(_ configuration: Configuration, log: @escaping (String) -> Void) throws {
-        loop = try EventLoop()
-        // No statement may hold a request (and a connection) for ever.
+    public init(_ configuration: Configuration, log: @escaping @Sendable (String) -> Void) throws {
+        // No statement may hold a request (and a connection) for ever; the host is looked
+        // up here, once, because libpq's lookup would block a loop.
         let conninfo = ConnectionTarget.setting("statement_timeout", "30s",
                                                 in: ConnectionTarget.resolvingHost(configuration.databaseURL))
+        let shared = configuration.loops > 1
+        main = try LoopWorker(configuration, conninfo: conninfo, listen: configuration.listen, sharedPort: shared,
+                              housekeeping: true, log: log)
+        let address = ListenAddress(host: configuration.listen.host, port: main.port)
+        for _ in 1..<configuration.loops {
+            try startLoop(configuration, conninfo: conninfo, address: address, log: log)
+        }
+        for signal in [SIGINT, SIGTERM] {
+            signals.append(try SignalWatcher(loop: main.loop, signal: signal) { [weak self] in self?.shutdown() })
+        }
+    }
+
+    /// Starts one more loop on its own thread and waits until it listens.
+    private func startLoop(_ configuration: Configuration, conninfo: String, address: ListenAddress,
+                           log: @escaping @Sendable (String) -> Void) throws {
+        let started = DispatchSemaphore(value: 0)
+        let outcome = StartOutcome()
+        let thread = try Thread.start {
+            do {
+                let worker = try LoopWorker(configuration, conninfo: conninfo, listen: address, sharedPort: true,
+                                            housekeeping: false, log: log)
+                outcome.trigger = worker.stopTrigger
+                started.signal()
+                worker.run()
+            } catch {
+                outcome.error = "\(error)"
+                started.signal()
+            }
+        }
+        started.wait()
+        if let error = outcome.error { throw ServiceError(message: "a loop could not start: \(error)") }
+        threads.append(thread)
+        if let trigger = outcome.trigger { others.append(trigger) }
+    }
+
+    /// The port the service listens on (the one chosen by the system for port 0).
+    public var port: Int { main.port }
+
+    /// Serves until SIGINT or SIGTERM, then waits for every loop to finish.
+    public func run() {
+        main.run()
+        for thread in threads { pthread_join(thread, nil) }
+    }
+
+    private func shutdown() {
+        for s in signals { s.close() }
+        signals = []
+        for other in others { other.fire() }
+        main.stop()
+    }
+}
+
+struct ServiceError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// What a starting loop reports back to the thread that waits for it (guarded by the semaphore).
+private final class StartOutcome: @unchecked Sendable {
+    var trigger: AsyncWakeup.Trigger?
+    var error: String?
+}
+
+/// One loop's share of the service: its listener, its pool, its handler.
+/// Created, used and released on one thread.
+final class LoopWorker {
+    let loop: EventLoop
+    private let pool: ConnectionPool
+    private let server: HTTPServer
+    private let housekeeping: Timer?
+    private var wakeup: AsyncWakeup!
+
+    init(_ configuration: BillgraphService.Configuration, conninfo: String, listen: ListenAddress, sharedPort: Bool,
+         housekeeping: Bool, log: @escaping (String) -> Void) throws {
+        loop = try EventLoop()
         pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
                                      authenticator: Authenticator(loop: loop, pool: pool),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)
         server = HTTPServer(loop: loop, handler: handler)
-        try server.listen(on: configuration.listen)
-        // Expired idempotency keys go a minute after start, then every ten minutes.
-        housekeeping = try Timer(loop: loop)
-        housekeeping.start(after: 60_000, repeat: 600_000) { [pool] in
-            Maintenance.cleanIdempotencyKeys(on: pool) { deleted in
-                if deleted > 0 { log("deleted \(deleted) expired idempotency key(s)") }
+        try server.listen(on: listen, sharedPort: sharedPort)
+        if housekeeping {
+            // Expired idempotency keys go a minute after start, then every ten minutes.
+            let timer = try Timer(loop: loop)
+            timer.start(after: 60_000, repeat: 600_000) { [pool] in
+                Maintenance.cleanIdempotencyKeys(on: pool) { deleted in
+                    if deleted > 0 { log("deleted \(deleted) expired idempotency key(s)") }
+                }
             }
+            timer.unref()
+            self.housekeeping = timer
+        } else {
+            self.housekeeping = nil
         }
-        housekeeping.unref()
-        for signal in [SIGINT, SIGTERM] {
-            signals.append(try SignalWatcher(loop: loop, signal: signal) { [weak self] in self?.shutdown() })
-        }
+        wakeup = try AsyncWakeup(loop: loop) { [weak self] in self?.stop() }
     }
 
-    /// The port the server listens on (the one chosen by the system for port 0).
-    public var port: Int { server.port }
+    var port: Int { server.port }
+    var stopTrigger: AsyncWakeup.Trigger { wakeup.trigger }
 
-    /// Serves until SIGINT or SIGTERM.
-    public func run() {
-        loop.run()
-    }
+    func run() { loop.run() }
 
-    private func shutdown() {
+    /// Stops accepting, closes connections and handles, and lets the loop end.
+    func stop() {
         server.close()
-        housekeeping.close()
+        housekeeping?.close()
         pool.close()
-        for s in signals { s.close() }
-        signals = []
+        wakeup.close()
         loop.stop()
+    }
+}
+
+/// A POSIX thread running a closure (the toolchain's Foundation is not needed for this).
+enum Thread {
+    private final class Body {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+
+    static func start(_ body: @escaping @Sendable () -> Void) throws -> pthread_t {
+        let box = Unmanaged.passRetained(Body(body)).toOpaque()
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { argument in
+            Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue().run()
+            return nil
+        }, box)
+        guard result == 0 else {
+            Unmanaged<Body>.fromOpaque(box).release()
+            throw ServiceError(message: "cannot start a thread (error \(result))")
+        }
+        return thread
     }
 }

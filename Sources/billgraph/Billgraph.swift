@@ -68,20 +68,23 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to listen on, host:port (default: $BILLGRAPH_LISTEN or 127.0.0.1:8080).")
     var listen: String?
 
-    @Option(help: "PostgreSQL connections the server may open.")
+    @Option(help: "PostgreSQL connections each loop may open.")
     var poolSize: Int = 16
 
     @Option(help: "List items one response may hold, all lists together (the contract's limit is 500000).")
     var maxResultItems: Int = 500_000
+
+    @Option(help: "Event loops (threads) serving requests; each has its own connections and pool. Default: one per core.")
+    var loops: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
     func run() throws {
         let text = listen ?? getenv("BILLGRAPH_LISTEN").map { String(cString: $0) } ?? "127.0.0.1:8080"
         guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
         let service = try BillgraphService(
             .init(databaseURL: try database.resolved(), listen: address, poolSize: poolSize,
-                  maxResultItems: maxResultItems), log: log)
+                  maxResultItems: maxResultItems, loops: loops), log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
-        log("listening on http://\(host):\(service.port)/graphql")
+        log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : ""))")
         service.run()
         log("stopped")
     }
