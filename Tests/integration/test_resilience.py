@@ -68,3 +68,22 @@ def test_database_down_fails_fast_and_the_service_recovers(private_cluster):
             psql(private_cluster["url"], f"SELECT COALESCE(sum(amount), 0) FROM refund WHERE payment_id = '{payment}'")
     finally:
         server.stop()
+
+
+def test_several_loops_serve_and_stop_together(world):
+    from concurrent.futures import ThreadPoolExecutor
+    server = Server(world["url"], "--loops", "3", "--pool-size", "2")
+    try:
+        key = world["keys"][(1, "read")]
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            responses = list(pool.map(lambda _: server.gql(canonical("dashboard"), {"first": 5}, key=key), range(60)))
+        assert all(r.status == 200 and not r.errors for r in responses)
+        assert len({json_of(r) for r in responses}) == 1  # every loop answers the same
+    finally:
+        server.proc.terminate()
+        assert server.proc.wait(10) == 0  # SIGTERM stops every loop and the process exits cleanly
+
+
+def json_of(response):
+    import json
+    return json.dumps(response.data, sort_keys=True)
