@@ -148,15 +148,19 @@ def canonical(name):
         return f.read()
 
 
-@pytest.fixture(scope="session")
-def world():
-    """A database with a generated dataset (two organisations) and a server over it."""
-    workdir = tempfile.mkdtemp()
-    path = os.path.join(workdir, "data.jsonl")
-    keys = seed(path, customers=60, seed_value=8)
+def open_world(customers, seed_value):
+    """A fresh database with a generated dataset (two organisations) imported through the
+    command line, the model of that dataset, and a server over it."""
+    path = os.path.join(tempfile.mkdtemp(), "data.jsonl")
+    keys = seed(path, customers=customers, seed_value=seed_value)
     url = create_database()
     run_cli("import", path, url=url)
-    server = Server(url)
-    model = Model(path)
-    yield {"server": server, "model": model, "keys": keys, "url": url, "path": path}
-    server.stop()
+    return {"server": Server(url), "model": Model(path), "keys": keys, "url": url, "path": path}
+
+
+@pytest.fixture(scope="session")
+def world():
+    """The read-only world most tests share."""
+    opened = open_world(customers=60, seed_value=8)
+    yield opened
+    opened["server"].stop()

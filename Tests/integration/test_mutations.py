@@ -1,14 +1,11 @@
 """Mutations against a real PostgreSQL through the real server: every rule of RULES.md
 section 4, concurrency that hurts, idempotency, and every figure checked afterwards."""
-import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import Server, canonical, create_database, psql, run_cli, seed
+from conftest import canonical, open_world, psql
 from figures import assert_figures_match
-from model import Model
 
 REFUND = canonical("refund")
 CREDIT = canonical("credit_note")
@@ -23,15 +20,10 @@ VOID = """mutation($id: ID!, $key: String) { voidCreditNote(input: {creditNoteId
 
 @pytest.fixture(scope="module")
 def shop():
-    """A database of its own (mutations change it), with a server."""
-    workdir = tempfile.mkdtemp()
-    path = os.path.join(workdir, "data.jsonl")
-    keys = seed(path, customers=40, seed_value=3)
-    url = create_database()
-    run_cli("import", path, url=url)
-    server = Server(url)
-    yield {"server": server, "model": Model(path), "keys": keys, "url": url}
-    server.stop()
+    """A world of its own, since mutations change it."""
+    opened = open_world(customers=40, seed_value=3)
+    yield opened
+    opened["server"].stop()
 
 
 def key(shop, label="full", org=1):
