@@ -2,7 +2,7 @@
 # needs and running a private PostgreSQL cluster. Source it; do not run it.
 
 # The system packages the build and the tests need (Debian names).
-BILLGRAPH_PACKAGES=(libuv1-dev libpq-dev libhttp-parser-dev postgresql postgresql-contrib python3-pip)
+BILLGRAPH_PACKAGES=(libuv1-dev libpq-dev libhttp-parser-dev postgresql postgresql-contrib)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -23,6 +23,7 @@ install_packages() {
 # The test tooling from PyPI (pytest, and graphql-core as the reference implementation).
 install_python_tools() {
   python3 -c 'import pytest, graphql' 2>/dev/null && return 0
+  python3 -m pip --version >/dev/null 2>&1 || install_packages python3-pip
   say "installing pytest and graphql-core"
   python3 -m pip install -q pytest graphql-core 2>/dev/null \
     || python3 -m pip install -q --break-system-packages pytest graphql-core
