@@ -2,7 +2,7 @@
 # needs and running a private PostgreSQL cluster. Source it; do not run it.
 
 # The system packages the build and the tests need (Debian names).
-BILLGRAPH_PACKAGES=(libuv1-dev libpq-dev libhttp-parser-dev postgresql postgresql-contrib)
+BILLGRAPH_PACKAGES=(libuv1-dev libpq-dev libhttp-parser-dev postgresql)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
