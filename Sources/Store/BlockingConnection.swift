@@ -33,6 +33,7 @@ public final class BlockingConnection {
         return try check(result)
     }
 
+    @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(DatabaseError) -> ResultSet {
         try query(Statement(sql, parameters))
     }

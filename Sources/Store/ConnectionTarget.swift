@@ -88,6 +88,6 @@ public enum ConnectionTarget {
         default:
             return nil
         }
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
