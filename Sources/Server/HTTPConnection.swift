@@ -19,6 +19,8 @@ final class HTTPConnection {
     private let parser = UnsafeMutablePointer<http_parser>.allocate(capacity: 1)
     private let settings = UnsafeMutablePointer<http_parser_settings>.allocate(capacity: 1)
     private var closing = false
+    /// Set when the server drains: answer what was received, then close.
+    private var finishing = false
     /// When the request being read began (loop milliseconds), or nil between requests.
     private var requestStarted: UInt64?
     /// After a refusal: the answer is sent, and what the client still sends is read and
@@ -235,14 +237,24 @@ final class HTTPConnection {
 
     private func send(_ response: HTTPResponse, keepAlive: Bool) {
         guard !closing else { return }
-        guard sendRaw(response.serialized(keepAlive: keepAlive)) else { return close() }
+        let last = !keepAlive || (finishing && queue.isEmpty)
+        guard sendRaw(response.serialized(keepAlive: !last)) else { return close() }
         lastActivity = server.loop.now
         busy = false
-        if keepAlive {
-            processNext()
-        } else {
+        if last {
             shutdownAndClose()
+        } else {
+            processNext()
         }
+    }
+
+    /// For a draining server: reads no more, answers the requests already received (the
+    /// last with `Connection: close`), then closes. An idle connection closes at once.
+    func finish() {
+        guard !closing else { return }
+        finishing = true
+        uv_read_stop(stream)
+        if !busy && queue.isEmpty { close() }
     }
 
     /// Queues bytes on the socket; false when libuv refused them.

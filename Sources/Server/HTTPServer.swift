@@ -23,6 +23,7 @@ public final class HTTPServer {
     private let listener = HandleBox<uv_tcp_t>()
     private var open: [ObjectIdentifier: HTTPConnection] = [:]
     private var sweeper: Timer?
+    private var whenDrained: (() -> Void)?
     /// The port actually bound (useful with port 0).
     public private(set) var port = 0
 
@@ -92,6 +93,10 @@ public final class HTTPServer {
 
     func closed(_ connection: HTTPConnection) {
         open[ObjectIdentifier(connection)] = nil
+        if open.isEmpty, let drained = whenDrained {
+            whenDrained = nil
+            drained()
+        }
     }
 
     private func closeIdleConnections() {
@@ -103,8 +108,21 @@ public final class HTTPServer {
 
     /// Stops accepting and closes every connection.
     public func close() {
+        whenDrained = nil
         sweeper?.close()
         listener.close()
         for connection in open.values { connection.close() }
+    }
+
+    /// Stops accepting, lets every request already received be answered, and calls
+    /// `drained` once the last connection has closed.
+    public func drain(_ drained: @escaping () -> Void) {
+        listener.close()
+        whenDrained = drained
+        for connection in Array(open.values) { connection.finish() }
+        if open.isEmpty, let drained = whenDrained {
+            whenDrained = nil
+            drained()
+        }
     }
 }

@@ -144,14 +144,27 @@ final class LoopWorker {
 
     func run() { loop.run() }
 
-    /// Stops accepting, closes connections and handles, and lets the loop end.
+    /// Stops accepting and drains: requests already received are answered (within
+    /// `drainSeconds`), then connections, the pool and the handles close and the loop ends.
     func stop() {
-        server.close()
+        guard !stopping else { return }
+        stopping = true
         housekeeping?.close()
-        pool.close()
         wakeup.close()
-        loop.stop()
+        let deadline = try? Timer(loop: loop)
+        let finish = { [self] in
+            deadline?.close()
+            server.close()
+            pool.close()
+            loop.stop()
+        }
+        deadline?.start(after: Self.drainSeconds * 1000) { finish() }
+        server.drain { finish() }
     }
+
+    /// How long a stopping server waits for requests in flight.
+    static let drainSeconds: UInt64 = 10
+    private var stopping = false
 }
 
 /// A POSIX thread running a closure (the toolchain's Foundation is not needed for this).

@@ -87,3 +87,42 @@ def test_several_loops_serve_and_stop_together(world):
 def json_of(response):
     import json
     return json.dumps(response.data, sort_keys=True)
+
+
+def test_sigterm_drains_requests_in_flight(world):
+    import socket
+    import threading
+    url = world["url"]
+    org = world["model"].orgs[0]
+    payment = psql(url, f"SELECT id FROM payment WHERE organisation_id = '{org}' AND status = 'SUCCEEDED' "
+                        "AND amount > amount_refunded ORDER BY id DESC LIMIT 1")
+    server = Server(url, "--loops", "1")
+    holder = subprocess.Popen(["psql", url, "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        # Hold the payment's row lock, so that a refund of it waits inside the database.
+        holder.stdin.write(f"BEGIN; SELECT id FROM payment WHERE id = '{payment}' FOR UPDATE; \\echo locked\n")
+        holder.stdin.flush()
+        seen = []
+        while (line := holder.stdout.readline().strip()) != "locked":
+            seen.append(line)
+        assert payment in seen
+        answer = {}
+        request = threading.Thread(target=lambda: answer.update(r=server.gql(
+            canonical("refund"), {"paymentId": payment, "amount": 1}, key=world["keys"][(1, "full")])))
+        request.start()
+        time.sleep(0.5)
+        server.proc.terminate()
+        time.sleep(0.5)
+        assert server.proc.poll() is None  # still draining: the refund is in flight
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+        holder.stdin.write("ROLLBACK;\n")
+        holder.stdin.flush()
+        request.join(30)
+        r = answer["r"]
+        assert r.status == 200 and not r.errors and r.data["refundPayment"]["refund"]["amount"] == 1
+        assert server.proc.wait(10) == 0
+    finally:
+        holder.kill()
+        if server.proc.poll() is None:
+            server.proc.kill()
