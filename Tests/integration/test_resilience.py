@@ -110,7 +110,11 @@ def test_sigterm_drains_requests_in_flight(world):
         request = threading.Thread(target=lambda: answer.update(r=server.gql(
             canonical("refund"), {"paymentId": payment, "amount": 1}, key=world["keys"][(1, "full")])))
         request.start()
-        time.sleep(0.5)
+        deadline = time.time() + 20
+        while psql(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%bg_refund_payment%'") != "1":
+            assert time.time() < deadline, "the refund never reached the database"
+            time.sleep(0.05)
         server.proc.terminate()
         time.sleep(0.5)
         assert server.proc.poll() is None  # still draining: the refund is in flight
