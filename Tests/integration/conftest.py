@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -85,6 +86,9 @@ class Server:
         if self.port is None:
             self.proc.kill()
             raise RuntimeError("the server did not start")
+        # Keep reading what the server logs, so that a full pipe never blocks it.
+        self.log = []
+        threading.Thread(target=lambda: self.log.extend(iter(self.proc.stderr.readline, "")), daemon=True).start()
 
     def request(self, body=None, key=None, method="POST", headers=None, path="/graphql", raw=None, query_string=""):
         all_headers = {}
