@@ -332,3 +332,16 @@ def test_void_refused_when_the_credits_were_spent(shop):
     assert code(server.gql(VOID, {"id": note["id"]}, key=key(shop))) == "INVALID_STATE"
     status = server.gql("query($id: ID!) { creditNote(id: $id) { status } }", {"id": note["id"]}, key=key(shop))
     assert status.data["creditNote"]["status"] == "ISSUED"
+
+
+def test_credit_note_numbers_grow_past_six_digits(shop):
+    server, url = shop["server"], shop["url"]
+    org = shop["model"].orgs[0]
+    inv = unpaid_open_invoice(shop)
+    saved = psql(url, f"SELECT next_credit_note FROM organisation WHERE id = '{org}'")
+    psql(url, f"UPDATE organisation SET next_credit_note = 1000000 WHERE id = '{org}'")
+    try:
+        r = server.gql(CREATE, {"input": {"invoiceId": inv["id"], "amount": 1, "reason": "r"}}, key=key(shop))
+        assert r.data["createCreditNote"]["creditNote"]["number"] == "CN-1000000"
+    finally:
+        psql(url, f"UPDATE organisation SET next_credit_note = {saved} WHERE id = '{org}'")

@@ -193,7 +193,7 @@ BEGIN
     INSERT INTO credit_note (id, organisation_id, invoice_id, customer_id, number, amount, currency, reason, status,
                              repayment_method, amount_adjusted, credits_returned, amount_refunded, amount_repaid_externally,
                              custom_data, created_by_key)
-    VALUES (note_id, p_org, inv.id, inv.customer_id, 'CN-' || lpad(number::text, 6, '0'), p_amount, inv.currency, p_reason,
+    VALUES (note_id, p_org, inv.id, inv.customer_id, 'CN-' || lpad(number::text, greatest(6, length(number::text)), '0'), p_amount, inv.currency, p_reason,
             'ISSUED', method, adjusted,
             CASE WHEN method = 'CREDITS' THEN remainder ELSE 0 END,
             CASE WHEN method = 'ORIGINAL_PAYMENT_METHOD' THEN remainder ELSE 0 END,
