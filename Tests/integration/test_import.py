@@ -145,3 +145,26 @@ def test_housekeeping_deletes_expired_idempotency_keys_only(world):
     result = run_cli("housekeeping", url=url)
     assert "deleted 1 expired" in result.stderr
     assert psql(url, "SELECT string_agg(key, ',' ORDER BY key) FROM idempotency_key WHERE key IN ('old-key', 'new-key')") == "new-key"
+
+
+def test_money_beyond_32_bits_is_answered_exactly():
+    from conftest import Server
+    org, customer = "33333333-3333-4333-8333-333333333333", "44444444-4444-4444-8444-444444444444"
+    lines = [{"type": "organisation", "id": org, "name": "Big"},
+             {"type": "api_key", "organisation_id": org, "key": "bg_big_money_key_0001", "scopes": ["billing:read"]},
+             {"type": "customer", "id": customer, "organisation_id": org, "name": "Whale", "currency": "USD",
+              "created_at": "2024-01-01T00:00:00Z"}]
+    for n in range(3):
+        lines.append({"type": "invoice", "id": f"55555555-5555-4555-8555-55555555555{n}", "organisation_id": org,
+                      "customer_id": customer, "number": f"BIG-{n}", "status": "open", "issued_on": "2024-01-01",
+                      "total": 2_000_000_000, "created_at": "2024-01-01T00:00:00Z"})
+    url = create_database()
+    run_cli("import", write(lines), url=url)
+    server = Server(url)
+    try:
+        r = server.gql('{ arAging(asOf: "2024-06-01", currency: "USD") { current total } '
+                       'customers { nodes { totals { invoiced outstanding } } } }', key="bg_big_money_key_0001")
+        assert r.data["arAging"] == {"current": 6_000_000_000, "total": 6_000_000_000}
+        assert r.data["customers"]["nodes"][0]["totals"] == {"invoiced": 6_000_000_000, "outstanding": 6_000_000_000}
+    finally:
+        server.stop()
