@@ -11,6 +11,16 @@ struct OverlapChecker {
         let parentType: NamedType
         let field: Field
         let def: FieldDef?
+        /// The field as text (parent type, name, arguments, selections): two entries with
+        /// the same signature can never conflict, so only one of them is compared.
+        let signature: String
+    }
+
+    /// One entry per signature: repeating a field a thousand times must not cost a
+    /// million comparisons.
+    static func distinct(_ entries: [Entry]) -> [Entry] {
+        var seen = Set<String>()
+        return entries.filter { seen.insert($0.signature).inserted }
     }
 
     struct Conflict {
@@ -41,9 +51,11 @@ struct OverlapChecker {
     private func checkSet(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError], reported: inout Set<String>) {
         var visited = Set<String>()
         let byName = collect(set, on: type, visited: &visited)
-        for (_, entries) in byName {
+        for (_, all) in byName {
+            let entries = Self.distinct(all)
             for i in 0..<entries.count {
                 for j in (i + 1)..<entries.count {
+                    if errors.count > Validator.maxErrors { return }
                     if let conflict = findConflict(entries[i], entries[j], parentsMutuallyExclusive: false) {
                         let key = "\(conflict.locations1)|\(conflict.locations2)"
                         guard reported.insert(key).inserted else { continue }
@@ -55,7 +67,7 @@ struct OverlapChecker {
             }
         }
         // Nested selection sets are checked on their own too.
-        for entry in byName.values.flatMap({ $0 }) {
+        for entry in Self.distinct(byName.values.flatMap({ $0 })) {
             if let sub = entry.field.selectionSet, let def = entry.def, let t = schema[def.type.namedType], t.isComposite {
                 checkSet(sub, on: t, into: &errors, reported: &reported)
             }
@@ -73,7 +85,8 @@ struct OverlapChecker {
         for selection in set.selections {
             switch selection {
             case .field(let f):
-                out.append(f.responseKey, Entry(parentType: type, field: f, def: schema.field(f.name.value, on: type)))
+                out.append(f.responseKey, Entry(parentType: type, field: f, def: schema.field(f.name.value, on: type),
+                                                signature: type.name + "." + Self.print(f)))
             case .inlineFragment(let i):
                 let t = i.typeCondition.flatMap { schema[$0.value] } ?? type
                 collect(i.selectionSet, on: t, into: &out, visited: &visited)
@@ -117,8 +130,8 @@ struct OverlapChecker {
         var locations2: [SourceLocation] = [b.field.location]
         for (key, entriesA) in fieldsA {
             guard let entriesB = fieldsB[key] else { continue }
-            for ea in entriesA {
-                for eb in entriesB {
+            for ea in Self.distinct(entriesA) {
+                for eb in Self.distinct(entriesB) {
                     if let c = findConflict(ea, eb, parentsMutuallyExclusive: exclusive) {
                         reasons.append((c.responseName, c.reason))
                         locations1 += c.locations1
@@ -129,6 +142,29 @@ struct OverlapChecker {
         }
         guard !reasons.isEmpty else { return nil }
         return Conflict(responseName: name, reason: .sub(reasons), locations1: locations1, locations2: locations2)
+    }
+
+    /// A field as GraphQL text, for signatures.
+    static func print(_ field: Field) -> String {
+        var out = field.responseKey + ":" + field.name.value
+        if !field.arguments.isEmpty {
+            out += "(" + field.arguments.map { "\($0.name.value):\(ValuePrinter.print($0.value))" }.joined(separator: ",") + ")"
+        }
+        for d in field.directives {
+            out += "@" + d.name.value + "(" + d.arguments.map { "\($0.name.value):\(ValuePrinter.print($0.value))" }.joined(separator: ",") + ")"
+        }
+        if let set = field.selectionSet { out += print(set) }
+        return out
+    }
+
+    static func print(_ set: SelectionSet) -> String {
+        "{" + set.selections.map { selection -> String in
+            switch selection {
+            case .field(let f): return print(f)
+            case .fragmentSpread(let s): return "..." + s.name.value
+            case .inlineFragment(let i): return "...on " + (i.typeCondition?.value ?? "") + print(i.selectionSet)
+            }
+        }.joined(separator: " ") + "}"
     }
 
     private func sameArguments(_ a: [Argument], _ b: [Argument]) -> Bool {

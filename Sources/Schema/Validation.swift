@@ -15,9 +15,17 @@ public struct Validator {
     var errors: [ValidationError] = []
     let fragments: [String: FragmentDefinition]
 
+    /// Validation stops after this many errors, as graphql-js's does: a document built to
+    /// break a rule a million times must not cost a million reports.
+    public static let maxErrors = 100
+
     public static func validate(_ document: Document, schema: Schema) -> [ValidationError] {
         var v = Validator(schema: schema, document: document)
         v.run()
+        if v.errors.count > maxErrors {
+            return Array(v.errors.prefix(maxErrors))
+                + [ValidationError(message: "Too many validation errors, error limit reached. Validation aborted.", locations: [])]
+        }
         return v.errors
     }
 
@@ -42,7 +50,7 @@ public struct Validator {
         uniqueFragmentNames()
         fragmentSpreadTargetsAndCycles()
         unusedFragments()
-        for definition in document.definitions {
+        for definition in document.definitions where errors.count <= Self.maxErrors {
             switch definition {
             case .operation(let op): validateOperation(op)
             case .fragment(let f): validateFragment(f)

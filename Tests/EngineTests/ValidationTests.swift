@@ -4,7 +4,7 @@ import XCTest
 
 final class ValidationTests: XCTestCase {
     private func errors(_ query: String) -> [String] {
-        Validator.validate(try! Parser.parse(query), schema: Schema.contract).map(\.message)
+        Validator.validate(try! Parser.parse(query, limits: ParserLimits(maxTokens: 100_000)), schema: Schema.contract).map(\.message)
     }
 
     func testTheCanonicalQueriesAreValid() throws {
@@ -14,6 +14,15 @@ final class ValidationTests: XCTestCase {
             let text = try String(contentsOf: url, encoding: .utf8)
             XCTAssertEqual(errors(text), [], name)
         }
+    }
+
+    func testRepeatedFieldsAreMergedAndEndlessErrorsAreCut() {
+        let repeated = "{ " + String(repeating: "a: customers { nodes { id } } ", count: 1500) + "}"
+        XCTAssertEqual(errors(repeated), [])
+        let conflicting = "{ " + (1...1000).map { "a: customers(first: \($0)) { totalCount }" }.joined(separator: " ") + " }"
+        let found = errors(conflicting)
+        XCTAssertEqual(found.count, Validator.maxErrors + 1)
+        XCTAssertEqual(found.last, "Too many validation errors, error limit reached. Validation aborted.")
     }
 
     func testRulesOfSectionFive() {
