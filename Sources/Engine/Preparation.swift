@@ -21,11 +21,14 @@ public struct Preparation {
     public let schema: Schema
     public var limits: ParserLimits
     public var maxDepth: Int
+    /// Object and list fields one operation may select (each may cost a statement).
+    public var maxCompositeFields: Int
 
-    public init(schema: Schema, limits: ParserLimits = ParserLimits(), maxDepth: Int = 15) {
+    public init(schema: Schema, limits: ParserLimits = ParserLimits(), maxDepth: Int = 15, maxCompositeFields: Int = 300) {
         self.schema = schema
         self.limits = limits
         self.maxDepth = maxDepth
+        self.maxCompositeFields = maxCompositeFields
     }
 
     /// A document that parsed and validated, kept so that repeated queries skip both.
@@ -97,6 +100,11 @@ public struct Preparation {
         if plan.depth > maxDepth {
             return .failure(.tooComplex(GraphQLError(
                 "The query is \(plan.depth) levels deep; at most \(maxDepth) are allowed.", code: .queryTooComplex)))
+        }
+        if plan.compositeFieldCount > maxCompositeFields {
+            return .failure(.tooComplex(GraphQLError(
+                "The query selects \(plan.compositeFieldCount) objects or lists; at most \(maxCompositeFields) are allowed.",
+                code: .queryTooComplex)))
         }
         return .success(plan)
     }

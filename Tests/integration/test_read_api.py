@@ -297,6 +297,18 @@ def test_depth_limit_refuses_before_any_database_work(world):
     assert world["server"].gql(fifteen, key=key(world)).codes() == []
 
 
+def test_breadth_limit_refuses_before_any_database_work(world):
+    wide = "{ " + " ".join(f"c{i}: customers(first: 1) {{ totalCount }}" for i in range(301)) + " }"
+    r = world["server"].gql(wide, key=key(world))
+    assert r.status == 200 and r.codes() == ["QUERY_TOO_COMPLEX"] and "data" not in r.json
+    fine = "{ " + " ".join(f"c{i}: customers(first: 1) {{ totalCount }}" for i in range(300)) + " }"
+    r = world["server"].gql(fine, key=key(world))
+    assert not r.errors and len(r.data) == 300
+    # Introspection does not count: the standard query selects many lists.
+    from graphql import get_introspection_query
+    assert not world["server"].gql(get_introspection_query(descriptions=True), key=key(world)).errors
+
+
 def test_result_size_limit_stops_while_loading(world):
     server = Server(world["url"], "--max-result-items", "100")
     try:
