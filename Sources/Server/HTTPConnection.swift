@@ -72,6 +72,18 @@ final class HTTPConnection {
         uv_tcp_nodelay(tcp.handle, 1)
         lastActivity = server.loop.now
         setUpParser()
+        startReading()
+        return true
+    }
+
+    /// Requests parsed but not yet answered beyond which the connection stops reading
+    /// (backpressure: a client that pipelines faster than it is answered waits).
+    private static let maxQueued = 16
+    private var reading = false
+
+    private func startReading() {
+        guard !reading, !closing else { return }
+        reading = true
         uv_read_start(stream, { _, suggested, buf in
             buf?.pointee.base = malloc(suggested)?.assumingMemoryBound(to: CChar.self)
             buf?.pointee.len = buf?.pointee.base == nil ? 0 : suggested
@@ -83,7 +95,12 @@ final class HTTPConnection {
             if connection.draining { return }
             if nread > 0, let base = buf?.pointee.base { connection.received(base, Int(nread)) }
         })
-        return true
+    }
+
+    private func stopReading() {
+        guard reading else { return }
+        reading = false
+        uv_read_stop(stream)
     }
 
     /// Whether the connection should go: idle past the timeout, a request that is taking
@@ -206,6 +223,7 @@ final class HTTPConnection {
         queue.append(.request(request, keepAlive: http_should_keep_alive(parser) != 0))
         body = []
         processNext()
+        if queue.count >= Self.maxQueued { stopReading() }
         return 0
     }
 
@@ -245,6 +263,7 @@ final class HTTPConnection {
             shutdownAndClose()
         } else {
             processNext()
+            if !finishing && queue.count < Self.maxQueued / 2 { startReading() }
         }
     }
 
@@ -253,7 +272,7 @@ final class HTTPConnection {
     func finish() {
         guard !closing else { return }
         finishing = true
-        uv_read_stop(stream)
+        stopReading()
         if !busy && queue.isEmpty { close() }
     }
 
@@ -281,7 +300,7 @@ final class HTTPConnection {
     /// Closes after pending writes are flushed (a draining connection waits for the client's end).
     private func shutdownAndClose() {
         closing = true
-        if !draining { uv_read_stop(stream) }
+        if !draining { stopReading() }
         let shutdown = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         shutdown.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         let status = uv_shutdown(shutdown, stream) { request, _ in

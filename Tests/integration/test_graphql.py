@@ -270,6 +270,28 @@ def test_keep_alive_and_pipelined_requests_answer_in_order(world):
     assert "customers" in responses[1].data
 
 
+def test_a_long_pipeline_is_answered_in_order(world):
+    key = read_key(world).encode()
+
+    def request(i):
+        body = json.dumps({"query": f"{{ n{i}: __typename }}"}).encode()
+        return (b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer " + key
+                + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    # More than the connection queues before it stops reading (backpressure), in one write;
+    # then one more on the same connection, which is read once the queue has drained.
+    with socket.create_connection(("127.0.0.1", world["server"].port), timeout=30) as s:
+        s.sendall(b"".join(request(i) for i in range(60)))
+        data = b""
+        while not _complete(data, 60):
+            data += s.recv(65536)
+        assert [r.data for r in _split(data)] == [{f"n{i}": "Query"} for i in range(60)]
+        s.sendall(request(60))
+        more = b""
+        while not _complete(more, 1):
+            more += s.recv(65536)
+        assert _split(more)[0].data == {"n60": "Query"}
+
+
 def test_malformed_http_gets_400_and_the_server_lives_on(world):
     responses = raw_http(world, b"NOT HTTP AT ALL\r\n\r\n")
     assert responses[0].status == 400
