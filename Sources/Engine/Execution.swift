@@ -46,8 +46,6 @@ public enum ScalarValue {
     case int(Int)
     case string(String)
     case bool(Bool)
-    /// JSON text that is written as it is (a `JSON` scalar's value).
-    case json(String)
     /// A list of leaves (introspection's directive locations).
     indirect case list([ScalarValue])
 }

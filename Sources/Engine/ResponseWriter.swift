@@ -146,7 +146,6 @@ struct ResponseWriter {
         case .int(let n): w.int(n)
         case .string(let s): w.string(s)
         case .bool(let b): w.bool(b)
-        case .json(let text): w.raw(text)
         case .list(let items):
             w.raw("[")
             for (i, item) in items.enumerated() {

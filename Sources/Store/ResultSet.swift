@@ -41,11 +41,6 @@ public final class ResultSet {
         }
     }
 
-    public func column(named name: String) -> Int? {
-        let i = PQfnumber(result, name)
-        return i < 0 ? nil : Int(i)
-    }
-
     /// The number of rows a command touched (`UPDATE`, `DELETE`, `COPY`).
     public var affectedRows: Int { Int(String(cString: PQcmdTuples(result))) ?? 0 }
 }

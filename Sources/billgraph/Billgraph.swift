@@ -231,7 +231,7 @@ struct Keys: ParsableCommand {
             }
             let connection = try database.connect()
             var generator = SystemRandomNumberGenerator()
-            let secret = "bg_" + (0..<4).map { _ in String(generator.next() as UInt64, radix: 16).leftPad(16) }.joined()
+            let secret = "bg_" + (0..<4).map { _ in String(generator.next() as UInt64, radix: 16).leftPadded(16) }.joined()
             do {
                 let rows = try connection.query("""
                     INSERT INTO api_key (organisation_id, key_hash, scopes, label)
@@ -299,7 +299,4 @@ extension String {
         return String(s)
     }
 
-    func leftPad(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
 }

@@ -63,7 +63,7 @@ public struct Seeder {
         ]
         if rng.unit() < 0.9 { customer.append(("external_id", .string("cus_\(o)_" + String(c).leftPadded(7)))) }
         if rng.unit() < 0.8 {
-            let domain = name.split(separator: " ")[0].lowercased().replacingOccurrences(of: "%", with: "")
+            let domain = name.split(separator: " ")[0].lowercased().filter { $0 != "%" }
             customer.append(("email", .string("billing\(c)@\(domain).example")))
         }
         if rng.unit() < 0.05 { customer.append(("credit_balance", .number(String(Int64(1 + rng.below(499)) * unit)))) }
@@ -233,12 +233,9 @@ struct Day {
 }
 
 extension String {
-    func leftPadded(_ width: Int) -> String {
+    /// The string with zeros in front, at least `width` characters long.
+    public func leftPadded(_ width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-
-    func replacingOccurrences(of target: String, with replacement: String) -> String {
-        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }
 
