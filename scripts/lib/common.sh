@@ -39,7 +39,8 @@ pg_bin() {
 # Runs a command as the cluster's owner: postgres when we are root (initdb refuses root).
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- "$@"
+    # From /, which postgres can always enter (the caller's folder may be closed to it).
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
