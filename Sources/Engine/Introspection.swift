@@ -131,64 +131,72 @@ final class IntrospectionResolver {
         }
     }
 
+    /// What fields, input values, enum values and directives all have.
+    private struct Described {
+        let name: String
+        let description: String?
+        let deprecation: Deprecation?
+    }
+
+    private static func described(_ node: Node) -> Described? {
+        guard let item = node as? Item else { return nil }
+        switch item.value {
+        case .field(let f): return Described(name: f.name, description: f.description, deprecation: f.deprecation)
+        case .inputValue(let v): return Described(name: v.name, description: v.description, deprecation: v.deprecation)
+        case .enumValue(let v): return Described(name: v.name, description: v.description, deprecation: v.deprecation)
+        case .directive(let d): return Described(name: d.name, description: d.description, deprecation: nil)
+        case .schema, .type: return nil
+        }
+    }
+
+    /// `name`, `description`, `isDeprecated` and `deprecationReason`, the same everywhere.
+    private func describedField(_ field: PlannedField) -> Resolution? {
+        switch field.name {
+        case "name": return .scalar { Self.described($0).map { .string($0.name) } ?? .null }
+        case "description": return .scalar { Self.text(Self.described($0)?.description) }
+        case "isDeprecated": return .scalar { .bool(Self.described($0)?.deprecation != nil) }
+        case "deprecationReason": return .scalar { Self.text(Self.described($0)?.deprecation?.reason) }
+        default: return nil
+        }
+    }
+
     private func fieldField(_ field: PlannedField) -> Resolution {
+        if let common = describedField(field) { return common }
         func def(_ node: Node) -> FieldDef? {
             guard let item = node as? Item, case .field(let f) = item.value else { return nil }
             return f
         }
         let includeDeprecated = field.argument("includeDeprecated") == .bool(true)
-        switch field.name {
-        case "name": return .scalar { def($0).map { .string($0.name) } ?? .null }
-        case "description": return .scalar { Self.text(def($0)?.description) }
-        case "args":
-            return .list { node in
-                (def(node)?.arguments ?? []).filter { includeDeprecated || $0.deprecation == nil }.map { Item(.inputValue($0)) }
-            }
-        case "type": return .object { [self] node in def(node).flatMap { typeItem($0.type) } }
-        case "isDeprecated": return .scalar { .bool(def($0)?.deprecation != nil) }
-        default: return .scalar { Self.text(def($0)?.deprecation?.reason) }
+        if field.name == "type" { return .object { [self] node in def(node).flatMap { typeItem($0.type) } } }
+        return .list { node in  // args
+            (def(node)?.arguments ?? []).filter { includeDeprecated || $0.deprecation == nil }.map { Item(.inputValue($0)) }
         }
     }
 
     private func inputValueField(_ field: PlannedField) -> Resolution {
+        if let common = describedField(field) { return common }
         func def(_ node: Node) -> InputValueDef? {
             guard let item = node as? Item, case .inputValue(let v) = item.value else { return nil }
             return v
         }
-        switch field.name {
-        case "name": return .scalar { def($0).map { .string($0.name) } ?? .null }
-        case "description": return .scalar { Self.text(def($0)?.description) }
-        case "type": return .object { [self] node in def(node).flatMap { typeItem($0.type) } }
-        case "defaultValue": return .scalar { Self.text(def($0)?.defaultValue.map(ValuePrinter.print)) }
-        case "isDeprecated": return .scalar { .bool(def($0)?.deprecation != nil) }
-        default: return .scalar { Self.text(def($0)?.deprecation?.reason) }
-        }
+        if field.name == "type" { return .object { [self] node in def(node).flatMap { typeItem($0.type) } } }
+        return .scalar { Self.text(def($0)?.defaultValue.map(ValuePrinter.print)) }  // defaultValue
     }
 
     private func enumValueField(_ field: PlannedField) -> Resolution {
-        func def(_ node: Node) -> EnumValueDef? {
-            guard let item = node as? Item, case .enumValue(let v) = item.value else { return nil }
-            return v
-        }
-        switch field.name {
-        case "name": return .scalar { def($0).map { .string($0.name) } ?? .null }
-        case "description": return .scalar { Self.text(def($0)?.description) }
-        case "isDeprecated": return .scalar { .bool(def($0)?.deprecation != nil) }
-        default: return .scalar { Self.text(def($0)?.deprecation?.reason) }
-        }
+        describedField(field) ?? .scalar { _ in .null }
     }
 
     private func directiveField(_ field: PlannedField) -> Resolution {
+        if let common = describedField(field) { return common }
         func def(_ node: Node) -> DirectiveDef? {
             guard let item = node as? Item, case .directive(let d) = item.value else { return nil }
             return d
         }
         switch field.name {
-        case "name": return .scalar { def($0).map { .string($0.name) } ?? .null }
-        case "description": return .scalar { Self.text(def($0)?.description) }
         case "isRepeatable": return .scalar { .bool(def($0)?.isRepeatable ?? false) }
         case "locations": return .scalar { node in .list((def(node)?.locations ?? []).map(ScalarValue.string)) }
-        default: return .list { node in (def(node)?.arguments ?? []).map { Item(.inputValue($0)) } }
+        default: return .list { node in (def(node)?.arguments ?? []).map { Item(.inputValue($0)) } }  // args
         }
     }
 }
