@@ -117,7 +117,7 @@ struct Housekeeping: ParsableCommand {
         while true {
             let deleted = try connection.query(Maintenance.expiredIdempotencyKeys()).affectedRows
             total += deleted
-            if deleted < 1000 { break }
+            if deleted < Maintenance.cleanupBatch { break }
         }
         log("deleted \(total) expired idempotency key(s)")
     }
