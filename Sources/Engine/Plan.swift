@@ -152,25 +152,3 @@ struct Planner {
         return (out, nil)
     }
 }
-
-extension OperationPlan {
-    /// Fields that return objects or lists, introspection aside: an upper bound on the
-    /// loads (statements) the operation can cause, whatever the data.
-    public var compositeFieldCount: Int {
-        func count(_ f: PlannedField) -> Int {
-            if f.name == "__schema" || f.name == "__type" || f.children.isEmpty { return 0 }
-            return 1 + f.children.map(count).reduce(0, +)
-        }
-        return fields.map(count).reduce(0, +)
-    }
-
-    /// Fields on the longest path from the root, leaves included; `__schema` and
-    /// `__type` count as one.
-    public var depth: Int {
-        func depth(_ f: PlannedField) -> Int {
-            if f.name == "__schema" || f.name == "__type" { return 1 }
-            return 1 + (f.children.map(depth).max() ?? 0)
-        }
-        return fields.map(depth).max() ?? 0
-    }
-}

@@ -1,11 +1,31 @@
 import Query
 
 /// 5.3.2 Field Selection Merging: fields with the same response name in one selection
-/// set (fragments included) must be mergeable. A plain pairwise version: documents are
-/// small and bounded by the parser's token limit.
+/// set (fragments included) must be mergeable.
+///
+/// The work stays linear in the document (RULES.md section 5), as graphql-js's
+/// OverlappingFieldsCanBeMerged does with its caches: fields are known by their
+/// signature (their text, fragment spreads unexpanded), a selection set is checked once
+/// whatever number of places it is spread in, and a pair of fields is compared once.
+/// What remains quadratic (many distinct fields under one response name) is bounded by
+/// `maxComparisons`; past it the document is refused as too complex to judge.
 struct OverlapChecker {
     let schema: Schema
     let fragments: [String: FragmentDefinition]
+
+    /// Pairs of fields compared, at most. A real query compares a few dozen.
+    static let maxComparisons = 20_000
+    private(set) var comparisons = 0
+    var exhausted: Bool { comparisons > Self.maxComparisons }
+    /// Selection sets already checked, by parent type and text.
+    private var checkedSets = Set<String>()
+    /// Pairs of fields already compared, by their signatures: the result of each.
+    private var comparedPairs: [String: Conflict?] = [:]
+
+    init(schema: Schema, fragments: [String: FragmentDefinition]) {
+        self.schema = schema
+        self.fragments = fragments
+    }
 
     struct Entry {
         let parentType: NamedType
@@ -43,19 +63,21 @@ struct OverlapChecker {
         }
     }
 
-    func check(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError]) {
+    mutating func check(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError]) {
         var reported = Set<String>()
         checkSet(set, on: type, into: &errors, reported: &reported)
     }
 
-    private func checkSet(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError], reported: inout Set<String>) {
+    private mutating func checkSet(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError],
+                                   reported: inout Set<String>) {
+        guard checkedSets.insert(type.name + Self.print(set)).inserted else { return }
         var visited = Set<String>()
         let byName = collect(set, on: type, visited: &visited)
         for (_, all) in byName {
             let entries = Self.distinct(all)
             for i in 0..<entries.count {
                 for j in (i + 1)..<entries.count {
-                    if errors.count > Validator.maxErrors { return }
+                    if errors.count > Validator.maxErrors || exhausted { return }
                     if let conflict = findConflict(entries[i], entries[j], parentsMutuallyExclusive: false) {
                         let key = "\(conflict.locations1)|\(conflict.locations2)"
                         guard reported.insert(key).inserted else { continue }
@@ -99,7 +121,19 @@ struct OverlapChecker {
         }
     }
 
-    private func findConflict(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
+    /// `compare`, once per pair of signatures.
+    private mutating func findConflict(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
+        if a.signature == b.signature { return nil }  // the same field twice merges
+        let key = (parentsMutuallyExclusive ? "1" : "0") + a.signature + "\u{0}" + b.signature
+        if let known = comparedPairs[key] { return known }
+        comparisons += 1
+        if exhausted { return nil }
+        let conflict = compare(a, b, parentsMutuallyExclusive: parentsMutuallyExclusive)
+        comparedPairs[key] = conflict
+        return conflict
+    }
+
+    private mutating func compare(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
         let exclusive = parentsMutuallyExclusive
             || (a.parentType.name != b.parentType.name && a.parentType.kind == .object && b.parentType.kind == .object)
         let name = a.field.responseKey
