@@ -2,6 +2,7 @@
 import PackageDescription
 
 // One module per job; the arrows point one way:
+//   Digest (SHA-256) <- Service
 //   JSON, Query  <-  Schema  <-  Engine  <-  Billing  ->  Store  ->  CLibPQ, EventLoop -> CLibUV
 //   Server -> EventLoop, CHTTPParser;   Service (GraphQL over HTTP) composes them;
 //   billgraph is the command line.
@@ -21,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
 
         .target(name: "JSON"),
+        .target(name: "Digest"),
         .target(name: "Query"),
         .target(name: "Schema", dependencies: ["Query", "JSON"]),
         .target(name: "Engine", dependencies: ["Query", "Schema", "JSON"]),
@@ -28,7 +30,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["CLibPQ", "EventLoop"]),
         .target(name: "Billing", dependencies: ["Engine", "Schema", "Query", "Store", "JSON"]),
         .target(name: "Server", dependencies: ["EventLoop", "CLibUV", "CHTTPParser"]),
-        .target(name: "Service", dependencies: ["Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Query"]),
+        .target(name: "Service", dependencies: ["Billing", "Digest", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Query"]),
         .executableTarget(
             name: "billgraph",
             dependencies: [
@@ -38,6 +40,7 @@ let package = Package(
         ),
 
         .testTarget(name: "QueryTests", dependencies: ["Query"]),
+        .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Schema", "Query", "JSON"]),
         .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema"]),
     ],
