@@ -20,7 +20,8 @@ final class GraphQLHandler: HTTPHandler {
     private let mutations: MutationResolving?
     private let maxResultItems: Int
     private let log: (String) -> Void
-    private var documents = DocumentCache(capacity: 512)
+    /// 8 MiB of documents per loop.
+    private var documents = DocumentCache(capacityBytes: 8 << 20)
     /// BILLGRAPH_TRACE_SQL=1 writes every statement and its parameters to standard error.
     private let traceStatements = getenv("BILLGRAPH_TRACE_SQL").map { String(cString: $0) == "1" } ?? false
 
@@ -134,16 +135,18 @@ final class GraphQLHandler: HTTPHandler {
         }
     }
 
+    /// A request refused before execution: no statement ran for it.
     private func failureResponse(_ failure: Preparation.RequestFailure, _ media: MediaType) -> HTTPResponse {
+        let noStatements = [("X-Billgraph-Statements", "0")]
         switch failure {
         case .documentRejected(let errors):
-            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)],
+            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)] + noStatements,
                                 body: requestErrorBody(errors))
         case .tooComplex(let error):
-            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)],
+            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)] + noStatements,
                                 body: requestErrorBody([error]))
         case .badRequest(let error):
-            return errorResponse(status: 400, error, as: media)
+            return errorResponse(status: 400, error, as: media, extraHeaders: noStatements)
         }
     }
 
@@ -155,19 +158,32 @@ final class GraphQLHandler: HTTPHandler {
 
 /// Parsed and validated documents by query text. Dashboards send the same few queries
 /// again and again; parsing and validating them once is enough.
+///
+/// Bounded in bytes (RULES.md section 5): each entry is charged its text plus an
+/// estimate of its syntax tree (`bytesPerToken` a token), and a full cache starts
+/// again empty. Documents larger than `maxEntryBytes` are judged each time instead.
 struct DocumentCache {
-    let capacity: Int
+    let capacityBytes: Int
+    var maxEntryBytes: Int { capacityBytes / 128 }
+    static let bytesPerToken = 160
     private var entries: [String: Preparation.ValidDocument] = [:]
+    private(set) var usedBytes = 0
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
 
     mutating func lookup(_ query: String, _ make: (String) -> Result<Preparation.ValidDocument, Preparation.RequestFailure>)
         -> Result<Preparation.ValidDocument, Preparation.RequestFailure> {
         if let hit = entries[query] { return .success(hit) }
         let result = make(query)
         if case .success(let valid) = result {
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            let cost = query.utf8.count + valid.document.tokenCount * Self.bytesPerToken
+            guard cost <= maxEntryBytes else { return result }
+            if usedBytes + cost > capacityBytes {
+                entries.removeAll(keepingCapacity: true)
+                usedBytes = 0
+            }
             entries[query] = valid
+            usedBytes += cost
         }
         return result
     }
