@@ -232,12 +232,12 @@ public final class Importer {
             guard target.organisation == org else { throw ImportFailure("invoice \(invoiceID) belongs to another organisation") }
             guard target.customer == customerID else { throw ImportFailure("invoice \(invoiceID) belongs to another customer") }
             guard target.status == "OPEN" else { throw ImportFailure("invoice \(invoiceID) is not open") }
-            target.paid += share
+            target.paid = try checkedSum(target.paid, share, "payments applied to invoice \(invoiceID)")
             guard target.paid <= target.total else {
                 throw ImportFailure("payments applied to invoice \(invoiceID) would exceed its total \(target.total)")
             }
             invoices[invoiceID] = target
-            applied += share
+            applied = try checkedSum(applied, share, "the applications of payment \(id)")
             applicationRows.append([org, id, invoiceID, String(share), receivedOn, target.issuedOn])
         }
         guard applied <= amount else { throw ImportFailure("applications add up to \(applied), more than the amount \(amount)") }
@@ -272,7 +272,7 @@ public final class Importer {
         guard paid.status == "SUCCEEDED" else { throw ImportFailure("payment \(paymentID) did not succeed") }
         let amount = try r.money("amount")
         guard amount > 0 else { throw ImportFailure("\"amount\" must be above 0") }
-        paid.refunded += amount
+        paid.refunded = try checkedSum(paid.refunded, amount, "refunds of payment \(paymentID)")
         guard paid.refunded <= paid.amount else {
             throw ImportFailure("refunds of payment \(paymentID) would exceed its amount \(paid.amount)")
         }
