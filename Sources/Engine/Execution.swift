@@ -90,6 +90,9 @@ public final class Execution {
     var itemBudget: Int
     let itemLimit: Int
     var completion: ((ExecutionResult) -> Void)?
+    /// Whether any field failed (its error is in the response). A mutation operation
+    /// with a failed field is not applied (RULES.md section 4): the caller rolls back.
+    public private(set) var hasFieldErrors = false
 
     /// What an execution produced: the whole response body, or an error that leaves no data.
     public enum ExecutionResult {
@@ -146,9 +149,13 @@ public final class Execution {
         }
     }
 
+    /// Mutation root fields one after another; after one fails, the rest do not run, since
+    /// the operation will not be applied and its answer holds only that field's error.
     private func runSerially(_ fields: ArraySlice<PlannedField>) {
         guard let first = fields.first else { return finish() }
-        runLevel([Work(fields: [first], nodes: [root], weights: [1])]) { [self] in runSerially(fields.dropFirst()) }
+        runLevel([Work(fields: [first], nodes: [root], weights: [1])]) { [self] in
+            hasFieldErrors ? finish() : runSerially(fields.dropFirst())
+        }
     }
 
     private func fail(_ error: GraphQLError) {
@@ -162,6 +169,7 @@ public final class Execution {
         if fieldErrors[field.id] != nil { return nil }
         if let error = field.argumentError {
             fieldErrors[field.id] = error
+            hasFieldErrors = true
             return nil
         }
         if field.name == "__typename" {
@@ -179,6 +187,7 @@ public final class Execution {
             return r
         } catch {
             fieldErrors[field.id] = error
+            hasFieldErrors = true
             return nil
         }
     }
@@ -290,6 +299,7 @@ public final class Execution {
                 return false
             }
             for p in item.nodes { p.setChild(field.id, .error(error)) }
+            hasFieldErrors = true
         case .success(let values):
             var children = Children()
             var items = 0

@@ -107,10 +107,45 @@ final class GraphQLHandler: HTTPHandler {
     }
 
     private func execute(_ plan: OperationPlan, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
-        let context = RequestContext(organisationID: principal.organisationID, apiKeyID: principal.keyID,
-                                     scopes: principal.scopes, log: log) { [pool] statement, completion in
-            pool.run(statement, completion: completion)
+        guard plan.kind == .mutation else {
+            return run(plan, principal: principal, media: media,
+                       statements: { [pool] statement, completion in pool.run(statement, completion: completion) }) { answer, _ in
+                respond(answer)
+            }
         }
+        // RULES.md section 4: the whole operation is one transaction; its answer goes out
+        // once the transaction has ended, and tells the truth about it.
+        var last: HTTPResponse?
+        MutationTransaction(pool: pool, log: log).run({ [self] statements, done in
+            run(plan, principal: principal, media: media, statements: statements) { answer, verdict in
+                last = answer
+                done(verdict)
+            }
+        }) { [self] end in
+            switch end {
+            case .committed, .rolledBack:
+                respond(last!)
+            case .failed:
+                respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
+                    "The operation conflicted with others too often and was not applied; try again.", code: .serviceUnavailable), as: media))
+            case .unreachable:
+                respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
+                    "The database is not available right now; try again shortly.", code: .serviceUnavailable), as: media))
+            case .unknown:
+                respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
+                    "The database went away; whether the operation was applied is unknown. Retry with the same idempotency keys.",
+                    code: .serviceUnavailable), as: media))
+            }
+        }
+    }
+
+    /// Executes a plan once, its statements going through `statements`, and answers with
+    /// the response and whether a transaction around it should be applied.
+    private func run(_ plan: OperationPlan, principal: Principal, media: MediaType,
+                     statements: @escaping MutationTransaction.StatementRunner,
+                     answer: @escaping (HTTPResponse, MutationTransaction.Verdict) -> Void) {
+        let context = RequestContext(organisationID: principal.organisationID, apiKeyID: principal.keyID,
+                                     scopes: principal.scopes, log: log, run: statements)
         if traceStatements {
             context.trace = { [log] statement in
                 var line = JSONWriter()
@@ -125,12 +160,14 @@ final class GraphQLHandler: HTTPHandler {
             let statements = [("X-Billgraph-Statements", String(context.statementCount))]
             switch result {
             case .response(let body):
-                respond(HTTPResponse(status: 200, headers: [("Content-Type", media.contentType)] + statements, body: body))
+                answer(HTTPResponse(status: 200, headers: [("Content-Type", media.contentType)] + statements, body: body),
+                       .init(apply: !execution.hasFieldErrors, conflicted: context.conflicted))
             case .requestError(let error):
                 // No data: a limit was hit, or the database failed under the request.
                 let status = media == .graphQLResponse ? (error.code == .serviceUnavailable ? 503 : 400) : 200
-                respond(HTTPResponse(status: status, headers: [("Content-Type", media.contentType)] + statements,
-                                     body: requestErrorBody([error])))
+                answer(HTTPResponse(status: status, headers: [("Content-Type", media.contentType)] + statements,
+                                    body: requestErrorBody([error])),
+                       .init(apply: false, conflicted: context.conflicted))
             }
         }
     }

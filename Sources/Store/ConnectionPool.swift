@@ -101,10 +101,13 @@ public final class ConnectionPool {
 }
 
 /// One connection lent to one caller (a transaction) until `release()`, which must be
-/// called exactly once; statements run on it one after another, in the order sent.
+/// called exactly once. Statements run on it one after another, in the order sent: the
+/// loads of one level of a query go out together, so they wait here for their turn.
 public final class Lease {
     private let connection: AsyncConnection
     private var onRelease: (() -> Void)?
+    private var queued = FIFO<(Statement, (Result<ResultSet, DatabaseError>) -> Void)>()
+    private var running = false
 
     init(connection: AsyncConnection, onRelease: @escaping () -> Void) {
         self.connection = connection
@@ -112,11 +115,22 @@ public final class Lease {
     }
 
     public func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        connection.send(statement, completion: completion)
+        queued.push((statement, completion))
+        sendNext()
     }
 
-    /// Gives the connection back. A connection left in a transaction is closed instead,
-    /// so no half-done work can reach the next user.
+    private func sendNext() {
+        guard !running, let (statement, completion) = queued.pop() else { return }
+        running = true
+        connection.send(statement) { [self] result in
+            running = false
+            completion(result)
+            sendNext()
+        }
+    }
+
+    /// Gives the connection back. A connection left busy or in a transaction is closed
+    /// instead, so no half-done work can reach the next user.
     public func release() {
         guard let onRelease else { return }
         self.onRelease = nil

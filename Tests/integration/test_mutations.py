@@ -117,7 +117,7 @@ def test_refund_errors_in_the_contracts_order(shop):
     assert r.data["payment"]["amountRefunded"] == 0
 
 
-def test_mutation_root_fields_run_one_after_another(shop):
+def test_mutation_root_fields_run_one_after_another_in_one_transaction(shop):
     server = shop["server"]
     p = payment_with_amount(shop, 1000)
     r = server.gql("""mutation($p: ID!) {
@@ -129,10 +129,13 @@ def test_mutation_root_fields_run_one_after_another(shop):
     failing = server.gql("""mutation($p: ID!) {
         ok: refundPayment(input: {paymentId: $p, amount: 1}) { payment { amountRefunded } }
         tooMuch: refundPayment(input: {paymentId: $p, amount: 1000000000}) { payment { amountRefunded } }
+        never: refundPayment(input: {paymentId: $p, amount: 1}) { payment { amountRefunded } }
     }""", {"p": p["id"]}, key=key(shop))
+    # RULES.md section 4: nothing of a failed operation is applied, and its answer says so.
+    assert failing.data is None
     assert failing.codes() == ["AMOUNT_EXCEEDS_REFUNDABLE"] and failing.errors[0]["path"] == ["tooMuch"]
     after = server.gql("query($id: ID!) { payment(id: $id) { amountRefunded } }", {"id": p["id"]}, key=key(shop))
-    assert after.data["payment"]["amountRefunded"] == 8  # the first of the second request happened, on its own
+    assert after.data["payment"]["amountRefunded"] == 7
 
 
 def test_200_concurrent_refunds_of_one_unit_on_100_refundable(shop):
