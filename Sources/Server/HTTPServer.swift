@@ -7,15 +7,26 @@ import Glibc
 
 /// A TCP listener on one loop. Accepts connections and hands each to an `HTTPConnection`.
 public final class HTTPServer {
+    /// What one connection may hold and for how long (RULES.md section 5); the
+    /// connection's state machine applies them.
     public struct Limits: Sendable {
         public var maxBodyBytes = 1 << 20
         public var maxHeaderBytes = 64 << 10
-        /// A keep-alive connection with nothing to do for this long is closed.
+        /// A connection where nothing moves for this long while the handler has nothing of
+        /// it is closed (a keep-alive connection at rest, a client that reads no answers).
         public var idleTimeoutMilliseconds: UInt64 = 60_000
         /// A request must arrive whole within this long of its first byte.
         public var requestReadTimeoutMilliseconds: UInt64 = 30_000
+        /// After a refusal, how long what the client still sends is read and dropped.
+        public var lingerMilliseconds: UInt64 = 2_000
+        /// Requests waiting (parsed, not yet with the handler) at which reading stops; it
+        /// resumes below half.
+        public var maxQueuedRequests = 16
         public init() {}
     }
+
+    /// How often every connection's time limits are checked: their resolution.
+    static let tickMilliseconds: UInt64 = 250
 
     let loop: EventLoop
     let handler: HTTPHandler
@@ -67,7 +78,7 @@ public final class HTTPServer {
         }, "listen on \(address)")
         port = boundPort()
         let sweeper = try Timer(loop: loop)
-        sweeper.start(after: 1000, repeat: 1000) { [weak self] in self?.closeIdleConnections() }
+        sweeper.start(after: Self.tickMilliseconds, repeat: Self.tickMilliseconds) { [weak self] in self?.tick() }
         sweeper.unref()
         self.sweeper = sweeper
     }
@@ -85,25 +96,27 @@ public final class HTTPServer {
         }
     }
 
+    private var listenerStream: UnsafeMutablePointer<uv_stream_t> {
+        UnsafeMutableRawPointer(listener.handle).assumingMemoryBound(to: uv_stream_t.self)
+    }
+
     private func accept() {
         let connection = HTTPConnection(server: self)
-        guard connection.accept(from: listener.handle) else { return }
+        guard connection.accept(from: listenerStream) else { return }
         open[ObjectIdentifier(connection)] = connection
     }
 
     func closed(_ connection: HTTPConnection) {
-        open[ObjectIdentifier(connection)] = nil
+        guard open.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
         if open.isEmpty, let drained = whenDrained {
             whenDrained = nil
             drained()
         }
     }
 
-    private func closeIdleConnections() {
+    private func tick() {
         let now = loop.now
-        for connection in open.values where connection.isIdle(now: now, timeout: limits.idleTimeoutMilliseconds) {
-            connection.close()
-        }
+        for connection in open.values { connection.tick(now: now) }
     }
 
     /// Stops accepting and closes every connection.
@@ -111,7 +124,7 @@ public final class HTTPServer {
         whenDrained = nil
         sweeper?.close()
         listener.close()
-        for connection in open.values { connection.close() }
+        for connection in open.values { connection.abort() }
     }
 
     /// Stops accepting, lets every request already received be answered, and calls
