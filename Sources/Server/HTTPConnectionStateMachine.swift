@@ -9,8 +9,8 @@
 /// - Requests are answered one at a time, in the order they came (pipelining).
 /// - Reading stops while `maxQueuedRequests` requests wait, and resumes below half that.
 /// - A request must arrive whole within `requestReadTimeoutMilliseconds` of its first
-///   byte. The clock stops while the server itself does not read, and starts again when
-///   it reads again.
+///   byte, whatever the bytes (blank lines before a request line included). The clock
+///   stops while the server itself does not read, and starts again when it reads again.
 /// - A connection where nothing has moved for `idleTimeoutMilliseconds` while the handler
 ///   has nothing of it closes (a keep-alive connection at rest, or a client that reads
 ///   none of its answers).
@@ -100,14 +100,16 @@ struct HTTPConnectionStateMachine {
         proceed(now: lastActivity)
     }
 
-    /// Bytes arrived.
+    /// Bytes arrived. Any byte starts the request clock when no request is being read, so
+    /// that blank lines (which http_parser skips without beginning a message) count too.
     mutating func bytesReceived(now: UInt64) -> Input {
         guard state == .open else { return .discard }
         lastActivity = now
+        if requestStarted == nil { requestStarted = now }
         return .parse
     }
 
-    /// http_parser began a request: the request clock starts.
+    /// http_parser began a request (its first bytes may follow a request just completed).
     mutating func requestBegun(now: UInt64) -> [Action] {
         if state == .open, requestStarted == nil { requestStarted = now }
         return []

@@ -15,7 +15,7 @@ public final class HTTPServer {
         /// A connection where nothing moves for this long while the handler has nothing of
         /// it is closed (a keep-alive connection at rest, a client that reads no answers).
         public var idleTimeoutMilliseconds: UInt64 = 60_000
-        /// A request must arrive whole within this long of its first byte.
+        /// A request must arrive whole within this long of its first byte, whatever the bytes.
         public var requestReadTimeoutMilliseconds: UInt64 = 30_000
         /// After a refusal, how long what the client still sends is read and dropped.
         public var lingerMilliseconds: UInt64 = 2_000

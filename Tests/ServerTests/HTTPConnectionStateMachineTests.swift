@@ -232,6 +232,18 @@ final class HTTPConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(c.tick(at: 300_000), [])
     }
 
+    func testBlankLinesStartTheRequestClock() {
+        var c = Connection()
+        // http_parser skips CRLFs before a request line without beginning a message:
+        // only `bytesReceived` sees them.
+        for time: UInt64 in [1_000, 11_000, 21_000, 31_000] {
+            c.now = time
+            XCTAssertEqual(c.machine.bytesReceived(now: time), .parse)
+            XCTAssertEqual(c.tick(at: time), [])
+        }
+        XCTAssertEqual(c.tick(at: 31_001), ["close"], "30 s after the first blank line")
+    }
+
     func testARequestMustArriveWholeWithin30SecondsOfItsFirstByte() {
         var c = Connection()
         c.now = 1_000

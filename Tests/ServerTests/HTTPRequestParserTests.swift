@@ -22,6 +22,7 @@ final class HTTPRequestParserTests: XCTestCase {
     private var limits = HTTPServer.Limits()
 
     func testBlankLinesBeforeARequestBeginNothing() {
+        // Why the request clock starts at the first byte of any kind, not at a message's begin.
         let parser = HTTPRequestParser(limits: limits)
         XCTAssertEqual(parse(parser, "\r\n"), [])
         XCTAssertEqual(parse(parser, "\r\n\r\n"), [])
