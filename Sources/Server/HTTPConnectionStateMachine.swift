@@ -8,6 +8,9 @@
 /// The rules (RULES.md section 5: no client can stall, exhaust or crash the server):
 /// - Requests are answered one at a time, in the order they came (pipelining).
 /// - Reading stops while `maxQueuedRequests` requests wait, and resumes below half that.
+/// - Reading, and handing requests to the handler, stop while `maxUnsentBytes` of answers
+///   wait to be written (written with `uv_write`, not yet completed: a client that does
+///   not read its answers), and resume below half that.
 /// - A request must arrive whole within `requestReadTimeoutMilliseconds` of its first
 ///   byte, whatever the bytes (blank lines before a request line included). The clock
 ///   stops while the server itself does not read, and starts again when it reads again.
@@ -83,6 +86,7 @@ struct HTTPConnectionStateMachine {
     /// Whether the driver was last told to read.
     private var reading = false
     private var pausedForQueue = false
+    private var pausedForWrites = false
     /// When the first byte of the request being read arrived, or nil between requests.
     private var requestStarted: UInt64?
     /// The last time a byte was read, an answer was given to `write`, or a write completed.
@@ -202,12 +206,12 @@ struct HTTPConnectionStateMachine {
     }
 
     /// Hands the next request to the handler, or writes the next refusal, when nothing is
-    /// with the handler; then says whether to read.
+    /// with the handler and the client reads its answers; then says whether to read.
     private mutating func proceed(now: UInt64) -> [Action] {
         updatePauses()
         var actions: [Action] = []
         var next: HTTPRequest?
-        while next == nil, isAnswering, handling == nil, !queue.isEmpty {
+        while next == nil, isAnswering, handling == nil, !pausedForWrites, !queue.isEmpty {
             switch queue.removeFirst() {
             case .request(let request, let keepAlive):
                 handling = keepAlive ? .yes : .no
@@ -261,15 +265,17 @@ struct HTTPConnectionStateMachine {
     // MARK: - Reading
 
     /// Backpressure, with room between stopping and resuming so that reading does not
-    /// flap: too many requests waiting.
+    /// flap: too many requests waiting, or too many answer bytes the client has not taken.
     private mutating func updatePauses() {
         if queue.count >= limits.maxQueuedRequests { pausedForQueue = true }
         if queue.count < limits.maxQueuedRequests / 2 { pausedForQueue = false }
+        if unsentBytes >= limits.maxUnsentBytes { pausedForWrites = true }
+        if unsentBytes < limits.maxUnsentBytes / 2 { pausedForWrites = false }
     }
 
     private var wantsToRead: Bool {
         switch state {
-        case .open: return !pausedForQueue
+        case .open: return !pausedForQueue && !pausedForWrites
         case .lastRequestQueued, .lingering: return true  // to drop what the client still sends
         case .finishing, .shuttingDown, .closed: return false
         }

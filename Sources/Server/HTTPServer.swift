@@ -22,6 +22,9 @@ public final class HTTPServer {
         /// Requests waiting (parsed, not yet with the handler) at which reading stops; it
         /// resumes below half.
         public var maxQueuedRequests = 16
+        /// Answer bytes waiting for a client that does not read them at which reading (and
+        /// handing requests to the handler) stops; it resumes below half.
+        public var maxUnsentBytes = 4 << 20
         public init() {}
     }
 

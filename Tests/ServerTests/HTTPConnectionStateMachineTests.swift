@@ -134,6 +134,32 @@ final class HTTPConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(c.respond(), ["write 200 keep-alive", "read", "dispatch /10"])
     }
 
+    func testFourMebibytesOfUnreadAnswersStopReadingAndHandlingUntilTheyDrain() {
+        var c = Connection()
+        XCTAssertEqual(c.receive("/a", "/b", "/c"), ["dispatch /a"])
+        XCTAssertEqual(c.respond(bytes: 3 << 20), ["write 200 keep-alive", "dispatch /b"])
+        XCTAssertEqual(c.respond(bytes: 3 << 19), ["write 200 keep-alive", "pause"], "4.5 MiB wait: /c waits too")
+        XCTAssertEqual(c.tick(at: 59_000), [])
+        XCTAssertEqual(c.completeWrite(), ["read", "dispatch /c"], "1.5 MiB wait")
+        XCTAssertEqual(c.respond("c"), ["write 200 keep-alive"])
+    }
+
+    func testUnreadAnswersResumeBelowTwoMebibytes() {
+        var c = Connection()
+        XCTAssertEqual(c.receive("/a"), ["dispatch /a"])
+        XCTAssertEqual(c.respond(bytes: 4 << 20), ["write 200 keep-alive", "pause"])
+        XCTAssertEqual(c.machine.writeCompleted(bytes: 2 << 20, now: 0).count, 0, "2 MiB and a head still wait")
+        XCTAssertEqual(c.record(c.machine.writeCompleted(bytes: (2 << 20) - 1024, now: 0)), ["read"])
+    }
+
+    func testAClientThatReadsNoAnswersIsClosedWhenNothingMovesForTheIdleTimeout() {
+        var c = Connection()
+        XCTAssertEqual(c.receive("/a", "/b"), ["dispatch /a"])
+        XCTAssertEqual(c.respond(bytes: 5 << 20), ["write 200 keep-alive", "pause"])
+        XCTAssertEqual(c.tick(at: 60_000), [])
+        XCTAssertEqual(c.tick(at: 60_001), ["close"])
+    }
+
     // MARK: Refusals and lingering close
 
     func testARefusalIsAnsweredInItsTurnThenTheConnectionLingersUntilTheClientCloses() {
@@ -163,6 +189,14 @@ final class HTTPConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(c.tick(at: 7_000), [], "the client neither reads nor closes")
         XCTAssertEqual(c.tick(at: 7_001), ["close"])
         XCTAssertEqual(c.tick(at: 9_000), [])
+    }
+
+    func testARefusalWaitsForUnreadAnswersLikeAnyOther() {
+        var c = Connection()
+        XCTAssertEqual(c.receive("/a"), ["dispatch /a"])
+        XCTAssertEqual(c.refuse(400), [])
+        XCTAssertEqual(c.respond(bytes: 5 << 20), ["write 200 keep-alive"], "reading goes on, to drop input")
+        XCTAssertEqual(c.completeWrite(), ["write 400 close", "shutdown"])
     }
 
     // MARK: Draining (SIGTERM)
