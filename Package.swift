@@ -10,7 +10,7 @@ import PackageDescription
 // ServerTests, which drive the HTTP connection's state machine with events.
 let package = Package(
     name: "billgraph",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],  // Synchronization.Atomic
     products: [
         .executable(name: "billgraph", targets: ["billgraph"]),
     ],

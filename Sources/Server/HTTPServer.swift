@@ -1,11 +1,13 @@
 import CLibUV
 import EventLoop
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A TCP listener on one loop. Accepts connections and hands each to an `HTTPConnection`.
+/// A TCP listener on one loop. Accepts connections and hands each to an `HTTPConnection`,
+/// while the process has fewer than its `ConnectionBudget` open (RULES.md section 5).
 public final class HTTPServer {
     /// What one connection may hold and for how long (RULES.md section 5); the
     /// connection's state machine applies them.
@@ -34,6 +36,7 @@ public final class HTTPServer {
     let loop: EventLoop
     let handler: HTTPHandler
     let limits: Limits
+    private let budget: ConnectionBudget
     private let listener = HandleBox<uv_tcp_t>()
     private var open: [ObjectIdentifier: HTTPConnection] = [:]
     private var sweeper: Timer?
@@ -41,10 +44,13 @@ public final class HTTPServer {
     /// The port actually bound (useful with port 0).
     public private(set) var port = 0
 
-    public init(loop: EventLoop, handler: HTTPHandler, limits: Limits = Limits()) {
+    /// `budget` may be shared by the servers of several loops: it bounds them together.
+    public init(loop: EventLoop, handler: HTTPHandler, limits: Limits = Limits(),
+                budget: ConnectionBudget = ConnectionBudget(limit: ConnectionBudget.defaultLimit)) {
         self.loop = loop
         self.handler = handler
         self.limits = limits
+        self.budget = budget
     }
 
     /// Listens on `address`. With `sharedPort`, other servers (other loops, other threads)
@@ -103,14 +109,26 @@ public final class HTTPServer {
         UnsafeMutableRawPointer(listener.handle).assumingMemoryBound(to: uv_stream_t.self)
     }
 
+    /// A connection over the budget is accepted and closed at once: left unaccepted, it
+    /// would stop libuv from accepting any other.
     private func accept() {
+        guard budget.admit() else { return reject() }
         let connection = HTTPConnection(server: self)
-        guard connection.accept(from: listenerStream) else { return }
+        guard connection.accept(from: listenerStream) else { return budget.release() }
         open[ObjectIdentifier(connection)] = connection
+    }
+
+    private func reject() {
+        let refused = HandleBox<uv_tcp_t>()
+        guard uv_tcp_init(loop.raw, refused.handle) == 0 else { return }
+        refused.base.pointee.data = nil  // no owner: the close callback only frees the handle
+        uv_accept(listenerStream, UnsafeMutableRawPointer(refused.handle).assumingMemoryBound(to: uv_stream_t.self))
+        refused.close()
     }
 
     func closed(_ connection: HTTPConnection) {
         guard open.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
+        budget.release()
         if open.isEmpty, let drained = whenDrained {
             whenDrained = nil
             drained()
@@ -140,5 +158,29 @@ public final class HTTPServer {
             whenDrained = nil
             drained()
         }
+    }
+}
+
+/// The open connections of a whole process, counted across its loops (RULES.md section 5:
+/// at most `--max-connections`). One instance is shared by every loop's `HTTPServer`.
+public final class ConnectionBudget: Sendable {
+    public static let defaultLimit = 10_000
+    public let limit: Int
+    private let open = Atomic<Int>(0)
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Takes one place if there is one.
+    func admit() -> Bool {
+        if open.add(1, ordering: .relaxed).newValue <= limit { return true }
+        open.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    /// Gives back a place taken by `admit`.
+    func release() {
+        open.subtract(1, ordering: .relaxed)
     }
 }

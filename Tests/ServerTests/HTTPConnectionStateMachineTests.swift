@@ -345,3 +345,16 @@ final class HTTPConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(c.record(c.machine.peerClosed()), [])
     }
 }
+
+final class ConnectionBudgetTests: XCTestCase {
+    func testPlacesAreTakenUpToTheLimitAndGivenBack() {
+        let budget = ConnectionBudget(limit: 2)
+        XCTAssertTrue(budget.admit())
+        XCTAssertTrue(budget.admit())
+        XCTAssertFalse(budget.admit())
+        XCTAssertFalse(budget.admit())
+        budget.release()
+        XCTAssertTrue(budget.admit())
+        XCTAssertFalse(budget.admit())
+    }
+}
