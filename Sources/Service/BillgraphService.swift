@@ -26,14 +26,23 @@ public final class BillgraphService {
         public var loops: Int
         /// Open HTTP connections of the whole process, all loops together (RULES.md section 5).
         public var maxConnections: Int
+        /// A request must arrive whole within this long of its first byte (RULES.md section 5).
+        public var requestTimeoutMilliseconds: UInt64
         public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000, loops: Int = 1,
-                    maxConnections: Int = ConnectionBudget.defaultLimit) {
+                    maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000) {
             self.databaseURL = databaseURL
             self.listen = listen
             self.poolSize = poolSize
             self.maxResultItems = maxResultItems
             self.loops = max(1, loops)
             self.maxConnections = maxConnections
+            self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+        }
+
+        var httpLimits: HTTPServer.Limits {
+            var limits = HTTPServer.Limits()
+            limits.requestReadTimeoutMilliseconds = requestTimeoutMilliseconds
+            return limits
         }
     }
 
@@ -127,7 +136,7 @@ final class LoopWorker {
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
                                      authenticator: Authenticator(loop: loop, pool: pool),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)
-        server = HTTPServer(loop: loop, handler: handler, budget: budget)
+        server = HTTPServer(loop: loop, handler: handler, limits: configuration.httpLimits, budget: budget)
         try server.listen(on: listen, sharedPort: sharedPort)
         if housekeeping {
             // Expired idempotency keys go a minute after start, then every ten minutes.

@@ -80,8 +80,13 @@ struct Serve: ParsableCommand {
     @Option(help: "Open HTTP connections, all loops together; beyond them a new connection is closed at once.")
     var maxConnections: Int = ConnectionBudget.defaultLimit
 
+    @Option(name: .customLong("request-timeout-ms"),
+            help: "Milliseconds within which a request must arrive whole, counted from its first byte (blank lines included).")
+    var requestTimeoutMilliseconds: UInt64 = 30_000
+
     func validate() throws {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard requestTimeoutMilliseconds >= 1 else { throw ValidationError("--request-timeout-ms must be at least 1") }
     }
 
     func run() throws {
@@ -89,7 +94,8 @@ struct Serve: ParsableCommand {
         guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
         let service = try BillgraphService(
             .init(databaseURL: try database.resolved(), listen: address, poolSize: poolSize,
-                  maxResultItems: maxResultItems, loops: loops, maxConnections: maxConnections), log: log)
+                  maxResultItems: maxResultItems, loops: loops, maxConnections: maxConnections,
+                  requestTimeoutMilliseconds: requestTimeoutMilliseconds), log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : ""))")
         service.run()
