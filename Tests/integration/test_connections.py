@@ -9,7 +9,7 @@ import select
 import socket
 import time
 
-from conftest import Server
+from conftest import Server, resident_kib
 
 
 def post(key, query, pad=0):
@@ -62,11 +62,6 @@ def closed_by_server(s, deadline):
         assert chunk == b"", f"unexpected bytes: {chunk[:80]!r}"
         return True
     return False
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def test_a_client_dribbling_blank_lines_is_disconnected_within_the_request_timeout(world):
@@ -160,7 +155,7 @@ def test_a_client_that_never_reads_its_answers_leaves_memory_bounded(world):
                 warm.sendall(post(key, big, pad=64 << 10))
                 status, body = answer(warm)
                 assert status == 200 and len(body) > 500_000, (status, body[:200])
-        before = rss_kib(server.proc.pid)
+        before = resident_kib(server.proc.pid)
 
         # 39 MB of requests, 600 MB of answers: more than the kernel's buffers on both sides hold.
         payload = b"".join(post(key, big, pad=64 << 10) for _ in range(600))
@@ -181,10 +176,10 @@ def test_a_client_that_never_reads_its_answers_leaves_memory_bounded(world):
             assert sent < len(payload), "the server read everything from a client that reads nothing"
 
             # Wait until the server's memory stops growing (it has stopped working for this client).
-            deadline, samples = time.time() + 30, [rss_kib(server.proc.pid)]
+            deadline, samples = time.time() + 30, [resident_kib(server.proc.pid)]
             while time.time() < deadline:
                 time.sleep(0.5)
-                samples.append(rss_kib(server.proc.pid))
+                samples.append(resident_kib(server.proc.pid))
                 if len(samples) >= 5 and max(samples[-5:]) - min(samples[-5:]) < 1024:
                     break
             grown_mib = (max(samples) - before) / 1024
