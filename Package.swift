@@ -6,10 +6,11 @@ import PackageDescription
 //   JSON, Query  <-  Schema  <-  Engine  <-  Billing  ->  Store  ->  CLibPQ, EventLoop -> CLibUV
 //   Server -> EventLoop, CHTTPParser;   Service (GraphQL over HTTP) composes them;
 //   billgraph is the command line.
-// Query, Schema and Engine never import a C module, so their tests need no sockets.
+// Query, Schema and Engine never import a C module, so their tests need no sockets; nor do
+// ServerTests, which drive the HTTP connection's state machine with events.
 let package = Package(
     name: "billgraph",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],  // Synchronization.Atomic
     products: [
         .executable(name: "billgraph", targets: ["billgraph"]),
     ],
@@ -43,6 +44,7 @@ let package = Package(
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Schema", "Query", "JSON"]),
         .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -9,19 +9,11 @@ import time
 
 import pytest
 
-from conftest import Server
+from conftest import Server, resident_kib
 
 
 def read_key(world):
     return world["keys"][(1, "read")]
-
-
-def resident_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def doubling_fragments(count):
