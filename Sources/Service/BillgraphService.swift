@@ -56,6 +56,9 @@ public final class BillgraphService {
         // up here, once, because libpq's lookup would block a loop.
         let conninfo = ConnectionTarget.setting("statement_timeout", "30s",
                                                 in: ConnectionTarget.resolvingHost(configuration.databaseURL))
+        // A client that resets its connection while an answer is being written must cost
+        // that write an EPIPE, not the process its life: SIGPIPE's default is to exit.
+        signal(SIGPIPE, SIG_IGN)
         let shared = configuration.loops > 1
         let budget = ConnectionBudget(limit: configuration.maxConnections)
         main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, listen: configuration.listen,

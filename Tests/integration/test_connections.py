@@ -192,3 +192,24 @@ def test_a_client_that_never_reads_its_answers_leaves_memory_bounded(world):
             hog.close()
     finally:
         server.stop()
+
+
+def test_a_client_that_resets_while_answers_are_written_does_not_kill_the_server(world):
+    """Closing a socket with unread data sends a reset; the server's next write to it
+    fails with EPIPE, which must cost that connection, not the process (SIGPIPE)."""
+    import struct
+    server = Server(world["url"], "--loops", "1")
+    key = world["keys"][(1, "read")]
+    big = "{ invoices(first: 1000) { nodes { " + " ".join(f"a{i}: number" for i in range(100)) + " } } }"
+    try:
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+            s.sendall(b"".join(post(key, big) for _ in range(20)))
+            time.sleep(0.3)  # answers are being written
+            s.close()
+        time.sleep(1)
+        assert server.proc.poll() is None, f"the server died: exit status {server.proc.returncode}"
+        assert server.gql("{ __typename }", key=key).data == {"__typename": "Query"}
+    finally:
+        server.stop()
