@@ -4,7 +4,9 @@ For a quiet run and then each attack in turn, on a freshly started release serve
 wrk sends the canonical dashboard query (schema/queries/dashboard.graphql, 25 customers,
 a random page each time) on keep-alive connections for HOSTILE_SECONDS; half a second
 after it starts, one attack (benchmarks/attacks.py, in its own process) begins, and ends
-with the load. Meanwhile the server's VmRSS and VmHWM are sampled every 100 ms. Prints a
+with the load. Meanwhile the server's VmRSS and VmHWM are sampled every 100 ms, and a probe
+sends a dashboard request on a new connection every 250 ms, to see a loop that stops
+answering (wrk's figures count only answered requests). Prints a
 Markdown table: the load's throughput and p99, p99 against the quiet run, the server's
 peak resident memory, and what the server did to the attackers.
 
@@ -76,6 +78,8 @@ class Server:
         self.peak_kb = 0
         self.killed_for_memory = False
         self.stopping = False
+        self.load_started = None  # set by measure()
+        self.ended = None  # when the sampler saw the process gone
         self.sampling = True
         threading.Thread(target=self._drain, daemon=True).start()
         self.sampler = threading.Thread(target=self._sample, daemon=True)
@@ -86,7 +90,10 @@ class Server:
             self.stderr = (self.stderr + [line.rstrip()])[-20:]
 
     def _sample(self):
-        while self.sampling and self.proc.poll() is None:
+        while self.sampling:
+            if self.proc.poll() is not None:
+                self.ended = time.monotonic()
+                break
             try:
                 status = open(f"/proc/{self.proc.pid}/status").read()
                 rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
@@ -111,6 +118,8 @@ class Server:
         if self.killed_for_memory:
             return f"killed by the benchmark at {RSS_LIMIT_MIB} MiB resident"
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        if self.ended and self.load_started:
+            how += f", {self.ended - self.load_started:.1f} s after the load began"
         last = next((line for line in reversed(self.stderr) if line.strip()), "")
         return f"server died ({how})" + (f": {last[:160]}" if last else "")
 
@@ -177,7 +186,9 @@ class Probe:
             self.results.append((time.monotonic() - started, answered, error))
 
     def summary(self):
-        """(note or None, whether the server stalled: a probe unanswered for more than 2 s)."""
+        """(note or None, whether the server stalled: a probe unanswered for more than 2 s, and
+        when more than 1% of the probes were left unanswered, a lower bound of their p99 in ms:
+        the 99th percentile of how long each probe was answered in or had waited)."""
         self.ticker.join(1)
         for t in self.threads:
             t.join(max(0.1, self.end - time.monotonic() + 2))
@@ -197,7 +208,11 @@ class Probe:
         if slowest > 1:
             notes.append(f"slowest probe answered in {slowest:.1f} s")
         stalled = any(w > 2 for w in waited)
-        return "; ".join(notes) or None, stalled
+        p99_at_least = None
+        timed = sorted(w for w, answered, e in results if answered or e == "timeout")
+        if timed and len(waited) > 0.01 * len(timed):
+            p99_at_least = timed[min(len(timed) - 1, int(len(timed) * 0.99))] * 1000
+        return "; ".join(notes) or None, stalled, p99_at_least
 
 def wrk_script(key, bodies):
     """A wrk script sending a random one of `bodies` each time, and printing its figures as JSON at the end."""
@@ -258,10 +273,12 @@ def measure(url, keys, script, bodies, attack, seconds):
     attacker = None
     notes = []
     stalled = False
+    probe_p99 = None
     try:
         for _ in range(3):
             post(server.port, keys["load"], {"query": bench.canonical("dashboard"), "variables": {"first": 25}}, 10)
         load = start_wrk(server.port, script, seconds)
+        server.load_started = time.monotonic()
         probe = Probe(server.port, keys["load"], bodies, seconds)
         if attack:
             time.sleep(ATTACK_DELAY)
@@ -274,7 +291,7 @@ def measure(url, keys, script, bodies, attack, seconds):
         figures, problem = wrk_result(load, seconds)
         if problem:
             notes.append(problem)
-        probe_note, stalled = probe.summary()
+        probe_note, stalled, probe_p99 = probe.summary()
         if probe_note:
             notes.append(probe_note)
         if attacker:
@@ -308,12 +325,15 @@ def measure(url, keys, script, bodies, attack, seconds):
         notes.append(died)
     if stop_note:
         notes.append(stop_note)
-    return figures, server.peak_kb, notes, stalled or bool(died) or bool(stop_note)
+    return {"figures": figures, "peak_kb": server.peak_kb, "notes": notes, "probe_p99": probe_p99,
+            "broke": stalled or bool(died) or bool(stop_note)}
 
 
-def load_figures(figures, seconds):
+def load_figures(figures, probe_p99):
     """(requests/s of 2xx answers, p99 in ms or None, p99 text, notes about the load)."""
     if not figures or figures["requests"] == 0:
+        if probe_p99:
+            return 0.0, probe_p99, f"≥ {probe_p99:.0f}", ["the load got no answers"]
         return 0.0, None, "—", ["the load got no answers"]
     notes = []
     ok = figures["requests"] - figures["status"]
@@ -325,6 +345,8 @@ def load_figures(figures, seconds):
         notes.append(f"the load had {timeouts} requests time out after {WRK_TIMEOUT} s")
         if timeouts > 0.01 * (figures["requests"] + timeouts):
             p99, text = WRK_TIMEOUT * 1000.0, f"≥ {WRK_TIMEOUT * 1000}"
+    if probe_p99 and probe_p99 > p99:
+        p99, text = probe_p99, f"≥ {probe_p99:.0f}"
     if figures["status"]:
         notes.append(f"the load got {figures['status']} non-2xx answers")
     socket_errors = {k: figures[k] for k in ("connect", "read", "write") if figures[k]}
@@ -426,10 +448,12 @@ def main():
         for attack, title in [(None, "none (quiet)")] + chosen:
             log(f"{title}: {SECONDS} s")
             try:
-                figures, peak_kb, notes, broke = measure(url, keys, script, bodies, attack, SECONDS)
+                run = measure(url, keys, script, bodies, attack, SECONDS)
             except Exception as e:  # noqa: BLE001 - one broken row must not lose the others
-                figures, peak_kb, notes, broke = None, 0, [f"benchmark error: {type(e).__name__}: {e}"], True
-            rps, p99, p99_text, load_notes = load_figures(figures, SECONDS)
+                run = {"figures": None, "peak_kb": 0, "notes": [f"benchmark error: {type(e).__name__}: {e}"],
+                       "probe_p99": None, "broke": True}
+            figures, peak_kb, notes, broke = run["figures"], run["peak_kb"], run["notes"], run["broke"]
+            rps, p99, p99_text, load_notes = load_figures(figures, run["probe_p99"])
             notes += load_notes
             if attack is None:
                 quiet_p99 = p99
@@ -444,23 +468,29 @@ def main():
                 missed.append("the server stalled or died")
             if attack:
                 notes.insert(0, "goal met" if not missed else "**goal missed** (" + ", ".join(missed) + ")")
-            rows.append(f"| {title} | {rps:.0f} | {p99_text} | {f'{ratio:.1f}×' if ratio is not None else '—'} "
+            rows.append(f"| {title} | {rps:.0f} | {p99_text} | {('≥ ' if '≥' in p99_text else '') + f'{ratio:.1f}×' if ratio is not None else '—'} "
                         f"| {peak:.0f} | {'; '.join(notes).replace('|', '/')} |")
             log(rows[-1])
 
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        built = (f"the release build of this checkout ({commit}{' with uncommitted changes' if dirty else ''})"
+                 if os.path.realpath(bench.BIN).startswith(os.path.realpath(ROOT) + os.sep) else f"billgraph from {bench.BIN}")
         report = [
             "# Hostile clients\n",
             f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores "
-            f"({platform.platform()}), billgraph at {commit or 'an unknown commit'}; PostgreSQL "
+            f"({platform.platform()}), {built}; PostgreSQL "
             f"{bench.psql(url, 'SHOW server_version').split()[0]}, the server, wrk and the attacker share the machine.",
             f"Dataset: `billgraph seed --customers {bench.CUSTOMERS} --orgs 2`, {lines} lines. The server runs its "
             f"defaults{' with ' + ' '.join(SERVER_ARGS) if SERVER_ARGS else ''} and is started afresh for every row.\n",
             f"Load: wrk, {CONNECTIONS} keep-alive connections, the canonical dashboard query (25 customers with "
             f"their latest 10 invoices, payments and refunds) at a random one of {len(bodies)} pages, "
             f"{SECONDS} s per row. The attack starts {ATTACK_DELAY} s after the load and stops with it. "
-            f"Throughput counts 2xx answers; p99 is wrk's (a request that times out after {WRK_TIMEOUT} s is not in "
-            f"it, so when more than 1% time out p99 shows as ≥ {WRK_TIMEOUT * 1000}). Peak RSS is the most of VmRSS "
+            f"Throughput counts 2xx answers; p99 is wrk's, which counts only answered requests: so when more than 1% "
+            f"time out (after {WRK_TIMEOUT} s) p99 shows as ≥ {WRK_TIMEOUT * 1000}, and when more than 1% of the "
+            f"probes (a dashboard request on a new connection every 250 ms, beside wrk) are still unanswered at the "
+            f"end after more than 1 s, p99 shows as ≥ the probes' p99 counting how long those had waited. Peak RSS is the most of VmRSS "
             f"and VmHWM sampled every 100 ms (the server is killed beyond {RSS_LIMIT_MIB} MiB). The attackers and the "
             f"load use two keys of the same organisation{', both without a rate limit' if has_rate_limits() else ''}. "
             f"The pipelining attack's answer (dashboard, first: 100) is {big_answer / 1000:.0f} KB.\n",
