@@ -99,6 +99,7 @@ class Server:
                 rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
                 hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
             except (OSError, AttributeError):
+                self.ended = time.monotonic()
                 break  # gone (a zombie has no VmRSS)
             self.peak_kb = max(self.peak_kb, rss, hwm)
             if rss > RSS_LIMIT_MIB * 1024 and not self.killed_for_memory:
