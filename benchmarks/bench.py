@@ -54,10 +54,12 @@ def start_database():
     return data, admin.replace("dbname=postgres", "dbname=bench")
 
 
-def start_server(url, trace=False):
+def start_server(url, trace=False, args=(), stdout=None):
+    """Starts the server on a free port of 127.0.0.1 (`args`: more options of `serve`) and
+    returns the process, whose standard error is a pipe the caller reads, and the port."""
     env = dict(os.environ, BILLGRAPH_TRACE_SQL="1" if trace else "0")
-    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "16"],
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "16", *args],
+                            stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
     while True:
         line = proc.stderr.readline()
         m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
