@@ -246,3 +246,20 @@ def record_credit_notes(server):
 
     server.gql = gql
     return server
+
+
+def assert_stored_match(url, facts):
+    """Every maintained column of every row equals what the raw facts say."""
+    for iid, paid, credited, returned, balance, status in _table(
+            url, "SELECT id, amount_paid, amount_credited, amount_returned, balance, status FROM invoice"):
+        got = {"amountPaid": int(paid), "amountCredited": int(credited), "amountReturned": int(returned),
+               "balance": int(balance), "status": status}
+        assert got == facts.invoice(iid), (iid, got, facts.invoice(iid))
+    for pid, refunded in _table(url, "SELECT id, amount_refunded FROM payment"):
+        assert int(refunded) == facts.payment(pid)["amountRefunded"], (pid, refunded, facts.payment(pid))
+    for cid, *columns in _table(url, "SELECT id, credit_balance, total_invoiced, total_paid, total_refunded, "
+                                     "total_credited, total_outstanding FROM customer"):
+        balance, invoiced, paid, refunded, credited, outstanding = map(int, columns)
+        got = {"creditBalance": balance, "totals": {"invoiced": invoiced, "paid": paid, "refunded": refunded,
+                                                    "credited": credited, "outstanding": outstanding}}
+        assert got == facts.customer(cid), (cid, got, facts.customer(cid))
