@@ -46,6 +46,29 @@ public struct MutationService: MutationResolving {
         return .load(MutationLoad(context: context, statement: statement))
     }
 
+    /// For an operation of several mutation fields: the statement that takes, before the
+    /// first field runs, every row the fields will change, in the global lock order
+    /// (schema/migrations/005_operation_locks.sql). Nil for a single field, which keeps
+    /// that order by itself.
+    public static func lockPrelude(_ fields: [PlannedField], organisationID: String) -> Statement? {
+        guard fields.count > 1 else { return nil }
+        var notes: [String] = [], invoices: [String] = [], payments: [String] = []
+        for field in fields {
+            guard case .object(let members)? = field.argument("input") else { continue }
+            let input = JSONValue.object(members)
+            let id: (String) -> String? = { name in input[name]?.stringValue.flatMap { Scalars.isLowercaseUUID($0) ? $0 : nil } }
+            switch field.name {
+            case "refundPayment": id("paymentId").map { payments.append($0) }
+            case "createCreditNote": id("invoiceId").map { invoices.append($0) }
+            default: id("creditNoteId").map { notes.append($0) }
+            }
+        }
+        let numbers = fields.contains { $0.name == "createCreditNote" }
+        return Statement("SELECT bg_lock_operation($1::uuid, $2::uuid[], $3::uuid[], $4::uuid[], $5::boolean)",
+                         [organisationID, Parameters.arrayLiteral(notes), Parameters.arrayLiteral(invoices),
+                          Parameters.arrayLiteral(payments), numbers ? "true" : "false"])
+    }
+
     /// "The same input": absent and null fields alike, key order ignored, the key itself left out.
     static func fingerprint(_ members: [(String, JSONValue)]) -> String {
         JSONValue.object(members.filter { $0.0 != "idempotencyKey" && !$0.1.isNull }).sortedKeys().serialized

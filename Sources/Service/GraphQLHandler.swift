@@ -116,7 +116,8 @@ final class GraphQLHandler: HTTPHandler {
         // RULES.md section 4: the whole operation is one transaction; its answer goes out
         // once the transaction has ended, and tells the truth about it.
         var last: HTTPResponse?
-        MutationTransaction(pool: pool, log: log).run({ [self] statements, done in
+        let locks = MutationService.lockPrelude(plan.fields, organisationID: principal.organisationID)
+        MutationTransaction(pool: pool, prelude: locks, log: log).run({ [self] statements, done in
             run(plan, principal: principal, media: media, statements: statements) { answer, verdict in
                 last = answer
                 done(verdict)

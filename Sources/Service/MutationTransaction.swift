@@ -42,9 +42,12 @@ final class MutationTransaction {
 
     private let pool: ConnectionPool
     private let log: (String) -> Void
+    /// Runs first in the transaction, when given: the operation's locks.
+    private let prelude: Statement?
 
-    init(pool: ConnectionPool, log: @escaping (String) -> Void) {
+    init(pool: ConnectionPool, prelude: Statement?, log: @escaping (String) -> Void) {
         self.pool = pool
+        self.prelude = prelude
         self.log = log
     }
 
@@ -55,11 +58,14 @@ final class MutationTransaction {
     private func attempt(_ n: Int, _ operation: @escaping Run, _ ended: @escaping (End) -> Void) {
         pool.lease { [self] leased in
             guard case .success(let lease) = leased else { return ended(.unreachable) }
-            lease.run(Statement("BEGIN")) { [self] begun in
+            // Statements on a lease run in the order sent: BEGIN, the locks, then the operation;
+            // when the BEGIN fails, so do the locks, and their outcome says it.
+            if prelude != nil { lease.run(Statement("BEGIN")) { _ in } }
+            lease.run(prelude ?? Statement("BEGIN")) { [self] begun in
                 if case .failure(let error) = begun {
-                    log("cannot begin a transaction: \(error)")
+                    log("cannot begin the operation's transaction: \(error)")
                     lease.release()
-                    return ended(.unreachable)
+                    return error.isRetryable && n < Self.attempts ? attempt(n + 1, operation, ended) : ended(.unreachable)
                 }
                 operation({ statement, completion in lease.run(statement, completion: completion) }) { [self] verdict in
                     if verdict.apply && !verdict.conflicted {

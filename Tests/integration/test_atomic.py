@@ -159,6 +159,25 @@ def test_three_refunds_in_one_operation_under_concurrency_apply_whole_or_not_at_
     assert refunded(url, p["id"]) == p["amount"] - 1
 
 
+def test_operations_taking_the_same_rows_in_opposite_orders_wait_rather_than_deadlock(bank):
+    """Each operation refunds two payments, half of them in one order and half in the
+    other. Without the operation's locks taken up front in one order, such pairs
+    deadlock, and PostgreSQL breaks each deadlock only after a second."""
+    server, url, full = bank["server"], bank["url"], bank["keys"][(1, "full")]
+    p, q = fresh_payment(bank), fresh_payment(bank)
+    op = """mutation($x: ID!, $y: ID!) {
+        a: refundPayment(input: {paymentId: $x, amount: 1}) { refund { id } }
+        b: refundPayment(input: {paymentId: $y, amount: 1}) { refund { id } } }"""
+    logged = len(server.log)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda n: server.gql(op, {"x": p["id"], "y": q["id"]} if n % 2 else {"x": q["id"], "y": p["id"]},
+                                                     key=full), range(60)))
+    assert all(not a.errors for a in answers), [a.errors for a in answers if a.errors][:2]
+    assert refunded(url, p["id"]) == 60 and refunded(url, q["id"]) == 60
+    time.sleep(0.2)
+    assert not [line for line in server.log[logged:] if "deadlock" in line], server.log[logged:][:3]
+
+
 # ---------------------------------------------------------------------------------------- crashes
 
 PAIR = """mutation($p: ID!, $q: ID!, $k1: String, $k2: String, $d: String) {
