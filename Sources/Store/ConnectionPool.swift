@@ -141,25 +141,3 @@ public final class Lease {
 
     deinit { release() }
 }
-
-/// A first-in, first-out queue with O(1) push and pop that keeps no popped element.
-struct FIFO<Element> {
-    private var items: [Element?] = []
-    private var head = 0
-
-    var count: Int { items.count - head }
-
-    mutating func push(_ item: Element) { items.append(item) }
-
-    mutating func pop() -> Element? {
-        guard head < items.count else { return nil }
-        let item = items[head]
-        items[head] = nil
-        head += 1
-        if head > 32 && head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return item
-    }
-}
