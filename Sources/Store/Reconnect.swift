@@ -120,6 +120,9 @@ public final class ReconnectGate: @unchecked Sendable {
         return body(&schedule)
     }
 
+    /// Failed attempts in a row so far (0: healthy).
+    var failures: Int { locked { $0.failures } }
+
     func permit(now: UInt64) -> ReconnectSchedule.Permit {
         locked { $0.permit(now: now) }
     }
