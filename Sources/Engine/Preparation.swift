@@ -16,9 +16,10 @@ public struct GraphQLRequest: Sendable {
 }
 
 /// Turns a request into an executable plan, or into the request errors that leave no data:
-/// parse, validate, pick the operation, coerce variables, measure it against the limits
-/// of RULES.md section 5, and plan. Every step before planning costs what the document's
-/// text costs; planning, which expands fragments, runs only on an operation measured small.
+/// parse, measure every operation against the limits of RULES.md section 5, validate,
+/// pick the operation, coerce variables, and plan. Every step before planning costs what
+/// the document's text costs; planning, which expands fragments, runs only on an
+/// operation measured small.
 public struct Preparation {
     public let schema: Schema
     public var limits: ParserLimits
@@ -50,6 +51,17 @@ public struct Preparation {
         } catch {
             return .failure(.documentRejected([GraphQLError(error.message, code: .parseFailed, locations: [error.location])]))
         }
+        var fragments: [String: FragmentDefinition] = [:]
+        for case .fragment(let f) in document.definitions where fragments[f.name.value] == nil { fragments[f.name.value] = f }
+        // Measured before it is validated: the measure costs what the text costs, and a
+        // document built to expand (doubling fragments) is refused before validation
+        // spends anything on it.
+        for case .operation(let op) in document.definitions {
+            let rootName = op.kind == .mutation ? schema.mutationType : op.kind == .query ? schema.queryType : nil
+            if let root = rootName.flatMap({ schema[$0] }), let tooLarge = refusal(of: op, fragments: fragments, rootType: root) {
+                return .failure(.tooComplex(tooLarge))
+            }
+        }
         let errors = Validator.validate(document, schema: schema)
         if let costly = errors.first(where: \.tooComplex) {
             return .failure(.tooComplex(GraphQLError(costly.message, code: .queryTooComplex, locations: costly.locations)))
@@ -59,8 +71,6 @@ public struct Preparation {
                 GraphQLError($0.message, code: .validationFailed, locations: $0.locations)
             }))
         }
-        var fragments: [String: FragmentDefinition] = [:]
-        for case .fragment(let f) in document.definitions { fragments[f.name.value] = f }
         return .success(ValidDocument(document: document, fragments: fragments))
     }
 
@@ -104,14 +114,14 @@ public struct Preparation {
         guard let rootName, let root = schema[rootName] else {
             return .failure(.badRequest(GraphQLError("The schema has no \(operation.kind.rawValue) type.", code: .badUserInput)))
         }
-        if let tooLarge = refusal(of: operation, in: valid, rootType: root) { return .failure(.tooComplex(tooLarge)) }
         var planner = Planner(schema: schema, fragments: valid.fragments, variables: coerced)
         return .success(planner.plan(operation, rootType: root))
     }
 
     /// The first limit the operation breaks, measured without expanding its fragments.
-    private func refusal(of operation: OperationDefinition, in valid: ValidDocument, rootType: NamedType) -> GraphQLError? {
-        var measurer = OperationMeasurer(schema: schema, fragments: valid.fragments)
+    private func refusal(of operation: OperationDefinition, fragments: [String: FragmentDefinition],
+                         rootType: NamedType) -> GraphQLError? {
+        var measurer = OperationMeasurer(schema: schema, fragments: fragments)
         let size = measurer.measure(operation.selectionSet, on: rootType)
         let message: String
         if size.depth > maxDepth {
