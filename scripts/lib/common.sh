@@ -20,13 +20,26 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# The test tooling from PyPI (pytest, and graphql-core as the reference implementation).
+# The test tooling from PyPI, pinned: pytest; graphql-core 3.2 (the corpus test is written
+# against 3.2's rules); pytest-timeout (every test has a time limit, Tests/integration/pytest.ini);
+# pytest-randomly (the suite runs in a random order, whose seed pytest prints: rerun one with
+# `-p randomly --randomly-seed=N`, or keep the file order with `-p no:randomly`).
+BILLGRAPH_PYTHON_TOOLS=(pytest==9.0.3 graphql-core==3.2.8 pytest-timeout==2.4.0 pytest-randomly==4.0.1)
+
+# Installs them into .build-python/ of this checkout, not into the system's Python (which other
+# checkouts and projects on the machine share, and whose versions are not ours to pin), and
+# puts that folder first on PYTHONPATH.
 install_python_tools() {
-  python3 -c 'import pytest, graphql' 2>/dev/null && return 0
-  python3 -m pip --version >/dev/null 2>&1 || install_packages python3-pip
-  say "installing pytest and graphql-core"
-  python3 -m pip install -q pytest graphql-core 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages pytest graphql-core
+  local dir="$PWD/.build-python"
+  if [ "$(cat "$dir/.pinned" 2>/dev/null)" != "${BILLGRAPH_PYTHON_TOOLS[*]}" ]; then
+    python3 -m pip --version >/dev/null 2>&1 || install_packages python3-pip
+    say "installing ${BILLGRAPH_PYTHON_TOOLS[*]}"
+    rm -rf "$dir"
+    python3 -m pip install -q --disable-pip-version-check --no-warn-script-location --root-user-action=ignore --target "$dir" \
+      "${BILLGRAPH_PYTHON_TOOLS[@]}"
+    echo "${BILLGRAPH_PYTHON_TOOLS[*]}" > "$dir/.pinned"
+  fi
+  export PYTHONPATH="$dir${PYTHONPATH:+:$PYTHONPATH}"
 }
 
 pg_bin() {
