@@ -6,6 +6,7 @@ PostgreSQL where databases may be created); scripts/test sets both. Without them
 suite fails rather than skips: a database test that skips proves nothing."""
 import json
 import os
+import queue
 import re
 import subprocess
 import tempfile
@@ -69,31 +70,44 @@ def seed(path, customers, orgs=2, seed_value=7):
 
 class Server:
     """The real billgraph server on a free loopback port. `wrapper` runs it under another
-    command (strace); `pid` is the server's own process either way."""
+    command (strace); `pid` is the server's own process either way. `env` adds environment
+    variables (the statement trace)."""
 
-    def __init__(self, url, *options, wrapper=()):
+    def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30):
         self.proc = subprocess.Popen([*wrapper, BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, *options],
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})))
         self.pid = self.proc.pid
-        deadline = time.time() + 30
-        self.port = None
-        while time.time() < deadline:
-            line = self.proc.stderr.readline()
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/graphql", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-            if not line and self.proc.poll() is not None:
-                break
+        # One thread reads everything the server logs, for as long as it runs (so that a full
+        # pipe never blocks it), and reports the port it announces; this thread waits for that
+        # with a deadline, which a blocking readline here could not keep.
+        self.log = []
+        announced = queue.Queue()
+
+        def read():
+            port = None
+            for line in iter(self.proc.stderr.readline, ""):
+                self.log.append(line)
+                m = port is None and re.search(r"listening on http://127\.0\.0\.1:(\d+)/graphql", line)
+                if m:
+                    port = int(m.group(1))
+                    announced.put(port)
+            announced.put(None)  # the server closed its standard error: it has exited
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            self.port = announced.get(timeout=start_timeout)
+        except queue.Empty:
+            self.port = None
         if self.port is None:
             self.proc.kill()
-            raise RuntimeError("the server did not start")
+            self.proc.wait(10)
+            raise RuntimeError("the server did not start: " + "".join(self.log[-20:]))
         if wrapper:
             with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
                 self.pid = int(f.read().split()[0])
-        # Keep reading what the server logs, so that a full pipe never blocks it.
-        self.log = []
-        threading.Thread(target=lambda: self.log.extend(iter(self.proc.stderr.readline, "")), daemon=True).start()
+
+    def log_text(self):
+        return "".join(self.log)
 
     def request(self, body=None, key=None, method="POST", headers=None, path="/graphql", raw=None, query_string=""):
         all_headers = {}
@@ -176,14 +190,22 @@ def canonical(name):
         return f.read()
 
 
+def open_data(customers, seed_value, orgs=2):
+    """A fresh database with a generated dataset imported through the command line, and the
+    model of that dataset (no server)."""
+    path = os.path.join(tempfile.mkdtemp(), "data.jsonl")
+    keys = seed(path, customers=customers, orgs=orgs, seed_value=seed_value)
+    url = create_database()
+    run_cli("import", path, url=url)
+    return {"model": Model(path), "keys": keys, "url": url, "path": path}
+
+
 def open_world(customers, seed_value):
     """A fresh database with a generated dataset (two organisations) imported through the
     command line, the model of that dataset, and a server over it."""
-    path = os.path.join(tempfile.mkdtemp(), "data.jsonl")
-    keys = seed(path, customers=customers, seed_value=seed_value)
-    url = create_database()
-    run_cli("import", path, url=url)
-    return {"server": Server(url), "model": Model(path), "keys": keys, "url": url, "path": path}
+    opened = open_data(customers, seed_value)
+    opened["server"] = Server(opened["url"])
+    return opened
 
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -220,7 +242,128 @@ def private_cluster():
 
 @pytest.fixture(scope="session")
 def world():
-    """The read-only world most tests share."""
+    """The read-only world most tests share, in whatever order they run: no test may change
+    it (not a row, not a setting). A test that writes opens a world or database of its own."""
     opened = open_world(customers=60, seed_value=8)
     yield opened
     opened["server"].stop()
+
+
+# ------------------------------------------------------------------ helpers with deadlines
+
+def wait_until(predicate, timeout, what):
+    """Polls predicate until it answers something true, which it returns; fails after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.05)
+
+
+def read_until(sock, done, timeout=30, closed_ok=False):
+    """Reads from a socket until done(bytes so far) is true. Fails at the deadline, and when the
+    peer closes first unless closed_ok (then returns what came)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not done(data):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no complete answer within {timeout} s; got {data[:300]!r}")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue  # the deadline check above ends the loop
+        if not chunk:
+            if closed_ok:
+                return data
+            raise AssertionError(f"the connection closed before a complete answer; got {data[:300]!r}")
+        data += chunk
+    return data
+
+
+def read_to_close(sock, timeout=30):
+    """Reads a socket until the peer closes it; fails if it is still open at the deadline."""
+    return read_until(sock, lambda _: False, timeout=timeout, closed_ok=True)
+
+
+class PsqlSession:
+    """An interactive psql kept open across statements, to hold locks (or a transaction) while
+    the server works. Output is read by a thread; every wait for it has a deadline."""
+
+    def __init__(self, url):
+        self.proc = subprocess.Popen(["psql", url, "-X", "-q", "-tA"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines = queue.Queue()
+        self.sent = 0
+
+        def read():
+            for line in iter(self.proc.stdout.readline, ""):
+                self.lines.put(line.rstrip("\n"))
+            self.lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def send(self, sql):
+        """Sends statements without waiting for them (they may wait on a lock); returns a ticket for `wait`."""
+        self.sent += 1
+        marker = f"--psql-done-{self.sent}--"
+        self.proc.stdin.write(sql.rstrip() + f"\n\\echo {marker}\n")
+        self.proc.stdin.flush()
+        return marker
+
+    def wait(self, ticket, timeout=30):
+        """The output lines of the statements sent with `ticket`, once they have finished."""
+        deadline = time.monotonic() + timeout
+        out = []
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"psql did not finish within {timeout} s; said {out}")
+            if line is None:
+                raise AssertionError(f"psql ended; said {out}")
+            if line == ticket:
+                return out
+            out.append(line)
+
+    def run(self, sql, timeout=30):
+        out = self.wait(self.send(sql), timeout)
+        assert not any(line.startswith(("ERROR", "FATAL")) for line in out), out
+        return out
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def backends_waiting_on_a_lock(url, text):
+    """Process ids of the backends of url's database whose statement holds text and waits on a lock."""
+    out = psql(url, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() "
+                    f"AND query LIKE '%{text}%' AND pid <> pg_backend_pid()")
+    return [int(pid) for pid in out.split()]
+
+
+def create_key(url, organisation, scopes):
+    """Creates an API key through the command line; returns (its id, the key)."""
+    created = run_cli("keys", "create", "--organisation", organisation, "--scopes", scopes, url=url)
+    key = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("key:"))
+    key_id = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("key id:"))
+    return key_id, key
+
+
+# Words that would show SQL, the driver's or the database's own messages, or a stack trace.
+_INTERNALS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|SQLSTATE)\b|\bbg_[a-z_]+|\$\d|"
+                        r"(?i:libpq|postgres|psql|connection to server|could not connect|refused|terminat|"
+                        r"statement timeout|deadlock|\.swift\b|fatal error|backtrace)")
+
+
+def assert_no_internals(response):
+    """RULES.md section 5: errors never show SQL, stack traces or other organisations' data."""
+    text = response.raw.decode("utf-8", "replace")
+    found = _INTERNALS.search(text)
+    assert not found, f"the answer shows {found.group(0)!r}: {text}"

@@ -7,7 +7,7 @@ import pytest
 from graphql import (GraphQLError, build_client_schema, build_schema, find_breaking_changes, find_dangerous_changes,
                      get_introspection_query, parse, validate)
 
-from conftest import canonical
+from conftest import canonical, read_to_close, read_until
 from corpus import INVALID, INVALID_SYNTAX, VALID
 import os
 
@@ -220,14 +220,7 @@ def raw_http(world, payload, expect=1):
     """Sends raw bytes on one connection; returns the responses read."""
     with socket.create_connection(("127.0.0.1", world["server"].port), timeout=30) as s:
         s.sendall(payload)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-            if data.count(b"HTTP/1.1 ") >= expect and _complete(data, expect):
-                break
+        data = read_until(s, lambda d: _complete(d, expect), closed_ok=True)
     return _split(data)
 
 
@@ -281,14 +274,10 @@ def test_a_long_pipeline_is_answered_in_order(world):
     # then one more on the same connection, which is read once the queue has drained.
     with socket.create_connection(("127.0.0.1", world["server"].port), timeout=30) as s:
         s.sendall(b"".join(request(i) for i in range(60)))
-        data = b""
-        while not _complete(data, 60):
-            data += s.recv(65536)
+        data = read_until(s, lambda d: _complete(d, 60))
         assert [r.data for r in _split(data)] == [{f"n{i}": "Query"} for i in range(60)]
         s.sendall(request(60))
-        more = b""
-        while not _complete(more, 1):
-            more += s.recv(65536)
+        more = read_until(s, lambda d: _complete(d, 1))
         assert _split(more)[0].data == {"n60": "Query"}
 
 
@@ -305,10 +294,8 @@ def test_expect_100_continue_is_answered_before_the_body(world):
             + b"\r\nConnection: close\r\n\r\n")
     with socket.create_connection(("127.0.0.1", world["server"].port), timeout=5) as s:
         s.sendall(head)
-        interim = s.recv(1024)
+        interim = read_until(s, lambda d: b"\r\n\r\n" in d)
         assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
         s.sendall(body)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
+        data = interim[len(b"HTTP/1.1 100 Continue\r\n\r\n"):] + read_to_close(s)
     assert data.startswith(b"HTTP/1.1 200") and b'"__typename":"Query"' in data

@@ -119,7 +119,7 @@ def test_the_same_id_twice_in_a_file(dataset):
     assert result.returncode == 1 and f"line {len(lines)}:" in result.stderr and "already used" in result.stderr
 
 
-def test_keys_create_list_revoke(world):
+def test_keys_create_list_revoke():
     from conftest import Server
     url = create_database()
     run_cli("import", write([{"type": "organisation", "id": "22222222-2222-4222-8222-222222222222", "name": "K"}]), url=url)
@@ -153,9 +153,10 @@ def test_keys_create_list_revoke(world):
     assert down.returncode == 1 and "cannot connect to the database" in down.stderr
 
 
-def test_housekeeping_deletes_expired_idempotency_keys_only(world):
-    url = world["url"]
-    org = world["model"].orgs[0]
+def test_housekeeping_deletes_expired_idempotency_keys_only(dataset):
+    url = create_database()  # not the shared world: this test writes
+    run_cli("import", write(dataset), url=url)
+    org = next(o["id"] for o in dataset if o["type"] == "organisation")
     psql(url, f"INSERT INTO idempotency_key (organisation_id, key, mutation, fingerprint, result, created_at) VALUES "
               f"('{org}', 'old-key', 'refundPayment', '{{}}', 'null', now() - interval '49 hours'), "
               f"('{org}', 'new-key', 'refundPayment', '{{}}', 'null', now() - interval '23 hours')")
