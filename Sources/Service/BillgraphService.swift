@@ -29,8 +29,13 @@ public final class BillgraphService {
         public var maxConnections: Int
         /// A request must arrive whole within this long of its first byte (RULES.md section 5).
         public var requestTimeoutMilliseconds: UInt64
+        /// A keep-alive connection with nothing to do is closed after this long.
+        public var idleTimeoutMilliseconds: UInt64
+        /// PostgreSQL's `statement_timeout` on every connection: no statement holds a request for ever.
+        public var statementTimeoutMilliseconds: UInt64
         public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000, loops: Int = 1,
-                    maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000) {
+                    maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000,
+                    idleTimeoutMilliseconds: UInt64 = 60_000, statementTimeoutMilliseconds: UInt64 = 30_000) {
             self.databaseURL = databaseURL
             self.listen = listen
             self.poolSize = poolSize
@@ -38,11 +43,14 @@ public final class BillgraphService {
             self.loops = max(1, loops)
             self.maxConnections = maxConnections
             self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+            self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
+            self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
         }
 
         var httpLimits: HTTPServer.Limits {
             var limits = HTTPServer.Limits()
             limits.requestReadTimeoutMilliseconds = requestTimeoutMilliseconds
+            limits.idleTimeoutMilliseconds = idleTimeoutMilliseconds
             return limits
         }
     }
@@ -55,7 +63,7 @@ public final class BillgraphService {
     public init(_ configuration: Configuration, log: @escaping @Sendable (String) -> Void) throws {
         // No statement may hold a request (and a connection) for ever; the host is looked
         // up here, once, because libpq's lookup would block a loop.
-        let conninfo = ConnectionTarget.setting("statement_timeout", "30s",
+        let conninfo = ConnectionTarget.setting("statement_timeout", "\(configuration.statementTimeoutMilliseconds)ms",
                                                 in: ConnectionTarget.resolvingHost(configuration.databaseURL))
         // A client that resets its connection while an answer is being written must cost
         // that write an EPIPE, not the process its life: SIGPIPE's default is to exit.

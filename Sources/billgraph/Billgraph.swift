@@ -84,9 +84,19 @@ struct Serve: ParsableCommand {
             help: "Milliseconds within which a request must arrive whole, counted from its first byte (blank lines included).")
     var requestTimeoutMilliseconds: UInt64 = 30_000
 
+    @Option(name: .customLong("idle-timeout-ms"),
+            help: "Milliseconds a keep-alive connection may idle before it is closed.")
+    var idleTimeoutMilliseconds: UInt64 = 60_000
+
+    @Option(name: .customLong("statement-timeout-ms"),
+            help: "PostgreSQL's statement_timeout on every connection, in milliseconds: no statement holds a request for ever.")
+    var statementTimeoutMilliseconds: UInt64 = 30_000
+
     func validate() throws {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard requestTimeoutMilliseconds >= 1 else { throw ValidationError("--request-timeout-ms must be at least 1") }
+        guard idleTimeoutMilliseconds >= 1 else { throw ValidationError("--idle-timeout-ms must be at least 1") }
+        guard statementTimeoutMilliseconds >= 1 else { throw ValidationError("--statement-timeout-ms must be at least 1") }
     }
 
     func run() throws {
@@ -95,7 +105,8 @@ struct Serve: ParsableCommand {
         let service = try BillgraphService(
             .init(databaseURL: try database.resolved(), listen: address, poolSize: poolSize,
                   maxResultItems: maxResultItems, loops: loops, maxConnections: maxConnections,
-                  requestTimeoutMilliseconds: requestTimeoutMilliseconds), log: log)
+                  requestTimeoutMilliseconds: requestTimeoutMilliseconds, idleTimeoutMilliseconds: idleTimeoutMilliseconds,
+                  statementTimeoutMilliseconds: statementTimeoutMilliseconds), log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : ""))")
         service.run()
