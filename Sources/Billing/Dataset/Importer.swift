@@ -30,6 +30,9 @@ public final class Importer {
                           let mode: String; let currency: String; var refunded: Int64 }
 
     private var organisations = Set<String>()
+    /// Organisations named by this file that were already stored: only their lines can
+    /// collide with stored rows on an invoice number or an external id.
+    private var storedOrganisations = Set<String>()
     private var customers: [String: CustomerFacts] = [:]
     private var invoices: [String: InvoiceFacts] = [:]
     private var payments: [String: PaymentFacts] = [:]
@@ -119,10 +122,19 @@ public final class Importer {
         if organisations.contains(id) { return id }
         if try connection.query("SELECT 1 FROM organisation WHERE id = $1::uuid", [id]).rowCount == 1 {
             organisations.insert(id)
+            storedOrganisations.insert(id)
             touched.insert(id)
             return id
         }
         throw ImportFailure("organisation \(id) is not defined on an earlier line nor stored")
+    }
+
+    /// Whether a stored row of the organisation already has this value in `column` (a unique
+    /// constraint would refuse the whole COPY later, without the line's number).
+    private func stored(_ table: String, _ column: String, _ value: String, organisation org: String) throws -> Bool {
+        guard storedOrganisations.contains(org) else { return false }
+        return try connection.query("SELECT 1 FROM \(table) WHERE organisation_id = $1::uuid AND \(column) = $2",
+                                    [org, value]).rowCount > 0
     }
 
     private func checkAPIKey(_ r: DatasetRecord, line: Int) throws {
@@ -149,8 +161,11 @@ public final class Importer {
             throw ImportFailure("\"currency\" must be three capital letters, got \"\(currency)\"")
         }
         let externalID = try r.optionalString("external_id")
-        if let externalID, !externalIDs.insert(org + "|" + externalID).inserted {
-            throw ImportFailure("external_id \"\(externalID)\" is already used in this organisation")
+        if let externalID {
+            let usedInFile = !externalIDs.insert(org + "|" + externalID).inserted
+            if try usedInFile || stored("customer", "external_id", externalID, organisation: org) {
+                throw ImportFailure("external_id \"\(externalID)\" is already used in this organisation")
+            }
         }
         try newID(id, line: line)
         customers[id] = CustomerFacts(organisation: org, currency: currency)
@@ -179,7 +194,8 @@ public final class Importer {
         let owner = try customer(customerID, organisation: org)
         let number = try r.string("number")
         guard !number.isEmpty else { throw ImportFailure("\"number\" must not be empty") }
-        guard invoiceNumbers.insert(org + "|" + number).inserted else {
+        let usedInFile = !invoiceNumbers.insert(org + "|" + number).inserted
+        if try usedInFile || stored("invoice", "number", number, organisation: org) {
             throw ImportFailure("invoice number \"\(number)\" is already used in this organisation")
         }
         let status = try r.choice("status", ["draft", "open", "void"])
