@@ -41,6 +41,7 @@ let package = Package(
             ]
         ),
 
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "QueryTests", dependencies: ["Query"]),
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Schema", "Query", "JSON"]),

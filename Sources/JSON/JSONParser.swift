@@ -76,7 +76,7 @@ public struct JSONParser {
         defer { depth -= 1 }
         index += 1
         var members: [(String, JSONValue)] = []
-        var seen = Set<String>()
+        var seen = Set<ExactKey>()
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
         while true {
@@ -84,7 +84,7 @@ public struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key") }
             let keyOffset = index
             let key = try parseString()
-            guard seen.insert(key).inserted else {
+            guard seen.insert(ExactKey(key)).inserted else {
                 throw JSONSyntaxError(message: "duplicate key \"\(key)\"", offset: keyOffset)
             }
             skipWhitespace()
@@ -215,5 +215,20 @@ public struct JSONParser {
             index += 1
         }
         return value
+    }
+}
+
+/// A key compared as RFC 8259 section 8.3 compares strings, code unit by code unit. Swift's
+/// own String equality is canonical equivalence, under which "\u{E9}" and "e\u{301}" are
+/// one key; for JSON (and for Python, and PostgreSQL's jsonb) they are two.
+private struct ExactKey: Hashable {
+    let text: String
+    init(_ text: String) { self.text = text }
+
+    static func == (a: ExactKey, b: ExactKey) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+
+    func hash(into hasher: inout Hasher) {
+        var text = self.text
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }
