@@ -21,6 +21,14 @@ import pytest
 from model import Model
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """The random order's seed, at the end where a failure is read (pytest-randomly prints it
+    in the header, which -q hides)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and isinstance(seed, int):
+        terminalreporter.write_line(f"random order seed {seed}: repeat it with -p randomly --randomly-seed={seed}")
+
+
 def _required_env(name):
     value = os.environ.get(name)
     if not value:

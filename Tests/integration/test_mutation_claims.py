@@ -373,17 +373,19 @@ def traced_attempts(server, function):
 def test_a_mutation_chosen_as_a_deadlock_victim_is_retried_and_succeeds_once():
     """README, "Mutations": the service retries a transaction that fails with a deadlock. psql
     holds the customer's row; the refund locks the payment and waits for the customer; psql
-    then asks for the payment: a cycle. The refund's backend, whose deadlock_timeout (3 s) is
+    then asks for the payment: a cycle. The refund's backend, whose deadlock_timeout (5 s) is
     the shorter, finds it and is rolled back; the service runs the refund again at once.
 
     The retry is so quick that it usually takes the payment again before psql's waiting
-    backend wakes up, which would make the same cycle again: psql's request therefore gives
-    up at 4.5 s (lock_timeout), after the first deadlock and before the retry's own check
-    (3 s after it starts waiting), and psql's transaction ends. Either way the refund has
-    run exactly twice and succeeded once."""
+    backend wakes up, which makes the same cycle again (and psql's wait starts anew, so a
+    lock_timeout would not end it). psql's statement therefore gives up 7 s after it was
+    sent (statement_timeout): after the first deadlock (5 s after the refund began to wait,
+    which was just before psql asked) and before the retry's own check (5 s after it began
+    to wait), and psql's transaction lets go. Either way the refund runs exactly twice and
+    succeeds once."""
     opened = open_data(customers=3, seed_value=16)
     url = opened["url"]
-    psql(url, f"ALTER DATABASE {database_name(url)} SET deadlock_timeout = '3s'")  # the server's connections
+    psql(url, f"ALTER DATABASE {database_name(url)} SET deadlock_timeout = '5s'")  # the server's connections
     server = Server(url, "--loops", "1", env={"BILLGRAPH_TRACE_SQL": "1"})
     holder = PsqlSession(url)
     org = opened["model"].orgs[0]
@@ -392,15 +394,15 @@ def test_a_mutation_chosen_as_a_deadlock_victim_is_retried_and_succeeds_once():
                                             "AND amount - amount_refunded >= 10 ORDER BY id LIMIT 1").split("|")
     answer = {}
     try:
-        holder.run(f"BEGIN; SET LOCAL deadlock_timeout = '60s'; SET LOCAL lock_timeout = '4500ms'; "
-                   f"SELECT 1 FROM customer WHERE id = '{customer}' FOR UPDATE;")
+        holder.run(f"BEGIN; SET LOCAL deadlock_timeout = '60s'; SELECT 1 FROM customer WHERE id = '{customer}' FOR UPDATE;")
         request = threading.Thread(target=lambda: answer.update(r=server.gql(
             REFUND, {"p": payment, "amount": 7}, key=opened["keys"][(1, "full")])))
         request.start()
         wait_until(lambda: backends_waiting_on_a_lock(url, "bg_refund_payment"), 20, "the refund never waited")
-        cycle = holder.wait(holder.send(f"SELECT 'payment locked' FROM payment WHERE id = '{payment}' FOR UPDATE;"))
+        cycle = holder.wait(holder.send(f"SET LOCAL statement_timeout = '7s'; "
+                                        f"SELECT 'payment locked' FROM payment WHERE id = '{payment}' FOR UPDATE;"))
         # Granted (psql won the payment from the retry), or given up while the retry held it.
-        assert cycle == ["payment locked"] or any("lock timeout" in line for line in cycle), cycle
+        assert cycle == ["payment locked"] or any("statement timeout" in line for line in cycle), cycle
         holder.run("ROLLBACK;")
         request.join(20)
     finally:
