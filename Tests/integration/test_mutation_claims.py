@@ -18,7 +18,7 @@ import pytest
 
 from conftest import (PsqlSession, Server, assert_no_internals, backends_waiting_on_a_lock, create_key, open_data, psql,
                       wait_until)
-from figures import assert_figures_match
+from figures import assert_figures_match, record_credit_notes
 
 CREATE = """mutation($input: CreateCreditNoteInput!) { createCreditNote(input: $input) {
   creditNote { id number amount status amountAdjusted customData } invoice { id amountCredited balance status } } }"""
@@ -31,7 +31,8 @@ REFUND = """mutation($p: ID!, $amount: Int!, $key: String) {
 @pytest.fixture(scope="module")
 def shop():
     opened = open_data(customers=12, seed_value=15)
-    opened["server"] = Server(opened["url"])
+    # Every note made or voided through it is recorded, for figures.py's replay.
+    opened["server"] = record_credit_notes(Server(opened["url"]))
     opened["used"] = set()
     yield opened
     opened["server"].stop()
