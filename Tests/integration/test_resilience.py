@@ -75,6 +75,45 @@ def test_authentication_without_the_database_is_503(private_cluster):
         server.stop()
 
 
+def test_requests_queued_for_a_connection_fail_fast_when_the_database_crashes(private_cluster):
+    """RULES.md section 5: requests fail fast while the database is down. Two connections are
+    held inside the database (refunds waiting on a row psql locked) and 18 more requests wait
+    for a connection when the database crashes: every one is answered within seconds, not
+    when the database comes back. (The pool used to open a new connection as each old one
+    died, so one attempt was always on its way and the waiting requests were never failed.)"""
+    from concurrent.futures import ThreadPoolExecutor
+    url, key = private_cluster["url"], private_cluster["keys"][(1, "full")]
+    payment = psql(url, "SELECT id FROM payment WHERE status = 'SUCCEEDED' AND amount - amount_refunded >= 100 ORDER BY id LIMIT 1")
+    server = Server(url, "--pool-size", "2", "--loops", "1")
+    holder = PsqlSession(url)
+    try:
+        holder.run(f"BEGIN; SELECT 1 FROM payment WHERE id = '{payment}' FOR UPDATE;")
+
+        def refund(_):
+            started = time.time()
+            try:
+                r = server.gql(canonical("refund"), {"paymentId": payment, "amount": 1}, key=key)
+                return time.time() - started, r.codes()
+            except OSError as e:
+                return time.time() - started, repr(e)
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            answers = [pool.submit(refund, n) for n in range(20)]
+            wait_until(lambda: len(backends_waiting_on_a_lock(url, "bg_refund_payment")) == 2, 20,
+                       "the two connections never waited")
+            time.sleep(0.3)  # the other 18 are queued for a connection by now
+            cluster("pg_crash", private_cluster["data"])
+            outcomes = [a.result(timeout=60) for a in answers]
+        assert all(codes == ["SERVICE_UNAVAILABLE"] for _, codes in outcomes), outcomes
+        assert max(took for took, _ in outcomes) < 15, outcomes
+    finally:
+        holder.close()
+        server.stop()
+        cluster("pg_start", private_cluster["data"], private_cluster["port"])
+    assert psql(url, f"SELECT amount_refunded = (SELECT COALESCE(sum(amount), 0) FROM refund WHERE payment_id = '{payment}') "
+                     f"FROM payment WHERE id = '{payment}'") == "t"
+
+
 def test_several_loops_serve_and_stop_together(world):
     from concurrent.futures import ThreadPoolExecutor
     server = Server(world["url"], "--loops", "3", "--pool-size", "2")
