@@ -23,12 +23,20 @@ public struct Preparation {
     public var maxDepth: Int
     /// Object and list fields one operation may select (each may cost a statement).
     public var maxCompositeFields: Int
+    /// Fields of an operation once its fragments are expanded, and their nesting,
+    /// introspection included: fragments spread in many places can make a short
+    /// document select exponentially many fields, so planning stops there.
+    public var maxPlannedFields: Int
+    public var maxPlannedNesting: Int
 
-    public init(schema: Schema, limits: ParserLimits = ParserLimits(), maxDepth: Int = 15, maxCompositeFields: Int = 300) {
+    public init(schema: Schema, limits: ParserLimits = ParserLimits(), maxDepth: Int = 15, maxCompositeFields: Int = 300,
+                maxPlannedFields: Int = 10_000, maxPlannedNesting: Int = 64) {
         self.schema = schema
         self.limits = limits
         self.maxDepth = maxDepth
         self.maxCompositeFields = maxCompositeFields
+        self.maxPlannedFields = maxPlannedFields
+        self.maxPlannedNesting = maxPlannedNesting
     }
 
     /// A document that parsed and validated, kept so that repeated queries skip both.
@@ -95,8 +103,14 @@ public struct Preparation {
         guard let rootName, let root = schema[rootName] else {
             return .failure(.badRequest(GraphQLError("The schema has no \(operation.kind.rawValue) type.", code: .badUserInput)))
         }
-        var planner = Planner(schema: schema, fragments: valid.fragments, variables: coerced)
+        var planner = Planner(schema: schema, fragments: valid.fragments, variables: coerced,
+                              maxFields: maxPlannedFields, maxNesting: maxPlannedNesting)
         let plan = planner.plan(operation, rootType: root)
+        if plan.truncated {
+            return .failure(.tooComplex(GraphQLError(
+                "The query selects more than \(maxPlannedFields) fields or \(maxPlannedNesting) levels once its fragments are expanded.",
+                code: .queryTooComplex)))
+        }
         if plan.depth > maxDepth {
             return .failure(.tooComplex(GraphQLError(
                 "The query is \(plan.depth) levels deep; at most \(maxDepth) are allowed.", code: .queryTooComplex)))

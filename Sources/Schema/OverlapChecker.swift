@@ -2,10 +2,25 @@ import Query
 
 /// 5.3.2 Field Selection Merging: fields with the same response name in one selection
 /// set (fragments included) must be mergeable. A plain pairwise version: documents are
-/// small and bounded by the parser's token limit.
+/// small and bounded by the parser's token limit. Each selection set is checked, and
+/// each pair of fields compared, once: fragments spread in many places would otherwise
+/// make a short document cost exponential time.
 struct OverlapChecker {
     let schema: Schema
     let fragments: [String: FragmentDefinition]
+    private let memo = Memo()
+
+    init(schema: Schema, fragments: [String: FragmentDefinition]) {
+        self.schema = schema
+        self.fragments = fragments
+    }
+
+    /// What is already known, by the place of the nodes in the document.
+    private final class Memo {
+        var checkedSets = Set<String>()
+        var conflicts: [String: Conflict?] = [:]
+        var signatures: [String: String] = [:]
+    }
 
     struct Entry {
         let parentType: NamedType
@@ -49,6 +64,7 @@ struct OverlapChecker {
     }
 
     private func checkSet(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError], reported: inout Set<String>) {
+        guard memo.checkedSets.insert("\(type.name) \(set.location)").inserted else { return }
         var visited = Set<String>()
         let byName = collect(set, on: type, visited: &visited)
         for (_, all) in byName {
@@ -86,7 +102,7 @@ struct OverlapChecker {
             switch selection {
             case .field(let f):
                 out.append(f.responseKey, Entry(parentType: type, field: f, def: schema.field(f.name.value, on: type),
-                                                signature: type.name + "." + Self.print(f)))
+                                                signature: signature(f, on: type)))
             case .inlineFragment(let i):
                 let t = i.typeCondition.flatMap { schema[$0.value] } ?? type
                 collect(i.selectionSet, on: t, into: &out, visited: &visited)
@@ -99,7 +115,23 @@ struct OverlapChecker {
         }
     }
 
+    private func signature(_ field: Field, on type: NamedType) -> String {
+        let key = "\(type.name) \(field.location)"
+        if let known = memo.signatures[key] { return known }
+        let text = type.name + "." + Self.print(field)
+        memo.signatures[key] = text
+        return text
+    }
+
     private func findConflict(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
+        let key = "\(a.parentType.name) \(a.field.location) \(b.parentType.name) \(b.field.location) \(parentsMutuallyExclusive)"
+        if let known = memo.conflicts[key] { return known }
+        let conflict = compare(a, b, parentsMutuallyExclusive: parentsMutuallyExclusive)
+        memo.conflicts[key] = conflict
+        return conflict
+    }
+
+    private func compare(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
         let exclusive = parentsMutuallyExclusive
             || (a.parentType.name != b.parentType.name && a.parentType.kind == .object && b.parentType.kind == .object)
         let name = a.field.responseKey
