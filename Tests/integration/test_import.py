@@ -55,6 +55,9 @@ CASES = [
     ("over-applied", "payment", lambda o: o.update(amount=0), "more than the amount"),
     ("failed with applications", "payment", lambda o: o.update(status="failed"), "failed payment"),
     ("refund too large", "refund", lambda o: o.update(amount=10 ** 12), "exceed"),
+    ("refund near 2^63", "refund", lambda o: o.update(amount=2 ** 63 - 1), "exceed"),
+    ("NUL in a name", "customer", lambda o: o.update(name="a\u0000b"), "U+0000"),
+    ("other digits in a timestamp", "customer", lambda o: o.update(created_at="2024-05-01T12:00:00.\u0663Z"), "created_at"),
 ]
 
 

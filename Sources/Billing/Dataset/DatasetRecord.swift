@@ -32,6 +32,8 @@ struct DatasetRecord {
     func string(_ key: String) throws(ImportFailure) -> String {
         guard let v = members[key] else { throw ImportFailure("\"\(key)\" is missing") }
         guard case .string(let s) = v else { throw ImportFailure("\"\(key)\" must be a string") }
+        // PostgreSQL text cannot hold it: refused here, with the line's number, rather than by COPY.
+        guard !s.utf8.contains(0) else { throw ImportFailure("\"\(key)\" must not contain the character U+0000") }
         return s
     }
 
@@ -63,7 +65,8 @@ struct DatasetRecord {
         var base = s
         if let dot = s.firstIndex(of: "."), s.hasSuffix("Z") {
             let fraction = s[s.index(after: dot)..<s.index(before: s.endIndex)]
-            if !fraction.isEmpty && fraction.allSatisfy(\.isNumber) { base = String(s[..<dot]) + "Z" }
+            // ASCII digits only: `isNumber` would let through digits of other scripts, which PostgreSQL refuses.
+            if !fraction.isEmpty && fraction.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { base = String(s[..<dot]) + "Z" }
         }
         guard Scalars.isValidDateTime(base) else {
             throw ImportFailure("\"\(key)\" must be an RFC 3339 timestamp in UTC such as 2024-05-01T12:00:00Z, got \"\(s)\"")

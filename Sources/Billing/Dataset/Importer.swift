@@ -232,12 +232,15 @@ public final class Importer {
             guard target.organisation == org else { throw ImportFailure("invoice \(invoiceID) belongs to another organisation") }
             guard target.customer == customerID else { throw ImportFailure("invoice \(invoiceID) belongs to another customer") }
             guard target.status == "OPEN" else { throw ImportFailure("invoice \(invoiceID) is not open") }
-            target.paid += share
-            guard target.paid <= target.total else {
+            // Compared before adding: amounts near Int64.max must not overflow.
+            guard share <= target.total - target.paid else {
                 throw ImportFailure("payments applied to invoice \(invoiceID) would exceed its total \(target.total)")
             }
+            target.paid += share
             invoices[invoiceID] = target
-            applied += share
+            let (sum, overflow) = applied.addingReportingOverflow(share)
+            guard !overflow else { throw ImportFailure("applications add up to more than the amount \(amount)") }
+            applied = sum
             applicationRows.append([org, id, invoiceID, String(share), receivedOn, target.issuedOn])
         }
         guard applied <= amount else { throw ImportFailure("applications add up to \(applied), more than the amount \(amount)") }
@@ -273,10 +276,10 @@ public final class Importer {
         guard paid.status == "SUCCEEDED" else { throw ImportFailure("payment \(paymentID) did not succeed") }
         let amount = try r.money("amount")
         guard amount > 0 else { throw ImportFailure("\"amount\" must be above 0") }
-        paid.refunded += amount
-        guard paid.refunded <= paid.amount else {
+        guard amount <= paid.amount - paid.refunded else {
             throw ImportFailure("refunds of payment \(paymentID) would exceed its amount \(paid.amount)")
         }
+        paid.refunded += amount
         let mode = r.has("mode") ? try r.choice("mode", Self.modes) : paid.mode
         try newID(id, line: line)
         payments[paymentID] = paid
