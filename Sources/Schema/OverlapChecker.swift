@@ -4,7 +4,7 @@ import Query
 /// set (fragments included) must be mergeable. A plain pairwise version: documents are
 /// small and bounded by the parser's token limit. Each selection set is checked, and
 /// each pair of fields compared, once: fragments spread in many places would otherwise
-/// make a short document cost exponential time.
+/// make a short document cost exponential time, and a fragment cycle endless recursion.
 struct OverlapChecker {
     let schema: Schema
     let fragments: [String: FragmentDefinition]
@@ -126,6 +126,9 @@ struct OverlapChecker {
     private func findConflict(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
         let key = "\(a.parentType.name) \(a.field.location) \(b.parentType.name) \(b.field.location) \(parentsMutuallyExclusive)"
         if let known = memo.conflicts[key] { return known }
+        // A pair met again while it is being compared is a fragment cycle (refused by its
+        // own rule): it counts as no conflict, so that the comparison ends.
+        memo.conflicts[key] = .some(nil)
         let conflict = compare(a, b, parentsMutuallyExclusive: parentsMutuallyExclusive)
         memo.conflicts[key] = conflict
         return conflict

@@ -25,6 +25,12 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(found.last, "Too many validation errors, error limit reached. Validation aborted.")
     }
 
+    func testAFragmentCycleInsideMergedFieldsIsReportedNotFollowed() {
+        // Field merging compares the two `x` through the cycle: it used to recurse until the stack overflowed.
+        let cycle = "{ invoice(id: \"x\") { ...A } } fragment A on Invoice { customer { x: invoices { ...A } x: invoices { id ...A } } }"
+        XCTAssertEqual(errors(cycle), ["Cannot spread fragment \"A\" within itself.", "Cannot spread fragment \"A\" within itself."])
+    }
+
     func testRulesOfSectionFive() {
         XCTAssertEqual(errors("{ nope }"), ["Cannot query field \"nope\" on type \"Query\"."])
         XCTAssertEqual(errors("{ customer { id } }"),
