@@ -2,13 +2,15 @@
 import PackageDescription
 
 // One module per job; the arrows point one way:
+//   Digest (SHA-256) <- Service
 //   JSON, Query  <-  Schema  <-  Engine  <-  Billing  ->  Store  ->  CLibPQ, EventLoop -> CLibUV
 //   Server -> EventLoop, CHTTPParser;   Service (GraphQL over HTTP) composes them;
 //   billgraph is the command line.
-// Query, Schema and Engine never import a C module, so their tests need no sockets.
+// Query, Schema and Engine never import a C module, so their tests need no sockets; nor do
+// ServerTests, which drive the HTTP connection's state machine with events.
 let package = Package(
     name: "billgraph",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],  // Synchronization.Atomic
     products: [
         .executable(name: "billgraph", targets: ["billgraph"]),
     ],
@@ -22,6 +24,7 @@ let package = Package(
         .systemLibrary(name: "CLibFuzzer"),  // a declaration only; the toolchain's -sanitize=fuzzer links it
 
         .target(name: "JSON"),
+        .target(name: "Digest"),
         .target(name: "Query"),
         .target(name: "Schema", dependencies: ["Query", "JSON"]),
         .target(name: "Engine", dependencies: ["Query", "Schema", "JSON"]),
@@ -29,7 +32,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["CLibPQ", "EventLoop"]),
         .target(name: "Billing", dependencies: ["Engine", "Schema", "Query", "Store", "JSON"]),
         .target(name: "Server", dependencies: ["EventLoop", "CLibUV", "CHTTPParser"]),
-        .target(name: "Service", dependencies: ["Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Query"]),
+        .target(name: "Service", dependencies: ["Billing", "Digest", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Query"]),
         .executableTarget(
             name: "billgraph",
             dependencies: [
@@ -43,8 +46,10 @@ let package = Package(
         .executableTarget(name: "billgraph-fuzz", dependencies: ["JSON", "Query", "Schema", "Engine", "Billing", "CLibFuzzer"]),
 
         .testTarget(name: "QueryTests", dependencies: ["Query"]),
+        .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Schema", "Query", "JSON"]),
         .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -54,10 +54,12 @@ def start_database():
     return data, admin.replace("dbname=postgres", "dbname=bench")
 
 
-def start_server(url, trace=False):
+def start_server(url, trace=False, args=(), stdout=None):
+    """Starts the server on a free port of 127.0.0.1 (`args`: more options of `serve`) and
+    returns the process, whose standard error is a pipe the caller reads, and the port."""
     env = dict(os.environ, BILLGRAPH_TRACE_SQL="1" if trace else "0")
-    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "16"],
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "16", *args],
+                            stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
     while True:
         line = proc.stderr.readline()
         m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
@@ -124,6 +126,63 @@ def wrk(port, key, body, connections):
     p99 = re.search(r"\s99%\s+([\d.]+\w+)", out).group(1)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rps, p50, p99, int(errors.group(1)) if errors else 0
+
+
+def wrk_mutations(port, key, payments, fields, connections):
+    """Operations of `fields` refunds of 1 each, on payments drawn at random, at `connections`."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write("local payments = {" + ",".join(f'"{p}"' for p in payments) + "}\n")
+    script.write(f"""wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+request = function()
+  local parts = {{}}
+  for i = 1, {fields} do
+    parts[i] = "r" .. i .. ": refundPayment(input: {{paymentId: \\\\\\"" .. payments[math.random(#payments)] ..
+               "\\\\\\", amount: 1}}) {{ refund {{ id }} }}"
+  end
+  return wrk.format(nil, nil, nil, '{{"query": "mutation {{ ' .. table.concat(parts, " ") .. ' }}"}}')
+end
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) failed = 0 end
+function response(status, headers, body)
+  if status ~= 200 or string.find(body, '"errors"', 1, true) then failed = failed + 1 end
+end
+function done(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(threads) do n = n + t:get("failed") end
+  io.write("failed: " .. n .. "\\n")
+end
+""")
+    script.close()
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{SECONDS}s", "--latency", "-s", script.name,
+                          f"http://127.0.0.1:{port}/graphql"], capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"\s50%\s+([\d.]+\w+)", out).group(1)
+    p99 = re.search(r"\s99%\s+([\d.]+\w+)", out).group(1)
+    return rps, p50, p99, int(re.search(r"failed: (\d+)", out).group(1))
+
+
+def mutation_report(url, key):
+    """RULES.md section 4: each operation is one transaction; what that costs."""
+    payments = psql(url, """SELECT p.id FROM payment p JOIN organisation o ON o.id = p.organisation_id AND o.name = 'Organisation 1'
+                            WHERE p.status = 'SUCCEEDED' AND p.amount - p.amount_refunded >= 1000 ORDER BY p.id LIMIT 5000""").split()
+    lines = ["", "Mutations: operations of one refund, and of three refunds in one transaction, on payments drawn at "
+             "random from 5,000 (refunds of 1 each), 32 keep-alive connections.\n",
+             "| operation | connections | operations/s | refunds/s | p50 | p99 | failed |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for fields in (1, 3):
+        proc, port = start_server(url)
+        try:
+            log(f"mutations: {fields} refund(s) an operation, wrk, 32 connections")
+            rps, p50, p99, failed = wrk_mutations(port, key, payments, fields, 32)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        lines.append(f"| {fields} refund{'s' if fields > 1 else ''} | 32 | {rps:.0f} | {rps * fields:.0f} | {p50} | {p99} | {failed} |")
+    return lines
 
 
 def pgbench(url, statements, connections):
@@ -217,6 +276,7 @@ def main():
         report.append("EXPLAIN of every statement of the three queries: " +
                       (f"no sequential scan, and no sort of more than {SMALL_SORT} rows (a lateral subquery may "
                        "top-N sort one parent's few rows)." if not plans else "\n\n- " + "\n- ".join(plans)))
+        report += mutation_report(url, key)
         print("\n".join(report))
     finally:
         sh(f'pg_stop "{data}"')

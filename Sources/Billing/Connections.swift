@@ -38,16 +38,23 @@ enum Connections {
                               wantsTotal: field.selects("totalCount"))
     }
 
-    /// The sort key of a cursor must parse as the connection's date or timestamp.
+    /// The sort key of a cursor must parse as the connection's date or timestamp, every
+    /// part in range (RULES.md section 5: a forged cursor is BAD_USER_INPUT, never a
+    /// statement PostgreSQL refuses).
     private static func validSortKey(_ key: String, _ table: Table) -> Bool {
         if table.sortKeyCast == Table.dateCast { return Scalars.isValidDate(key) }
         // YYYY-MM-DD HH:MM:SS.ffffff
-        let parts = key.split(separator: " ")
+        let parts = key.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 2, Scalars.isValidDate(String(parts[0])) else { return false }
         let time = Array(parts[1].utf8)
-        return time.count == 15 && time.enumerated().allSatisfy { i, c in
-            [2, 5].contains(i) ? c == UInt8(ascii: ":") : i == 8 ? c == UInt8(ascii: ".") : (c >= 0x30 && c <= 0x39)
-        }
+        guard time.count == 15, time[2] == UInt8(ascii: ":"), time[5] == UInt8(ascii: ":"), time[8] == UInt8(ascii: "."),
+              let hours = number(time[0..<2]), let minutes = number(time[3..<5]), let seconds = number(time[6..<8]),
+              number(time[9..<15]) != nil else { return false }
+        return hours < 24 && minutes < 60 && seconds < 60
+    }
+
+    private static func number(_ digits: ArraySlice<UInt8>) -> Int? {
+        digits.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } ? digits.reduce(0) { $0 * 10 + Int($1 - 0x30) } : nil
     }
 
     private static func string(_ filter: JSONValue?, _ name: String) -> String? { filter?[name]?.stringValue }

@@ -3,16 +3,13 @@ import JSON
 import Schema
 import Store
 
-/// The write side of the contract (RULES.md section 4). Each mutation is one call of its
-/// PL/pgSQL function (schema/migrations/003_mutations.sql): one statement, so one
-/// transaction, whose locks make concurrent mutations behave as if run one at a time.
-/// This layer checks what needs no database (scope, the key's length), fingerprints the
-/// input for idempotency, and retries the transaction on a serialization failure or a
-/// deadlock.
+/// The write side of the contract (RULES.md section 4). Each mutation field is one call
+/// of its PL/pgSQL function (schema/migrations/003_mutations.sql), whose locks make
+/// concurrent mutations behave as if run one at a time; the caller runs all the fields of
+/// an operation in one transaction (`MutationTransaction`), and runs it again after a
+/// serialization failure or a deadlock. This layer checks what needs no database (scope,
+/// the key's length) and fingerprints the input for idempotency.
 public struct MutationService: MutationResolving {
-    /// How many times a transaction is tried before its failure is reported.
-    static let attempts = 5
-
     public init() {}
 
     public func resolve(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution {
@@ -49,6 +46,29 @@ public struct MutationService: MutationResolving {
         return .load(MutationLoad(context: context, statement: statement))
     }
 
+    /// For an operation of several mutation fields: the statement that takes, before the
+    /// first field runs, every row the fields will change, in the global lock order
+    /// (schema/migrations/005_operation_locks.sql). Nil for a single field, which keeps
+    /// that order by itself.
+    public static func lockPrelude(_ fields: [PlannedField], organisationID: String) -> Statement? {
+        guard fields.count > 1 else { return nil }
+        var notes: [String] = [], invoices: [String] = [], payments: [String] = []
+        for field in fields {
+            guard case .object(let members)? = field.argument("input") else { continue }
+            let input = JSONValue.object(members)
+            let id: (String) -> String? = { name in input[name]?.stringValue.flatMap { Scalars.isLowercaseUUID($0) ? $0 : nil } }
+            switch field.name {
+            case "refundPayment": id("paymentId").map { payments.append($0) }
+            case "createCreditNote": id("invoiceId").map { invoices.append($0) }
+            default: id("creditNoteId").map { notes.append($0) }
+            }
+        }
+        let numbers = fields.contains { $0.name == "createCreditNote" }
+        return Statement("SELECT bg_lock_operation($1::uuid, $2::uuid[], $3::uuid[], $4::uuid[], $5::boolean)",
+                         [organisationID, Parameters.arrayLiteral(notes), Parameters.arrayLiteral(invoices),
+                          Parameters.arrayLiteral(payments), numbers ? "true" : "false"])
+    }
+
     /// "The same input": absent and null fields alike, key order ignored, the key itself left out.
     static func fingerprint(_ members: [(String, JSONValue)]) -> String {
         JSONValue.object(members.filter { $0.0 != "idempotencyKey" && !$0.1.isNull }).sortedKeys().serialized
@@ -73,25 +93,21 @@ public struct MutationService: MutationResolving {
     }
 }
 
-/// Runs a mutation's statement, again after a serialization failure or a deadlock, and
-/// turns the rules it reports (`CODE|text`) into the contract's errors.
+/// Runs a mutation's statement and turns the rules it reports (`CODE|text`) into the
+/// contract's errors. A conflict (serialization failure, deadlock) marks the request's
+/// context, so that the whole transaction is run again.
 struct MutationLoad: BatchLoad {
     let context: RequestContext
     let statement: Statement
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
-        attempt(1) { result in completion(result.map { node in parents.map { _ in .object(node) } }) }
-    }
-
-    private func attempt(_ n: Int, completion: @escaping (Result<Node, GraphQLError>) -> Void) {
-        context.queryRaw(statement) { result in
+        context.queryRaw(statement) { [context] result in
             switch result {
             case .success(let rows) where rows.rowCount == 1:
-                completion(.success(RowNode(rows, 0, ColumnSet(identity: 2))))
+                let node = RowNode(rows, 0, ColumnSet(identity: 2))
+                completion(.success(parents.map { _ in .object(node) }))
             case .success:
                 completion(.failure(GraphQLError("Internal server error.", code: .internalServerError)))
-            case .failure(let error) where error.isRetryable && n < MutationService.attempts:
-                attempt(n + 1, completion: completion)
             case .failure(let error):
                 completion(.failure(Self.ruleBroken(error) ?? context.logFailure(error)))
             }

@@ -16,6 +16,7 @@ public final class BillingResolver: Resolver {
     }
 
     public func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution {
+        try Arguments.requireStorable(field)
         let type = field.parentType.name
         switch type {
         case "Query":
@@ -298,5 +299,31 @@ enum Arguments {
 
     static func newestFirst(_ field: PlannedField) -> Bool {
         field.argument("order")?.stringValue == "NEWEST_FIRST"
+    }
+
+    /// RULES.md section 5: values PostgreSQL cannot store are the client's mistake, found
+    /// before any statement: a string (or a `JSON` key) holding U+0000, which `text` and
+    /// `jsonb` refuse, and a `JSON` number beyond what `numeric` holds.
+    static func requireStorable(_ field: PlannedField) throws(GraphQLError) {
+        for (name, value) in field.arguments where !isStorable(value) {
+            throw GraphQLError("Argument \"\(name)\" holds a value that cannot be stored: strings may not contain U+0000, and numbers must stay within 1000 digits.",
+                               code: .badUserInput)
+        }
+    }
+
+    private static func isStorable(_ value: JSONValue) -> Bool {
+        switch value {
+        case .null, .bool: return true
+        case .number(let text): return text.utf8.count <= 1000 && exponent(of: text).magnitude <= 1000
+        case .string(let text): return !text.utf8.contains(0)
+        case .array(let items): return items.allSatisfy(isStorable)
+        case .object(let members): return members.allSatisfy { !$0.0.utf8.contains(0) && isStorable($0.1) }
+        }
+    }
+
+    /// The exponent written in a JSON number (`1e400` has 400), 0 when there is none.
+    private static func exponent(of number: String) -> Int {
+        guard let e = number.firstIndex(where: { $0 == "e" || $0 == "E" }) else { return 0 }
+        return Int(number[number.index(after: e)...]) ?? Int.max
     }
 }

@@ -12,6 +12,9 @@ public final class RequestContext {
     public var trace: ((Statement) -> Void)?
     /// Statements this request sent: tests use it to show the count follows the query's shape.
     public private(set) var statementCount = 0
+    /// Set when a statement of the request's transaction lost a serialization conflict or
+    /// a deadlock: the whole operation may be run again (RULES.md section 4).
+    public private(set) var conflicted = false
     /// Reads of this request by statement: a field asked at several places of one query
     /// with the same parents makes the same statement, which goes to the database once.
     private var reads: [ReadKey: Read] = [:]
@@ -69,6 +72,7 @@ public final class RequestContext {
     }
 
     func logFailure(_ error: DatabaseError) -> GraphQLError {
+        if error.isRetryable { conflicted = true }
         if error.isUnavailable {
             log("database unavailable: \(error)")
             return GraphQLError("The database is not available right now; try again shortly.", code: .serviceUnavailable)

@@ -90,6 +90,9 @@ public final class Execution {
     var itemBudget: Int
     let itemLimit: Int
     var completion: ((ExecutionResult) -> Void)?
+    /// Whether any field failed (its error is in the response). A mutation operation
+    /// with a failed field is not applied (RULES.md section 4): the caller rolls back.
+    public private(set) var hasFieldErrors = false
 
     /// What an execution produced: the whole response body, or an error that leaves no data.
     public enum ExecutionResult {
@@ -146,9 +149,13 @@ public final class Execution {
         }
     }
 
+    /// Mutation root fields one after another; after one fails, the rest do not run, since
+    /// the operation will not be applied and its answer holds only that field's error.
     private func runSerially(_ fields: ArraySlice<PlannedField>) {
         guard let first = fields.first else { return finish() }
-        runLevel([Work(fields: [first], nodes: [root], weights: [1])]) { [self] in runSerially(fields.dropFirst()) }
+        runLevel([Work(fields: [first], nodes: [root], weights: [1])]) { [self] in
+            hasFieldErrors ? finish() : runSerially(fields.dropFirst())
+        }
     }
 
     private func fail(_ error: GraphQLError) {
@@ -162,6 +169,7 @@ public final class Execution {
         if fieldErrors[field.id] != nil { return nil }
         if let error = field.argumentError {
             fieldErrors[field.id] = error
+            hasFieldErrors = true
             return nil
         }
         if field.name == "__typename" {
@@ -179,6 +187,7 @@ public final class Execution {
             return r
         } catch {
             fieldErrors[field.id] = error
+            hasFieldErrors = true
             return nil
         }
     }
@@ -222,14 +231,24 @@ public final class Execution {
             }
         }
         guard !loads.isEmpty else { return done() }
+        send(loads, then: done)
+    }
+
+    /// Sends every load of a level together. They share the budget (RULES.md section 5:
+    /// the limit bounds the rows of all the statements of a request together): each may
+    /// read an equal share. A load that finds more than its share is sent again alone,
+    /// once the others are counted, with all that remains, so that a result within the
+    /// limit is never refused; rows read stay within a small multiple of the limit
+    /// however many loads a level has.
+    private func send(_ loads: [(PlannedField, Work, BatchLoad)], then done: @escaping () -> Void) {
+        let share = loads.count == 1 ? itemBudget : itemBudget / loads.count
         var pending = loads.count
         var results: [Result<[ChildValue], GraphQLError>?] = Array(repeating: nil, count: loads.count)
-        let budget = itemBudget
         for (k, (_, item, loader)) in loads.enumerated() {
-            loader.load(parents: item.nodes, itemBudget: budget) { [self] result in
+            loader.load(parents: item.nodes, itemBudget: share) { [self] result in
                 results[k] = result
                 pending -= 1
-                if pending == 0 { attach(loads, results, then: done) }
+                if pending == 0 { attach(loads, results.map { $0! }, overShareMeansRetry: share < itemBudget, then: done) }
             }
         }
     }
@@ -243,35 +262,61 @@ public final class Execution {
         return true
     }
 
-    private func attach(_ loads: [(PlannedField, Work, BatchLoad)], _ results: [Result<[ChildValue], GraphQLError>?],
-                        then done: @escaping () -> Void) {
+    private func attach(_ loads: [(PlannedField, Work, BatchLoad)], _ results: [Result<[ChildValue], GraphQLError>],
+                        overShareMeansRetry: Bool, then done: @escaping () -> Void) {
         var next: [Work] = []
-        for ((field, item, _), result) in zip(loads, results) {
-            switch result! {
-            case .failure(let error):
-                if error.code == .serviceUnavailable || error.code == .queryTooComplex || error.code == .internalServerError {
-                    return fail(error)
-                }
-                for p in item.nodes { p.setChild(field.id, .error(error)) }
-            case .success(let values):
-                var children = Children()
-                var items = 0
-                for ((parent, weight), value) in zip(zip(item.nodes, item.weights), values) {
-                    parent.setChild(field.id, value)
-                    switch value {
-                    case .object(let c?): children.add(c, weight: weight)
-                    case .list(let list):
-                        items += weight * list.count
-                        for c in list { children.add(c, weight: weight) }
-                    default: break
-                    }
-                }
-                if !spend(items) { return }
-                if let work = children.work(field.children) { next.append(work) }
+        var retries: [(PlannedField, Work, BatchLoad)] = []
+        for (load, result) in zip(loads, results) {
+            if overShareMeansRetry, case .failure(let error) = result, error.code == .queryTooComplex {
+                retries.append(load)
+                continue
             }
+            guard attach(load, result, into: &next) else { return }
         }
-        if next.isEmpty { return done() }
-        runLevel(next, then: done)
+        retry(retries[...], next: next, then: done)
+    }
+
+    /// Loads that went over their share, one after another, each with all that remains.
+    private func retry(_ loads: ArraySlice<(PlannedField, Work, BatchLoad)>, next: [Work], then done: @escaping () -> Void) {
+        guard let load = loads.first else {
+            return next.isEmpty ? done() : runLevel(next, then: done)
+        }
+        load.2.load(parents: load.1.nodes, itemBudget: itemBudget) { [self] result in
+            var next = next
+            guard attach(load, result, into: &next) else { return }
+            retry(loads.dropFirst(), next: next, then: done)
+        }
+    }
+
+    /// Hangs one load's children under their parents; false when the request failed.
+    private func attach(_ load: (PlannedField, Work, BatchLoad), _ result: Result<[ChildValue], GraphQLError>,
+                        into next: inout [Work]) -> Bool {
+        let (field, item, _) = load
+        switch result {
+        case .failure(let error):
+            if error.code == .serviceUnavailable || error.code == .queryTooComplex || error.code == .internalServerError {
+                fail(error)
+                return false
+            }
+            for p in item.nodes { p.setChild(field.id, .error(error)) }
+            hasFieldErrors = true
+        case .success(let values):
+            var children = Children()
+            var items = 0
+            for ((parent, weight), value) in zip(zip(item.nodes, item.weights), values) {
+                parent.setChild(field.id, value)
+                switch value {
+                case .object(let c?): children.add(c, weight: weight)
+                case .list(let list):
+                    items += weight * list.count
+                    for c in list { children.add(c, weight: weight) }
+                default: break
+                }
+            }
+            if !spend(items) { return false }
+            if let work = children.work(field.children) { next.append(work) }
+        }
+        return true
     }
 
     private func finish() {

@@ -46,46 +46,29 @@ public struct OperationPlan {
     public let rootType: NamedType
     public let fields: [PlannedField]
     public let fieldCount: Int
-    /// Planning stopped at a limit: the plan is not whole and must not run.
-    public let truncated: Bool
 }
 
 /// Builds the plan of an operation (CollectFields and merging, specification 6.3.2).
-/// Fragments spread in many places multiply a short document's fields, so planning
-/// stops at `maxFields` fields or `maxNesting` levels and marks the plan `truncated`.
 struct Planner {
     let schema: Schema
     let fragments: [String: FragmentDefinition]
     let variables: [String: JSONValue]
-    let maxFields: Int
-    let maxNesting: Int
     var nextID = 0
-    var truncated = false
 
     mutating func plan(_ operation: OperationDefinition, rootType: NamedType) -> OperationPlan {
-        let fields = fieldsOf([operation.selectionSet], on: rootType, nesting: 1)
-        return OperationPlan(kind: operation.kind, rootType: rootType, fields: fields, fieldCount: nextID, truncated: truncated)
+        let fields = fieldsOf([operation.selectionSet], on: rootType)
+        return OperationPlan(kind: operation.kind, rootType: rootType, fields: fields, fieldCount: nextID)
     }
 
-    private mutating func fieldsOf(_ sets: [SelectionSet], on type: NamedType, nesting: Int) -> [PlannedField] {
-        guard nesting <= maxNesting else {
-            truncated = true
-            return []
-        }
+    private mutating func fieldsOf(_ sets: [SelectionSet], on type: NamedType) -> [PlannedField] {
         var grouped: [(String, [Field])] = []
         var index: [String: Int] = [:]
-        // One fragment is expanded once for all the merged fields (as graphql-js does), so
-        // that fields merged from one fragment spread in many places do not multiply.
-        var visited = Set<String>()
         for set in sets {
+            var visited = Set<String>()
             collect(set, on: type, into: &grouped, index: &index, visited: &visited)
         }
         var out: [PlannedField] = []
         for (key, fields) in grouped {
-            guard nextID < maxFields else {
-                truncated = true
-                break
-            }
             let first = fields[0]
             guard let def = schema.field(first.name.value, on: type) else { continue }  // validated away
             let (arguments, error) = coerceArguments(first, def)
@@ -94,7 +77,7 @@ struct Planner {
             nextID += 1
             field.argumentError = error
             if let childType = schema[def.type.namedType], childType.isComposite {
-                field.children = fieldsOf(fields.compactMap(\.selectionSet), on: childType, nesting: nesting + 1)
+                field.children = fieldsOf(fields.compactMap(\.selectionSet), on: childType)
             }
             out.append(field)
         }
@@ -167,27 +150,5 @@ struct Planner {
             if let value { out[argDef.name] = value }
         }
         return (out, nil)
-    }
-}
-
-extension OperationPlan {
-    /// Fields that return objects or lists, introspection aside: an upper bound on the
-    /// loads (statements) the operation can cause, whatever the data.
-    public var compositeFieldCount: Int {
-        func count(_ f: PlannedField) -> Int {
-            if f.name == "__schema" || f.name == "__type" || f.children.isEmpty { return 0 }
-            return 1 + f.children.map(count).reduce(0, +)
-        }
-        return fields.map(count).reduce(0, +)
-    }
-
-    /// Fields on the longest path from the root, leaves included; `__schema` and
-    /// `__type` count as one.
-    public var depth: Int {
-        func depth(_ f: PlannedField) -> Int {
-            if f.name == "__schema" || f.name == "__type" { return 1 }
-            return 1 + (f.children.map(depth).max() ?? 0)
-        }
-        return fields.map(depth).max() ?? 0
     }
 }

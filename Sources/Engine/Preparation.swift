@@ -16,27 +16,25 @@ public struct GraphQLRequest: Sendable {
 }
 
 /// Turns a request into an executable plan, or into the request errors that leave no data:
-/// parse, validate, pick the operation, coerce variables, plan, and check the depth limit.
+/// parse, validate, pick the operation, coerce variables, measure it against the limits
+/// of RULES.md section 5, and plan. Every step before planning costs what the document's
+/// text costs; planning, which expands fragments, runs only on an operation measured small.
 public struct Preparation {
     public let schema: Schema
     public var limits: ParserLimits
     public var maxDepth: Int
     /// Object and list fields one operation may select (each may cost a statement).
     public var maxCompositeFields: Int
-    /// Fields of an operation once its fragments are expanded, and their nesting,
-    /// introspection included: fragments spread in many places can make a short
-    /// document select exponentially many fields, so planning stops there.
-    public var maxPlannedFields: Int
-    public var maxPlannedNesting: Int
+    /// Fields one operation may select once its fragments are expanded.
+    public var maxExpandedFields: Int
 
-    public init(schema: Schema, limits: ParserLimits = ParserLimits(), maxDepth: Int = 15, maxCompositeFields: Int = 300,
-                maxPlannedFields: Int = 10_000, maxPlannedNesting: Int = 64) {
+    public init(schema: Schema, limits: ParserLimits = ParserLimits(), maxDepth: Int = 15,
+                maxCompositeFields: Int = 300, maxExpandedFields: Int = 10_000) {
         self.schema = schema
         self.limits = limits
         self.maxDepth = maxDepth
         self.maxCompositeFields = maxCompositeFields
-        self.maxPlannedFields = maxPlannedFields
-        self.maxPlannedNesting = maxPlannedNesting
+        self.maxExpandedFields = maxExpandedFields
     }
 
     /// A document that parsed and validated, kept so that repeated queries skip both.
@@ -53,6 +51,9 @@ public struct Preparation {
             return .failure(.documentRejected([GraphQLError(error.message, code: .parseFailed, locations: [error.location])]))
         }
         let errors = Validator.validate(document, schema: schema)
+        if let costly = errors.first(where: \.tooComplex) {
+            return .failure(.tooComplex(GraphQLError(costly.message, code: .queryTooComplex, locations: costly.locations)))
+        }
         if !errors.isEmpty {
             return .failure(.documentRejected(errors.map {
                 GraphQLError($0.message, code: .validationFailed, locations: $0.locations)
@@ -103,24 +104,26 @@ public struct Preparation {
         guard let rootName, let root = schema[rootName] else {
             return .failure(.badRequest(GraphQLError("The schema has no \(operation.kind.rawValue) type.", code: .badUserInput)))
         }
-        var planner = Planner(schema: schema, fragments: valid.fragments, variables: coerced,
-                              maxFields: maxPlannedFields, maxNesting: maxPlannedNesting)
-        let plan = planner.plan(operation, rootType: root)
-        if plan.truncated {
-            return .failure(.tooComplex(GraphQLError(
-                "The query selects more than \(maxPlannedFields) fields or \(maxPlannedNesting) levels once its fragments are expanded.",
-                code: .queryTooComplex)))
+        if let tooLarge = refusal(of: operation, in: valid, rootType: root) { return .failure(.tooComplex(tooLarge)) }
+        var planner = Planner(schema: schema, fragments: valid.fragments, variables: coerced)
+        return .success(planner.plan(operation, rootType: root))
+    }
+
+    /// The first limit the operation breaks, measured without expanding its fragments.
+    private func refusal(of operation: OperationDefinition, in valid: ValidDocument, rootType: NamedType) -> GraphQLError? {
+        var measurer = OperationMeasurer(schema: schema, fragments: valid.fragments)
+        let size = measurer.measure(operation.selectionSet, on: rootType)
+        let message: String
+        if size.depth > maxDepth {
+            message = "The query is \(size.depth) levels deep; at most \(maxDepth) are allowed."
+        } else if size.fields > maxExpandedFields {
+            message = "The query selects \(size.fields) fields once its fragments are expanded; at most \(maxExpandedFields) are allowed."
+        } else if size.compositeFields > maxCompositeFields {
+            message = "The query selects \(size.compositeFields) objects or lists; at most \(maxCompositeFields) are allowed."
+        } else {
+            return nil
         }
-        if plan.depth > maxDepth {
-            return .failure(.tooComplex(GraphQLError(
-                "The query is \(plan.depth) levels deep; at most \(maxDepth) are allowed.", code: .queryTooComplex)))
-        }
-        if plan.compositeFieldCount > maxCompositeFields {
-            return .failure(.tooComplex(GraphQLError(
-                "The query selects \(plan.compositeFieldCount) objects or lists; at most \(maxCompositeFields) are allowed.",
-                code: .queryTooComplex)))
-        }
-        return .success(plan)
+        return GraphQLError(message, code: .queryTooComplex)
     }
 
     /// All steps at once, for callers that cache nothing.

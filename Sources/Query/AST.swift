@@ -3,6 +3,13 @@
 
 public struct Document: Sendable {
     public var definitions: [Definition]
+    /// Tokens the document was parsed from: a measure of its size in memory.
+    public var tokenCount = 0
+
+    public init(definitions: [Definition], tokenCount: Int = 0) {
+        self.definitions = definitions
+        self.tokenCount = tokenCount
+    }
 }
 
 public enum Definition: Sendable {

@@ -104,7 +104,7 @@ public struct Parser {
     private mutating func parseDocument() throws(GraphQLSyntaxError) -> Document {
         var definitions: [Definition] = []
         repeat { definitions.append(try parseDefinition()) } while !peek(.endOfFile)
-        return Document(definitions: definitions)
+        return Document(definitions: definitions, tokenCount: tokens.count)
     }
 
     // Definition : ExecutableDefinition | TypeSystemDefinitionOrExtension

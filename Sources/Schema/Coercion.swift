@@ -160,7 +160,15 @@ public struct InputCoercion {
     /// ValueFromAST. Throws `CoercionError` when the literal is not a value of the type.
     /// A variable that was not provided yields nil (absent).
     public func literal(_ value: Value, _ type: TypeReference, variables: [String: JSONValue]) throws(CoercionError) -> JSONValue? {
-        if case .variable(let name) = value.kind { return variables[name] }
+        if case .variable(let name) = value.kind {
+            // A variable of a nullable type with a default may stand where a value is
+            // required (5.8.5), but an explicit null for it cannot (RULES.md section 5).
+            if variables[name] == .null, case .nonNull = type {
+                throw CoercionError(message: "Variable \"$\(name)\" is null where a value of type \"\(type)\" is required.",
+                                    locations: [value.location])
+            }
+            return variables[name]
+        }
         switch type {
         case .nonNull(let inner, _):
             if case .null = value.kind { throw invalid(value, type) }

@@ -1,25 +1,30 @@
 import Query
 
 /// 5.3.2 Field Selection Merging: fields with the same response name in one selection
-/// set (fragments included) must be mergeable. A plain pairwise version: documents are
-/// small and bounded by the parser's token limit. Each selection set is checked, and
-/// each pair of fields compared, once: fragments spread in many places would otherwise
-/// make a short document cost exponential time, and a fragment cycle endless recursion.
+/// set (fragments included) must be mergeable.
+///
+/// The work stays linear in the document (RULES.md section 5), as graphql-js's
+/// OverlappingFieldsCanBeMerged does with its caches: fields are known by their
+/// signature (their text, fragment spreads unexpanded), a selection set is checked once
+/// whatever number of places it is spread in, and a pair of fields is compared once.
+/// What remains quadratic (many distinct fields under one response name) is bounded by
+/// `maxComparisons`; past it the document is refused as too complex to judge.
 struct OverlapChecker {
     let schema: Schema
     let fragments: [String: FragmentDefinition]
-    private let memo = Memo()
+
+    /// Pairs of fields compared, at most. A real query compares a few dozen.
+    static let maxComparisons = 20_000
+    private(set) var comparisons = 0
+    var exhausted: Bool { comparisons > Self.maxComparisons }
+    /// Selection sets already checked, by parent type and text.
+    private var checkedSets = Set<String>()
+    /// Pairs of fields already compared, by their signatures: the result of each.
+    private var comparedPairs: [String: Conflict?] = [:]
 
     init(schema: Schema, fragments: [String: FragmentDefinition]) {
         self.schema = schema
         self.fragments = fragments
-    }
-
-    /// What is already known, by the place of the nodes in the document.
-    private final class Memo {
-        var checkedSets = Set<String>()
-        var conflicts: [String: Conflict?] = [:]
-        var signatures: [String: String] = [:]
     }
 
     struct Entry {
@@ -43,14 +48,7 @@ struct OverlapChecker {
         let reason: Reason
         let locations1: [SourceLocation]
         let locations2: [SourceLocation]
-        /// The messages at the leaves of `reason`.
-        var size = 1
     }
-
-    /// Messages one explanation may hold. Memoised conflicts are shared by many pairs,
-    /// so without a bound an explanation (and its locations) can grow exponentially
-    /// with the nesting; past it, further conflicting subfields are left out of the text.
-    static let maxReasons = 100
 
     indirect enum Reason {
         case message(String)
@@ -65,20 +63,21 @@ struct OverlapChecker {
         }
     }
 
-    func check(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError]) {
+    mutating func check(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError]) {
         var reported = Set<String>()
         checkSet(set, on: type, into: &errors, reported: &reported)
     }
 
-    private func checkSet(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError], reported: inout Set<String>) {
-        guard memo.checkedSets.insert("\(type.name) \(set.location)").inserted else { return }
+    private mutating func checkSet(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError],
+                                   reported: inout Set<String>) {
+        guard checkedSets.insert(type.name + Self.print(set)).inserted else { return }
         var visited = Set<String>()
         let byName = collect(set, on: type, visited: &visited)
         for (_, all) in byName {
             let entries = Self.distinct(all)
             for i in 0..<entries.count {
                 for j in (i + 1)..<entries.count {
-                    if errors.count > Validator.maxErrors { return }
+                    if errors.count > Validator.maxErrors || exhausted { return }
                     if let conflict = findConflict(entries[i], entries[j], parentsMutuallyExclusive: false) {
                         let key = "\(conflict.locations1)|\(conflict.locations2)"
                         guard reported.insert(key).inserted else { continue }
@@ -109,7 +108,7 @@ struct OverlapChecker {
             switch selection {
             case .field(let f):
                 out.append(f.responseKey, Entry(parentType: type, field: f, def: schema.field(f.name.value, on: type),
-                                                signature: signature(f, on: type)))
+                                                signature: type.name + "." + Self.print(f)))
             case .inlineFragment(let i):
                 let t = i.typeCondition.flatMap { schema[$0.value] } ?? type
                 collect(i.selectionSet, on: t, into: &out, visited: &visited)
@@ -122,27 +121,19 @@ struct OverlapChecker {
         }
     }
 
-    private func signature(_ field: Field, on type: NamedType) -> String {
-        let key = "\(type.name) \(field.location)"
-        if let known = memo.signatures[key] { return known }
-        let text = type.name + "." + Self.print(field)
-        memo.signatures[key] = text
-        return text
-    }
-
-    private func findConflict(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
-        if a.signature == b.signature { return nil }  // the same field text on the same type
-        let key = "\(a.parentType.name) \(a.field.location) \(b.parentType.name) \(b.field.location) \(parentsMutuallyExclusive)"
-        if let known = memo.conflicts[key] { return known }
-        // A pair met again while it is being compared is a fragment cycle (refused by its
-        // own rule): it counts as no conflict, so that the comparison ends.
-        memo.conflicts[key] = .some(nil)
+    /// `compare`, once per pair of signatures.
+    private mutating func findConflict(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
+        if a.signature == b.signature { return nil }  // the same field twice merges
+        let key = (parentsMutuallyExclusive ? "1" : "0") + a.signature + "\u{0}" + b.signature
+        if let known = comparedPairs[key] { return known }
+        comparisons += 1
+        if exhausted { return nil }
         let conflict = compare(a, b, parentsMutuallyExclusive: parentsMutuallyExclusive)
-        memo.conflicts[key] = conflict
+        comparedPairs[key] = conflict
         return conflict
     }
 
-    private func compare(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
+    private mutating func compare(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
         let exclusive = parentsMutuallyExclusive
             || (a.parentType.name != b.parentType.name && a.parentType.kind == .object && b.parentType.kind == .object)
         let name = a.field.responseKey
@@ -171,13 +162,11 @@ struct OverlapChecker {
         var reasons: [(String, Reason)] = []
         var locations1: [SourceLocation] = [a.field.location]
         var locations2: [SourceLocation] = [b.field.location]
-        var size = 0
         for (key, entriesA) in fieldsA {
             guard let entriesB = fieldsB[key] else { continue }
             for ea in Self.distinct(entriesA) {
                 for eb in Self.distinct(entriesB) {
-                    if let c = findConflict(ea, eb, parentsMutuallyExclusive: exclusive), size + c.size <= Self.maxReasons {
-                        size += c.size
+                    if let c = findConflict(ea, eb, parentsMutuallyExclusive: exclusive) {
                         reasons.append((c.responseName, c.reason))
                         locations1 += c.locations1
                         locations2 += c.locations2
@@ -186,7 +175,7 @@ struct OverlapChecker {
             }
         }
         guard !reasons.isEmpty else { return nil }
-        return Conflict(responseName: name, reason: .sub(reasons), locations1: locations1, locations2: locations2, size: size)
+        return Conflict(responseName: name, reason: .sub(reasons), locations1: locations1, locations2: locations2)
     }
 
     /// A field as GraphQL text, for signatures.

@@ -5,6 +5,15 @@ import Query
 public struct ValidationError: Error, Sendable, Equatable {
     public let message: String
     public let locations: [SourceLocation]
+    /// The document was too costly to judge (RULES.md section 5): not a broken rule, but
+    /// `QUERY_TOO_COMPLEX`.
+    public var tooComplex = false
+
+    public init(message: String, locations: [SourceLocation], tooComplex: Bool = false) {
+        self.message = message
+        self.locations = locations
+        self.tooComplex = tooComplex
+    }
 }
 
 /// The validation rules of specification section 5 that apply to executable documents.
@@ -183,7 +192,13 @@ public struct Validator {
         directives(op.directives, location: op.kind == .query ? "QUERY" : op.kind == .mutation ? "MUTATION" : "SUBSCRIPTION", scope: &scope)
         var visitedFragments = Set<String>()
         selectionSet(op.selectionSet, on: root, scope: &scope, visitedFragments: &visitedFragments)
-        OverlapChecker(schema: schema, fragments: fragments).check(op.selectionSet, on: root, into: &errors)
+        var overlaps = OverlapChecker(schema: schema, fragments: fragments)
+        overlaps.check(op.selectionSet, on: root, into: &errors)
+        if overlaps.exhausted {
+            errors.append(ValidationError(
+                message: "The document compares more than \(OverlapChecker.maxComparisons) pairs of fields to merge them.",
+                locations: [op.location], tooComplex: true))
+        }
         // 5.8.4 All Variables Used
         for def in op.variables where !scope.used.contains(def.name.value) {
             let suffix = op.name.map { " by operation \"\($0.value)\"" } ?? ""

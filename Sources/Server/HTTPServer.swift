@@ -1,25 +1,42 @@
 import CLibUV
 import EventLoop
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A TCP listener on one loop. Accepts connections and hands each to an `HTTPConnection`.
+/// A TCP listener on one loop. Accepts connections and hands each to an `HTTPConnection`,
+/// while the process has fewer than its `ConnectionBudget` open (RULES.md section 5).
 public final class HTTPServer {
+    /// What one connection may hold and for how long (RULES.md section 5); the
+    /// connection's state machine applies them.
     public struct Limits: Sendable {
         public var maxBodyBytes = 1 << 20
         public var maxHeaderBytes = 64 << 10
-        /// A keep-alive connection with nothing to do for this long is closed.
+        /// A connection where nothing moves for this long while the handler has nothing of
+        /// it is closed (a keep-alive connection at rest, a client that reads no answers).
         public var idleTimeoutMilliseconds: UInt64 = 60_000
-        /// A request must arrive whole within this long of its first byte.
+        /// A request must arrive whole within this long of its first byte, whatever the bytes.
         public var requestReadTimeoutMilliseconds: UInt64 = 30_000
+        /// After a refusal, how long what the client still sends is read and dropped.
+        public var lingerMilliseconds: UInt64 = 2_000
+        /// Requests waiting (parsed, not yet with the handler) at which reading stops; it
+        /// resumes below half.
+        public var maxQueuedRequests = 16
+        /// Answer bytes waiting for a client that does not read them at which reading (and
+        /// handing requests to the handler) stops; it resumes below half.
+        public var maxUnsentBytes = 4 << 20
         public init() {}
     }
+
+    /// How often every connection's time limits are checked: their resolution.
+    static let tickMilliseconds: UInt64 = 250
 
     let loop: EventLoop
     let handler: HTTPHandler
     let limits: Limits
+    private let budget: ConnectionBudget
     private let listener = HandleBox<uv_tcp_t>()
     private var open: [ObjectIdentifier: HTTPConnection] = [:]
     private var sweeper: Timer?
@@ -27,10 +44,13 @@ public final class HTTPServer {
     /// The port actually bound (useful with port 0).
     public private(set) var port = 0
 
-    public init(loop: EventLoop, handler: HTTPHandler, limits: Limits = Limits()) {
+    /// `budget` may be shared by the servers of several loops: it bounds them together.
+    public init(loop: EventLoop, handler: HTTPHandler, limits: Limits = Limits(),
+                budget: ConnectionBudget = ConnectionBudget(limit: ConnectionBudget.defaultLimit)) {
         self.loop = loop
         self.handler = handler
         self.limits = limits
+        self.budget = budget
     }
 
     /// Listens on `address`. With `sharedPort`, other servers (other loops, other threads)
@@ -67,7 +87,7 @@ public final class HTTPServer {
         }, "listen on \(address)")
         port = boundPort()
         let sweeper = try Timer(loop: loop)
-        sweeper.start(after: 1000, repeat: 1000) { [weak self] in self?.closeIdleConnections() }
+        sweeper.start(after: Self.tickMilliseconds, repeat: Self.tickMilliseconds) { [weak self] in self?.tick() }
         sweeper.unref()
         self.sweeper = sweeper
     }
@@ -85,25 +105,39 @@ public final class HTTPServer {
         }
     }
 
+    private var listenerStream: UnsafeMutablePointer<uv_stream_t> {
+        UnsafeMutableRawPointer(listener.handle).assumingMemoryBound(to: uv_stream_t.self)
+    }
+
+    /// A connection over the budget is accepted and closed at once: left unaccepted, it
+    /// would stop libuv from accepting any other.
     private func accept() {
+        guard budget.admit() else { return reject() }
         let connection = HTTPConnection(server: self)
-        guard connection.accept(from: listener.handle) else { return }
+        guard connection.accept(from: listenerStream) else { return budget.release() }
         open[ObjectIdentifier(connection)] = connection
     }
 
+    private func reject() {
+        let refused = HandleBox<uv_tcp_t>()
+        guard uv_tcp_init(loop.raw, refused.handle) == 0 else { return }
+        refused.base.pointee.data = nil  // no owner: the close callback only frees the handle
+        uv_accept(listenerStream, UnsafeMutableRawPointer(refused.handle).assumingMemoryBound(to: uv_stream_t.self))
+        refused.close()
+    }
+
     func closed(_ connection: HTTPConnection) {
-        open[ObjectIdentifier(connection)] = nil
+        guard open.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
+        budget.release()
         if open.isEmpty, let drained = whenDrained {
             whenDrained = nil
             drained()
         }
     }
 
-    private func closeIdleConnections() {
+    private func tick() {
         let now = loop.now
-        for connection in open.values where connection.isIdle(now: now, timeout: limits.idleTimeoutMilliseconds) {
-            connection.close()
-        }
+        for connection in open.values { connection.tick(now: now) }
     }
 
     /// Stops accepting and closes every connection.
@@ -111,7 +145,7 @@ public final class HTTPServer {
         whenDrained = nil
         sweeper?.close()
         listener.close()
-        for connection in open.values { connection.close() }
+        for connection in open.values { connection.abort() }
     }
 
     /// Stops accepting, lets every request already received be answered, and calls
@@ -124,5 +158,29 @@ public final class HTTPServer {
             whenDrained = nil
             drained()
         }
+    }
+}
+
+/// The open connections of a whole process, counted across its loops (RULES.md section 5:
+/// at most `--max-connections`). One instance is shared by every loop's `HTTPServer`.
+public final class ConnectionBudget: Sendable {
+    public static let defaultLimit = 10_000
+    public let limit: Int
+    private let open = Atomic<Int>(0)
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Takes one place if there is one.
+    func admit() -> Bool {
+        if open.add(1, ordering: .relaxed).newValue <= limit { return true }
+        open.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    /// Gives back a place taken by `admit`.
+    func release() {
+        open.subtract(1, ordering: .relaxed)
     }
 }

@@ -1,4 +1,5 @@
 import Billing
+import Digest
 import EventLoop
 import Store
 
@@ -12,11 +13,23 @@ struct Principal {
 /// Looks API keys up by their SHA-256 (keys are stored hashed) and remembers answers
 /// for a few seconds, so a busy client costs one lookup per few seconds rather than one
 /// per request. A revoked key therefore stops working within `ttlMilliseconds`.
+///
+/// Bounded whatever clients send (RULES.md section 5): answers are remembered by the
+/// key's digest, never by its text; a key that cannot be valid (DATASET.md: 16 to 128
+/// printable ASCII characters) is refused without a lookup; lookups of the same digest
+/// share one statement, and at most `maxPendingLookups` distinct lookups wait on the
+/// database at once, so a flood of unknown keys cannot queue without bound behind it.
 final class Authenticator {
     private let loop: EventLoop
     private let pool: ConnectionPool
+    /// At most `maxCachedKeys` entries of a digest (64 hexadecimal digits) and a
+    /// principal (two uuids and a few scopes): under 4 MiB per loop.
     private var cache: [String: (principal: Principal?, expires: UInt64)] = [:]
+    /// Lookups on their way to the database, by digest, with everyone waiting for them.
+    private var pending: [String: [(Outcome) -> Void]] = [:]
     let ttlMilliseconds: UInt64 = 5_000
+    static let maxCachedKeys = 10_000
+    static let maxPendingLookups = 64
 
     init(loop: EventLoop, pool: ConnectionPool) {
         self.loop = loop
@@ -26,33 +39,59 @@ final class Authenticator {
     enum Outcome {
         case valid(Principal)
         case invalid
+        /// The database could not be asked (down, or too many lookups waiting).
         case unavailable
     }
 
     func authenticate(_ key: String, completion: @escaping (Outcome) -> Void) {
-        let now = loop.now
-        if let hit = cache[key], hit.expires > now {
+        guard Self.couldBeAKey(key) else { return completion(.invalid) }
+        let digest = SHA256.hex(key.utf8)
+        if let hit = cache[digest], hit.expires > loop.now {
             return completion(hit.principal.map(Outcome.valid) ?? .invalid)
         }
+        if pending[digest] != nil { return pending[digest]!.append(completion) }
+        guard pending.count < Self.maxPendingLookups else { return completion(.unavailable) }
+        pending[digest] = [completion]
+        lookUp(digest)
+    }
+
+    /// DATASET.md: 16 to 128 printable ASCII characters.
+    static func couldBeAKey(_ key: String) -> Bool {
+        let bytes = key.utf8
+        return (16...128).contains(bytes.count) && bytes.allSatisfy { (0x21...0x7e).contains($0) }
+    }
+
+    private func lookUp(_ digest: String) {
         let statement = Statement("""
             SELECT id::text, organisation_id::text, array_to_string(scopes, ' ')
-            FROM api_key WHERE key_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL
-            """, [key])
+            FROM api_key WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
+            """, [digest])
         pool.run(statement) { [self] result in
+            let waiting = pending.removeValue(forKey: digest) ?? []
+            let outcome: Outcome
             switch result {
             case .failure:
-                completion(.unavailable)
+                outcome = .unavailable
             case .success(let rows):
                 var principal: Principal?
                 if rows.rowCount == 1, let id = rows.string(0, 0), let org = rows.string(0, 1) {
                     let scopes = Set((rows.string(0, 2) ?? "").split(separator: " ").map(String.init))
                     principal = Principal(keyID: id, organisationID: org, scopes: scopes)
                 }
-                if cache.count > 10_000 { cache.removeAll() }
-                cache[key] = (principal, loop.now + ttlMilliseconds)
-                completion(principal.map(Outcome.valid) ?? .invalid)
+                remember(digest, principal)
+                outcome = principal.map(Outcome.valid) ?? .invalid
             }
+            for completion in waiting { completion(outcome) }
         }
+    }
+
+    private func remember(_ digest: String, _ principal: Principal?) {
+        if cache.count >= Self.maxCachedKeys {
+            let now = loop.now
+            cache = cache.filter { $0.value.expires > now }
+            if cache.count >= Self.maxCachedKeys { cache.removeAll() }
+        }
+        cache[digest] = (principal, loop.now + ttlMilliseconds)
     }
 
     /// The key of a request: `Authorization: Bearer <key>` or `X-API-Key: <key>`.

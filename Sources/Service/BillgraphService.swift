@@ -12,7 +12,8 @@ import Glibc
 
 /// The running service: one event loop per `loops`, each on its own thread with its own
 /// listening socket on the shared port (`SO_REUSEPORT`), its own HTTP connections and its
-/// own PostgreSQL pool. Nothing mutable is shared between loops, so nothing needs a lock.
+/// own PostgreSQL pool. The one thing the loops share is the count of open connections
+/// (`ConnectionBudget`, an atomic); nothing else mutable is shared, so nothing takes a lock.
 public final class BillgraphService {
     public struct Configuration: Sendable {
         public var databaseURL: String
@@ -23,12 +24,25 @@ public final class BillgraphService {
         public var maxResultItems: Int
         /// Event loops (threads) serving requests.
         public var loops: Int
-        public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000, loops: Int = 1) {
+        /// Open HTTP connections of the whole process, all loops together (RULES.md section 5).
+        public var maxConnections: Int
+        /// A request must arrive whole within this long of its first byte (RULES.md section 5).
+        public var requestTimeoutMilliseconds: UInt64
+        public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000, loops: Int = 1,
+                    maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000) {
             self.databaseURL = databaseURL
             self.listen = listen
             self.poolSize = poolSize
             self.maxResultItems = maxResultItems
             self.loops = max(1, loops)
+            self.maxConnections = maxConnections
+            self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+        }
+
+        var httpLimits: HTTPServer.Limits {
+            var limits = HTTPServer.Limits()
+            limits.requestReadTimeoutMilliseconds = requestTimeoutMilliseconds
+            return limits
         }
     }
 
@@ -42,12 +56,16 @@ public final class BillgraphService {
         // up here, once, because libpq's lookup would block a loop.
         let conninfo = ConnectionTarget.setting("statement_timeout", "30s",
                                                 in: ConnectionTarget.resolvingHost(configuration.databaseURL))
+        // A client that resets its connection while an answer is being written must cost
+        // that write an EPIPE, not the process its life: SIGPIPE's default is to exit.
+        signal(SIGPIPE, SIG_IGN)
         let shared = configuration.loops > 1
-        main = try LoopWorker(configuration, conninfo: conninfo, listen: configuration.listen, sharedPort: shared,
-                              housekeeping: true, log: log)
+        let budget = ConnectionBudget(limit: configuration.maxConnections)
+        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, listen: configuration.listen,
+                              sharedPort: shared, housekeeping: true, log: log)
         let address = ListenAddress(host: configuration.listen.host, port: main.port)
         for _ in 1..<configuration.loops {
-            try startLoop(configuration, conninfo: conninfo, address: address, log: log)
+            try startLoop(configuration, conninfo: conninfo, budget: budget, address: address, log: log)
         }
         for signal in [SIGINT, SIGTERM] {
             signals.append(try SignalWatcher(loop: main.loop, signal: signal) { [weak self] in self?.shutdown() })
@@ -55,14 +73,14 @@ public final class BillgraphService {
     }
 
     /// Starts one more loop on its own thread and waits until it listens.
-    private func startLoop(_ configuration: Configuration, conninfo: String, address: ListenAddress,
-                           log: @escaping @Sendable (String) -> Void) throws {
+    private func startLoop(_ configuration: Configuration, conninfo: String, budget: ConnectionBudget,
+                           address: ListenAddress, log: @escaping @Sendable (String) -> Void) throws {
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let thread = try Thread.start {
             do {
-                let worker = try LoopWorker(configuration, conninfo: conninfo, listen: address, sharedPort: true,
-                                            housekeeping: false, log: log)
+                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, listen: address,
+                                            sharedPort: true, housekeeping: false, log: log)
                 outcome.trigger = worker.stopTrigger
                 started.signal()
                 worker.run()
@@ -114,14 +132,14 @@ final class LoopWorker {
     private let housekeeping: Timer?
     private var wakeup: AsyncWakeup!
 
-    init(_ configuration: BillgraphService.Configuration, conninfo: String, listen: ListenAddress, sharedPort: Bool,
-         housekeeping: Bool, log: @escaping (String) -> Void) throws {
+    init(_ configuration: BillgraphService.Configuration, conninfo: String, budget: ConnectionBudget,
+         listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
         pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
                                      authenticator: Authenticator(loop: loop, pool: pool),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)
-        server = HTTPServer(loop: loop, handler: handler)
+        server = HTTPServer(loop: loop, handler: handler, limits: configuration.httpLimits, budget: budget)
         try server.listen(on: listen, sharedPort: sharedPort)
         if housekeeping {
             // Expired idempotency keys go a minute after start, then every ten minutes.

@@ -20,7 +20,8 @@ final class GraphQLHandler: HTTPHandler {
     private let mutations: MutationResolving?
     private let maxResultItems: Int
     private let log: (String) -> Void
-    private var documents = DocumentCache(capacity: 512)
+    /// 8 MiB of documents per loop.
+    private var documents = DocumentCache(capacityBytes: 8 << 20)
     /// BILLGRAPH_TRACE_SQL=1 writes every statement and its parameters to standard error.
     private let traceStatements = getenv("BILLGRAPH_TRACE_SQL").map { String(cString: $0) == "1" } ?? false
 
@@ -106,10 +107,46 @@ final class GraphQLHandler: HTTPHandler {
     }
 
     private func execute(_ plan: OperationPlan, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
-        let context = RequestContext(organisationID: principal.organisationID, apiKeyID: principal.keyID,
-                                     scopes: principal.scopes, log: log) { [pool] statement, completion in
-            pool.run(statement, completion: completion)
+        guard plan.kind == .mutation else {
+            return run(plan, principal: principal, media: media,
+                       statements: { [pool] statement, completion in pool.run(statement, completion: completion) }) { answer, _ in
+                respond(answer)
+            }
         }
+        // RULES.md section 4: the whole operation is one transaction; its answer goes out
+        // once the transaction has ended, and tells the truth about it.
+        var last: HTTPResponse?
+        let locks = MutationService.lockPrelude(plan.fields, organisationID: principal.organisationID)
+        MutationTransaction(pool: pool, prelude: locks, log: log).run({ [self] statements, done in
+            run(plan, principal: principal, media: media, statements: statements) { answer, verdict in
+                last = answer
+                done(verdict)
+            }
+        }) { [self] end in
+            switch end {
+            case .committed, .rolledBack:
+                respond(last!)
+            case .failed:
+                respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
+                    "The operation conflicted with others too often and was not applied; try again.", code: .serviceUnavailable), as: media))
+            case .unreachable:
+                respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
+                    "The database is not available right now; try again shortly.", code: .serviceUnavailable), as: media))
+            case .unknown:
+                respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
+                    "The database went away; whether the operation was applied is unknown. Retry with the same idempotency keys.",
+                    code: .serviceUnavailable), as: media))
+            }
+        }
+    }
+
+    /// Executes a plan once, its statements going through `statements`, and answers with
+    /// the response and whether a transaction around it should be applied.
+    private func run(_ plan: OperationPlan, principal: Principal, media: MediaType,
+                     statements: @escaping MutationTransaction.StatementRunner,
+                     answer: @escaping (HTTPResponse, MutationTransaction.Verdict) -> Void) {
+        let context = RequestContext(organisationID: principal.organisationID, apiKeyID: principal.keyID,
+                                     scopes: principal.scopes, log: log, run: statements)
         if traceStatements {
             context.trace = { [log] statement in
                 var line = JSONWriter()
@@ -124,26 +161,30 @@ final class GraphQLHandler: HTTPHandler {
             let statements = [("X-Billgraph-Statements", String(context.statementCount))]
             switch result {
             case .response(let body):
-                respond(HTTPResponse(status: 200, headers: [("Content-Type", media.contentType)] + statements, body: body))
+                answer(HTTPResponse(status: 200, headers: [("Content-Type", media.contentType)] + statements, body: body),
+                       .init(apply: !execution.hasFieldErrors, conflicted: context.conflicted))
             case .requestError(let error):
                 // No data: a limit was hit, or the database failed under the request.
                 let status = media == .graphQLResponse ? (error.code == .serviceUnavailable ? 503 : 400) : 200
-                respond(HTTPResponse(status: status, headers: [("Content-Type", media.contentType)] + statements,
-                                     body: requestErrorBody([error])))
+                answer(HTTPResponse(status: status, headers: [("Content-Type", media.contentType)] + statements,
+                                    body: requestErrorBody([error])),
+                       .init(apply: false, conflicted: context.conflicted))
             }
         }
     }
 
+    /// A request refused before execution: no statement ran for it.
     private func failureResponse(_ failure: Preparation.RequestFailure, _ media: MediaType) -> HTTPResponse {
+        let noStatements = [("X-Billgraph-Statements", "0")]
         switch failure {
         case .documentRejected(let errors):
-            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)],
+            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)] + noStatements,
                                 body: requestErrorBody(errors))
         case .tooComplex(let error):
-            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)],
+            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)] + noStatements,
                                 body: requestErrorBody([error]))
         case .badRequest(let error):
-            return errorResponse(status: 400, error, as: media)
+            return errorResponse(status: 400, error, as: media, extraHeaders: noStatements)
         }
     }
 
@@ -155,19 +196,32 @@ final class GraphQLHandler: HTTPHandler {
 
 /// Parsed and validated documents by query text. Dashboards send the same few queries
 /// again and again; parsing and validating them once is enough.
+///
+/// Bounded in bytes (RULES.md section 5): each entry is charged its text plus an
+/// estimate of its syntax tree (`bytesPerToken` a token), and a full cache starts
+/// again empty. Documents larger than `maxEntryBytes` are judged each time instead.
 struct DocumentCache {
-    let capacity: Int
+    let capacityBytes: Int
+    var maxEntryBytes: Int { capacityBytes / 128 }
+    static let bytesPerToken = 160
     private var entries: [String: Preparation.ValidDocument] = [:]
+    private(set) var usedBytes = 0
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
 
     mutating func lookup(_ query: String, _ make: (String) -> Result<Preparation.ValidDocument, Preparation.RequestFailure>)
         -> Result<Preparation.ValidDocument, Preparation.RequestFailure> {
         if let hit = entries[query] { return .success(hit) }
         let result = make(query)
         if case .success(let valid) = result {
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            let cost = query.utf8.count + valid.document.tokenCount * Self.bytesPerToken
+            guard cost <= maxEntryBytes else { return result }
+            if usedBytes + cost > capacityBytes {
+                entries.removeAll(keepingCapacity: true)
+                usedBytes = 0
+            }
             entries[query] = valid
+            usedBytes += cost
         }
         return result
     }

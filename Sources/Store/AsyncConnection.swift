@@ -14,6 +14,8 @@ final class AsyncConnection {
     private var watcher: PollWatcher?
     private var watchedSocket: Int32 = -1
     private(set) var state: State = .connecting
+    /// Lent out by the pool (`Lease`): only its holder sends statements.
+    var leased = false
     private var completion: ((Result<ResultSet, DatabaseError>) -> Void)?
     private var lastResult: OpaquePointer?
     private var lastError: DatabaseError?
@@ -180,6 +182,12 @@ final class AsyncConnection {
         state = .idle
         completion?(outcome)
         if state == .idle { onChange(self) }
+    }
+
+    /// Whether the server says no transaction is open on this connection.
+    var isIdleOutsideTransaction: Bool {
+        guard let conn else { return false }
+        return PQtransactionStatus(conn) == PQTRANS_IDLE
     }
 
     /// Closes the connection, failing the statement in flight if there is one.

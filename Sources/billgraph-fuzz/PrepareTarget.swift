@@ -37,8 +37,9 @@ func fuzzPreparation(_ bytes: [UInt8]) {
         }
         switch preparation.plan(operation, in: valid, variables: variables) {
         case .success(let plan):
-            precondition(plan.depth <= preparation.maxDepth && plan.compositeFieldCount <= preparation.maxCompositeFields,
-                         "a plan past the limits was accepted")
+            precondition(depth(plan.fields) <= preparation.maxDepth, "a plan deeper than the limit was accepted")
+            precondition(composites(plan.fields) <= preparation.maxCompositeFields, "a plan past the breadth limit was accepted")
+            precondition(plan.fieldCount <= preparation.maxExpandedFields, "a plan of \(plan.fieldCount) fields was accepted")
         case .failure(.documentRejected(let errors)):
             precondition(!errors.isEmpty && errors.allSatisfy { $0.code == .badUserInput }, "coercion failed without a BAD_USER_INPUT error")
         case .failure(.tooComplex(let error)):
@@ -56,4 +57,15 @@ func split(_ bytes: [UInt8], at separator: [UInt8]) -> ([UInt8], [UInt8]?) {
         return (Array(bytes[..<i]), Array(bytes[(i + separator.count)...]))
     }
     return (bytes, nil)
+}
+
+/// Fields on the longest path (`__schema` and `__type` count as one), and fields that
+/// return objects or lists (introspection aside): what RULES.md section 5 limits.
+private func depth(_ fields: [PlannedField]) -> Int {
+    fields.map { $0.name == "__schema" || $0.name == "__type" ? 1 : 1 + depth($0.children) }.max() ?? 0
+}
+
+private func composites(_ fields: [PlannedField]) -> Int {
+    fields.map { $0.name == "__schema" || $0.name == "__type" || $0.children.isEmpty ? 0 : 1 + composites($0.children) }
+        .reduce(0, +)
 }

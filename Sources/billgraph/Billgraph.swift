@@ -77,12 +77,25 @@ struct Serve: ParsableCommand {
     @Option(help: "Event loops (threads) serving requests; each has its own connections and pool. Default: one per core.")
     var loops: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
+    @Option(help: "Open HTTP connections, all loops together; beyond them a new connection is closed at once.")
+    var maxConnections: Int = ConnectionBudget.defaultLimit
+
+    @Option(name: .customLong("request-timeout-ms"),
+            help: "Milliseconds within which a request must arrive whole, counted from its first byte (blank lines included).")
+    var requestTimeoutMilliseconds: UInt64 = 30_000
+
+    func validate() throws {
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard requestTimeoutMilliseconds >= 1 else { throw ValidationError("--request-timeout-ms must be at least 1") }
+    }
+
     func run() throws {
         let text = listen ?? getenv("BILLGRAPH_LISTEN").map { String(cString: $0) } ?? "127.0.0.1:8080"
         guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
         let service = try BillgraphService(
             .init(databaseURL: try database.resolved(), listen: address, poolSize: poolSize,
-                  maxResultItems: maxResultItems, loops: loops), log: log)
+                  maxResultItems: maxResultItems, loops: loops, maxConnections: maxConnections,
+                  requestTimeoutMilliseconds: requestTimeoutMilliseconds), log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : ""))")
         service.run()

@@ -17,6 +17,8 @@ private final class Item: Node {
 private final class MemoryResolver: Resolver {
     let root: Item
     var loads: [String] = []
+    /// The item budget each load was given, in the order they were sent.
+    var budgets: [Int] = []
     init(root: Item) { self.root = root }
 
     func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution {
@@ -40,24 +42,33 @@ private struct MemoryLoad: BatchLoad {
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         resolver.loads.append(name)
-        completion(.success(parents.map { parent in
+        resolver.budgets.append(itemBudget)
+        let values: [ChildValue] = parents.map { parent in
             let item = parentIsRoot ? root : parent as! Item
             let list = item.lists[name] ?? []
             return name == "customer" || name == "customers" ? .object(list.first) : .list(list)
-        }))
+        }
+        // As the real loaders do: reading more rows than the budget allows fails the load.
+        let rows = values.reduce(0) { if case .list(let l) = $1 { return $0 + l.count } else { return $0 } }
+        if rows > itemBudget { return completion(.failure(GraphQLError("over budget", code: .queryTooComplex))) }
+        completion(.success(values))
     }
 }
 
 final class ExecutionTests: XCTestCase {
-    private func run(_ query: String, variables: [(String, JSONValue)] = [], resolver: MemoryResolver) -> String {
+    private func run(_ query: String, variables: [(String, JSONValue)] = [], resolver: MemoryResolver,
+                     itemLimit: Int = 500_000) -> String {
         let preparation = Preparation(schema: Schema.contract)
         guard case .success(let (_, plan)) = preparation.prepare(GraphQLRequest(query: query, variables: variables)) else {
             XCTFail("did not prepare")
             return ""
         }
         var output = ""
-        Execution(plan: plan, schema: Schema.contract, resolver: resolver).run { result in
-            if case .response(let bytes) = result { output = String(decoding: bytes, as: UTF8.self) }
+        Execution(plan: plan, schema: Schema.contract, resolver: resolver, itemLimit: itemLimit).run { result in
+            switch result {
+            case .response(let bytes): output = String(decoding: bytes, as: UTF8.self)
+            case .requestError(let error): output = error.code.rawValue
+            }
         }
         return output
     }
@@ -87,6 +98,31 @@ final class ExecutionTests: XCTestCase {
         let resolver = sample()
         _ = run("{ customer(id: \"c1\") { invoices { id } } a: customer(id: \"c1\") { id } }", resolver: resolver)
         XCTAssertEqual(resolver.loads.sorted(), ["customer", "customer", "invoices"])
+    }
+
+    /// RULES.md section 5: one budget for all the statements of a request. Three lists of
+    /// six invoices under one customer: the first round may read 14 rows in all.
+    func testTheLoadsOfALevelShareOneBudget() {
+        let invoices = (1...6).map { Item(["id": .string("i\($0)")]) }
+        let tree = { MemoryResolver(root: Item([:], lists: ["customer": [Item(["id": .string("c1")], lists: ["invoices": invoices])]])) }
+        let three = "{ customer(id: \"c1\") { a: invoices { id } b: invoices { id } c: invoices { id } } }"
+
+        let refused = tree()
+        XCTAssertEqual(run(three, resolver: refused, itemLimit: 14), "QUERY_TOO_COMPLEX")  // 18 items > 14
+        XCTAssertEqual(Array(refused.budgets.prefix(4)), [14, 4, 4, 4], "one customer, then a share each")
+
+        let allowed = tree()
+        let out = run(three, resolver: allowed, itemLimit: 18)  // exactly the limit
+        XCTAssertEqual(out.components(separatedBy: "\"id\":\"i6\"").count - 1, 3)
+        XCTAssertEqual(allowed.budgets, [18, 6, 6, 6])
+
+        // Uneven: one list of six, two empty lists. Over its share of 2, the full list is
+        // read again alone with all that remains, and the answer within the limit comes back.
+        let uneven = tree()
+        let mixed = "{ customer(id: \"c1\") { a: invoices { id } b: creditNotes { id } c: payments { id } } }"
+        let answer = run(mixed, resolver: uneven, itemLimit: 7)
+        XCTAssertTrue(answer.hasPrefix("{\"data\""), answer)
+        XCTAssertEqual(uneven.budgets, [7, 2, 2, 2, 7])
     }
 
     func testNullInANonNullFieldPropagatesToTheNearestNullableParent() {

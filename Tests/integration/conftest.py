@@ -122,6 +122,15 @@ class Server:
             self.proc.kill()
 
 
+def resident_kib(pid):
+    """A process's resident memory (VmRSS), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status

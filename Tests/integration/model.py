@@ -109,21 +109,24 @@ def _months(first, last):
         y, m = (y + 1, 1) if m == 12 else (y, m + 1)
 
 
-def aging(model, org, as_of, currency):
-    """arAging from the model: OPEN and PARTIALLY_PAID invoices by days past due."""
+def aging(model, org, as_of, currency, balance=None, status=None):
+    """arAging from the model: OPEN and PARTIALLY_PAID invoices by days past due. After
+    credit notes, `balance` and `status` (of an invoice id) come from the raw facts."""
     import datetime
+    balance = balance or model.balance
+    status = status or model.invoice_status
     buckets = {"current": 0, "days1To30": 0, "days31To60": 0, "days61To90": 0, "over90": 0}
     day = datetime.date.fromisoformat(as_of)
     for inv in model.invoices_of(org):
         if model.customers[inv["customer_id"]]["currency"] != currency:
             continue
-        if model.invoice_status(inv["id"]) not in ("OPEN", "PARTIALLY_PAID"):
+        if status(inv["id"]) not in ("OPEN", "PARTIALLY_PAID"):
             continue
-        balance = model.balance(inv["id"])
+        owed = balance(inv["id"])
         late = (day - datetime.date.fromisoformat(inv["due_on"])).days if inv.get("due_on") else 0
         key = ("current" if late <= 0 else "days1To30" if late <= 30 else "days31To60" if late <= 60
                else "days61To90" if late <= 90 else "over90")
-        buckets[key] += balance
+        buckets[key] += owed
     return dict(asOf=as_of, currency=currency, **buckets, total=sum(buckets.values()))
 
 

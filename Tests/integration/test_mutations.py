@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import canonical, open_world, psql
-from figures import assert_figures_match
+from figures import assert_figures_match, record_credit_notes
 
 REFUND = canonical("refund")
 CREDIT = canonical("credit_note")
@@ -22,6 +22,7 @@ VOID = """mutation($id: ID!, $key: String) { voidCreditNote(input: {creditNoteId
 def shop():
     """A world of its own, since mutations change it."""
     opened = open_world(customers=40, seed_value=3)
+    record_credit_notes(opened["server"])
     yield opened
     opened["server"].stop()
 
@@ -116,7 +117,7 @@ def test_refund_errors_in_the_contracts_order(shop):
     assert r.data["payment"]["amountRefunded"] == 0
 
 
-def test_mutation_root_fields_run_one_after_another(shop):
+def test_mutation_root_fields_run_one_after_another_in_one_transaction(shop):
     server = shop["server"]
     p = payment_with_amount(shop, 1000)
     r = server.gql("""mutation($p: ID!) {
@@ -128,10 +129,13 @@ def test_mutation_root_fields_run_one_after_another(shop):
     failing = server.gql("""mutation($p: ID!) {
         ok: refundPayment(input: {paymentId: $p, amount: 1}) { payment { amountRefunded } }
         tooMuch: refundPayment(input: {paymentId: $p, amount: 1000000000}) { payment { amountRefunded } }
+        never: refundPayment(input: {paymentId: $p, amount: 1}) { payment { amountRefunded } }
     }""", {"p": p["id"]}, key=key(shop))
+    # RULES.md section 4: nothing of a failed operation is applied, and its answer says so.
+    assert failing.data is None
     assert failing.codes() == ["AMOUNT_EXCEEDS_REFUNDABLE"] and failing.errors[0]["path"] == ["tooMuch"]
     after = server.gql("query($id: ID!) { payment(id: $id) { amountRefunded } }", {"id": p["id"]}, key=key(shop))
-    assert after.data["payment"]["amountRefunded"] == 8  # the first of the second request happened, on its own
+    assert after.data["payment"]["amountRefunded"] == 7
 
 
 def test_200_concurrent_refunds_of_one_unit_on_100_refundable(shop):
@@ -226,7 +230,7 @@ def test_credit_note_beyond_the_balance_goes_to_its_destination(shop, destinatio
     assert_figures_match(server, key(shop), shop["url"], invoice_ids=[inv["id"]], customer_ids=[inv["customer_id"]])
 
 
-def test_credit_note_refunds_the_original_payments_oldest_first(shop):
+def test_credit_note_refunds_the_original_payment(shop):
     server, inv = shop["server"], paid_in_full_by_one_payment(shop)
     r = server.gql(CREDIT, {"invoiceId": inv["id"], "amount": 400, "reason": "returned goods"}, key=key(shop))
     assert not r.errors, r.errors
@@ -243,6 +247,70 @@ def test_credit_note_refunds_the_original_payments_oldest_first(shop):
     over = server.gql(CREDIT, {"invoiceId": inv["id"], "amount": 1, "reason": "more"}, key=key(shop))
     assert code(over) == "AMOUNT_EXCEEDS_CREDITABLE"
     assert_figures_match(server, key(shop), shop["url"], invoice_ids=[inv["id"]], payment_ids=[pid],
+                         customer_ids=[inv["customer_id"]])
+
+
+def paid_in_full_by_several_payments(shop, same_day=None, at_least=2):
+    """An open invoice paid in full by `at_least` or more unrefunded payments that paid nothing else."""
+    model = shop["model"]
+
+    def ok(inv):
+        apps = model.apps_by_invoice[inv["id"]]
+        days = [model.payments[p]["received_on"] for p, _ in apps]
+        return (inv["status"] == "open" and len(apps) >= at_least and sum(a for _, a in apps) == inv["total"]
+                and all(len(model.apps_by_payment[p]) == 1 and not model.refunds_by_payment[p] for p, _ in apps)
+                and (same_day is None or (len(set(days)) < len(days)) == same_day))
+    return invoice_where(shop, ok)
+
+
+def oldest_first(shop, inv):
+    """The invoice's payments as RULES.md section 4 takes them: receivedOn, then id."""
+    model = shop["model"]
+    return sorted((model.payments[p] for p, _ in model.apps_by_invoice[inv["id"]]), key=lambda p: (p["received_on"], p["id"]))
+
+
+@pytest.mark.parametrize("same_day", [False, True])
+def test_credit_note_refunds_several_payments_oldest_first(shop, same_day):
+    server = shop["server"]
+    inv = paid_in_full_by_several_payments(shop, same_day=same_day)
+    payments = oldest_first(shop, inv)
+    # More than the oldest payment gave: it gives all of it, the next one the rest.
+    amount = payments[0]["amount"] + 1
+    r = server.gql(CREDIT, {"invoiceId": inv["id"], "amount": amount, "reason": "returned goods"}, key=key(shop))
+    assert not r.errors, r.errors
+    refunds = sorted((x["payment"]["id"], x["amount"]) for x in r.data["createCreditNote"]["creditNote"]["refunds"])
+    assert refunds == sorted([(payments[0]["id"], payments[0]["amount"]), (payments[1]["id"], 1)])
+    assert_figures_match(server, key(shop), shop["url"], invoice_ids=[inv["id"]], payment_ids=[p["id"] for p in payments],
+                         customer_ids=[inv["customer_id"]])
+
+
+def test_each_payment_gives_at_most_what_it_can_and_a_split_is_followed(shop):
+    server = shop["server"]
+    inv = paid_in_full_by_several_payments(shop, at_least=3)
+    payments = oldest_first(shop, inv)
+    first, second, third = payments[0], payments[1], payments[2]
+    # The oldest payment is refunded directly down to 10 refundable: it can give 10, no more.
+    assert not server.gql(REFUND, {"paymentId": first["id"], "amount": first["amount"] - 10}, key=key(shop)).errors
+    r = server.gql(CREDIT, {"invoiceId": inv["id"], "amount": 15, "reason": "capped"}, key=key(shop))
+    refunds = sorted((x["payment"]["id"], x["amount"]) for x in r.data["createCreditNote"]["creditNote"]["refunds"])
+    assert refunds == sorted([(first["id"], 10), (second["id"], 5)])
+    # A split across two payments is followed as given.
+    split = [{"paymentId": third["id"], "amount": 3}, {"paymentId": second["id"], "amount": 2}]
+    r = server.gql(CREATE, {"input": {"invoiceId": inv["id"], "amount": 5, "reason": "split",
+                                      "refundDestination": "ORIGINAL_PAYMENT_METHOD", "refundSplit": split}}, key=key(shop))
+    assert not r.errors, r.errors
+    refunds = sorted((x["payment"]["id"], x["amount"]) for x in r.data["createCreditNote"]["creditNote"]["refunds"])
+    assert refunds == sorted((e["paymentId"], e["amount"]) for e in split)
+    # What is left to refund is less than what is left to credit: the cap, not the
+    # creditable amount, refuses the next note.
+    left = sum(p["amount"] for p in payments) - (first["amount"] - 10) - 15 - 5
+    creditable = inv["total"] - 15 - 5
+    assert left < creditable
+    over = server.gql(CREDIT, {"invoiceId": inv["id"], "amount": left + 1, "reason": "over"}, key=key(shop))
+    assert code(over) == "AMOUNT_EXCEEDS_REFUNDABLE"
+    exact = server.gql(CREDIT, {"invoiceId": inv["id"], "amount": left, "reason": "all that is left"}, key=key(shop))
+    assert not exact.errors, exact.errors
+    assert_figures_match(server, key(shop), shop["url"], invoice_ids=[inv["id"]], payment_ids=[p["id"] for p in payments],
                          customer_ids=[inv["customer_id"]])
 
 
@@ -328,10 +396,14 @@ def test_void_refused_when_the_credits_were_spent(shop):
                    key=key(shop))
     note = r.data["createCreditNote"]["creditNote"]
     # The credits were spent elsewhere (another system drew the customer's balance down).
+    saved = psql(url, f"SELECT credit_balance FROM customer WHERE id = '{inv['customer_id']}'")
     psql(url, f"UPDATE customer SET credit_balance = 0 WHERE id = '{inv['customer_id']}'")
-    assert code(server.gql(VOID, {"id": note["id"]}, key=key(shop))) == "INVALID_STATE"
-    status = server.gql("query($id: ID!) { creditNote(id: $id) { status } }", {"id": note["id"]}, key=key(shop))
-    assert status.data["creditNote"]["status"] == "ISSUED"
+    try:
+        assert code(server.gql(VOID, {"id": note["id"]}, key=key(shop))) == "INVALID_STATE"
+        status = server.gql("query($id: ID!) { creditNote(id: $id) { status } }", {"id": note["id"]}, key=key(shop))
+        assert status.data["creditNote"]["status"] == "ISSUED"
+    finally:  # other tests check this customer's figures against the raw facts
+        psql(url, f"UPDATE customer SET credit_balance = {saved} WHERE id = '{inv['customer_id']}'")
 
 
 def test_credit_note_numbers_grow_past_six_digits(shop):

@@ -20,7 +20,8 @@ def walk(server, query, key, connection, variables=None, page_limit=1000):
         pages += 1
         assert pages < page_limit
         if not page["pageInfo"]["hasNextPage"]:
-            assert page["pageInfo"]["endCursor"] == (None if not page["nodes"] else page["pageInfo"]["endCursor"])
+            # The last page has an endCursor exactly when it has nodes.
+            assert (page["pageInfo"]["endCursor"] is None) == (not page["nodes"])
             return nodes
         assert page["pageInfo"]["endCursor"]
         after = page["pageInfo"]["endCursor"]

@@ -71,6 +71,12 @@ pg_stop() {
   as_owner "$(pg_bin)/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true
 }
 
+# pg_crash DIR: stops the cluster as a crash would (immediate mode: no checkpoint,
+# clients cut off), for the tests of what survives one.
+pg_crash() {
+  as_owner "$(pg_bin)/pg_ctl" -D "$1" -m immediate -w stop >/dev/null || true
+}
+
 # pg_createdb PORT NAME: creates the database unless it exists.
 pg_createdb() {
   local port=$1 name=$2

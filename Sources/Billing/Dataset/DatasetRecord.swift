@@ -65,7 +65,7 @@ struct DatasetRecord {
         var base = s
         if let dot = s.firstIndex(of: "."), s.hasSuffix("Z") {
             let fraction = s[s.index(after: dot)..<s.index(before: s.endIndex)]
-            // ASCII digits only: `isNumber` would let through digits of other scripts, which PostgreSQL refuses.
+            // ASCII digits only: `isNumber` would take any script's digits, which PostgreSQL refuses.
             if !fraction.isEmpty && fraction.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { base = String(s[..<dot]) + "Z" }
         }
         guard Scalars.isValidDateTime(base) else {
@@ -101,6 +101,13 @@ struct DatasetRecord {
         }
         return s.uppercased()
     }
+}
+
+/// `a + b` for sums of money read from a file, which may be built to overflow.
+func checkedSum(_ a: Int64, _ b: Int64, _ what: @autoclosure () -> String) throws(ImportFailure) -> Int64 {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    guard !overflow else { throw ImportFailure("\(what()) would exceed \(Int64.max) minor units") }
+    return sum
 }
 
 /// A broken rule, before the line number is known.

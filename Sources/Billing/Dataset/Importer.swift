@@ -232,15 +232,12 @@ public final class Importer {
             guard target.organisation == org else { throw ImportFailure("invoice \(invoiceID) belongs to another organisation") }
             guard target.customer == customerID else { throw ImportFailure("invoice \(invoiceID) belongs to another customer") }
             guard target.status == "OPEN" else { throw ImportFailure("invoice \(invoiceID) is not open") }
-            // Compared before adding: amounts near Int64.max must not overflow.
-            guard share <= target.total - target.paid else {
+            target.paid = try checkedSum(target.paid, share, "payments applied to invoice \(invoiceID)")
+            guard target.paid <= target.total else {
                 throw ImportFailure("payments applied to invoice \(invoiceID) would exceed its total \(target.total)")
             }
-            target.paid += share
             invoices[invoiceID] = target
-            let (sum, overflow) = applied.addingReportingOverflow(share)
-            guard !overflow else { throw ImportFailure("applications add up to more than the amount \(amount)") }
-            applied = sum
+            applied = try checkedSum(applied, share, "the applications of payment \(id)")
             applicationRows.append([org, id, invoiceID, String(share), receivedOn, target.issuedOn])
         }
         guard applied <= amount else { throw ImportFailure("applications add up to \(applied), more than the amount \(amount)") }
@@ -276,10 +273,10 @@ public final class Importer {
         guard paid.status == "SUCCEEDED" else { throw ImportFailure("payment \(paymentID) did not succeed") }
         let amount = try r.money("amount")
         guard amount > 0 else { throw ImportFailure("\"amount\" must be above 0") }
-        guard amount <= paid.amount - paid.refunded else {
+        paid.refunded = try checkedSum(paid.refunded, amount, "refunds of payment \(paymentID)")
+        guard paid.refunded <= paid.amount else {
             throw ImportFailure("refunds of payment \(paymentID) would exceed its amount \(paid.amount)")
         }
-        paid.refunded += amount
         let mode = r.has("mode") ? try r.choice("mode", Self.modes) : paid.mode
         try newID(id, line: line)
         payments[paymentID] = paid

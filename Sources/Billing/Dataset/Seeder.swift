@@ -3,8 +3,14 @@ import JSON
 /// Writes a deterministic billing dataset in the import format: the same arguments
 /// always give the same lines. Its shape follows the contract's reference generator
 /// (currencies USD/EUR/JPY, ~8 invoices a customer, most paid, a few refunds and failed
-/// payments, names with `%`, `_`, `'` and `ü` for the filters), with its own random
-/// numbers, so the project needs nothing outside itself for demos, tests and benchmarks.
+/// payments), with its own random numbers, so the project needs nothing outside itself
+/// for demos, tests and benchmarks.
+///
+/// It also makes the hard cases tests need, every organisation, whatever its size:
+/// invoices paid by two or three payments on different days and on the same day,
+/// payments of such invoices already partly refunded, failed payments, a key without
+/// `billing:read`, names with `%`, `_`, `\`, `'` and non-ASCII letters, and customers
+/// with no payments (`Hard` below says which customers carry which case).
 public struct Seeder {
     public struct Options: Sendable {
         public var customers = 200
@@ -28,6 +34,17 @@ public struct Seeder {
     static let second = ["Furniture", "Analytics", "Labs", "Logistics", "Foods", "Media", "Systems", "Studio", "Health",
                          "Energy", "Robotics", "Textiles", "Partners", "Works", "Cloud", "Bakery", "Motors", "Pharma"]
     static let suffix = ["Inc", "LLC", "GmbH", "Ltd", "SA", "BV", "KK", "Co"]
+
+    /// The customers of every organisation that carry a hard case, by their number.
+    enum Hard {
+        /// Customers 1 to 5 are named with LIKE's wildcards, its escape and letters beyond ASCII.
+        static let names = ["100% Organic Foods Ltd", "Under_score Media Inc", "Back\\slash Works Co",
+                            "Müller Bäckerei GmbH", "Ørsted Énergie SA"]
+        /// Invoices paid by several payments, some partly refunded.
+        static let splitPayments = 6...9
+        static let failedPayment = 10
+        static let noPayments = 11
+    }
     static let modes = ["check", "cash", "credit_card", "bank_transfer", "bank_remittance", "auto_transaction", "others"]
     static let start = Day(year: 2023, month: 1, day: 1)
     static let spanDays = 730
@@ -38,7 +55,8 @@ public struct Seeder {
             let org = newID()
             emit(.object([("type", .string("organisation")), ("id", .string(org)), ("name", .string("Organisation \(o)"))]))
             for (label, scopes) in [("full", ["billing:read", "refunds:write", "credit_notes:write"]),
-                                    ("read", ["billing:read"]), ("refunds", ["billing:read", "refunds:write"])] {
+                                    ("read", ["billing:read"]), ("refunds", ["billing:read", "refunds:write"]),
+                                    ("writer", ["refunds:write", "credit_notes:write"])] {
                 let secret = "bg_\(label)_org\(o)_" + String(rng.next(), radix: 16).leftPadded(16)
                 emit(.object([("type", .string("api_key")), ("organisation_id", .string(org)), ("key", .string(secret)),
                               ("scopes", .array(scopes.map(JSONValue.string)))]))
@@ -56,7 +74,8 @@ public struct Seeder {
         let r = rng.unit()
         let (currency, unit): (String, Int64) = r < 0.7 ? ("USD", 100) : r < 0.9 ? ("EUR", 100) : ("JPY", 1)
         let created = Self.start.adding(rng.below(Self.spanDays / 2))
-        let name = "\(pick(Self.first)) \(pick(Self.second)) \(pick(Self.suffix))"
+        let randomName = "\(pick(Self.first)) \(pick(Self.second)) \(pick(Self.suffix))"
+        let name = c <= Hard.names.count ? Hard.names[c - 1] : randomName
         var customer: [(String, JSONValue)] = [
             ("type", .string("customer")), ("id", .string(id)), ("organisation_id", .string(org)), ("name", .string(name)),
             ("currency", .string(currency)), ("created_at", .string(timestamp(created))),
@@ -70,12 +89,14 @@ public struct Seeder {
         emit(.object(customer))
 
         var invoices: [(id: String, total: Int64, issued: Day, number: String)] = []
-        let count = options.invoicesPerCustomer > 0 ? min(60, Int(rng.exponential(mean: options.invoicesPerCustomer))) : 0
+        var count = options.invoicesPerCustomer > 0 ? min(60, Int(rng.exponential(mean: options.invoicesPerCustomer))) : 0
+        if Hard.splitPayments.contains(c) || c == Hard.noPayments { count = max(count, 3) }
         for _ in 0..<count {
             invoiceNumber += 1
             let issued = created.adding(rng.below(Self.spanDays - (created.ordinal - Self.start.ordinal)))
             let r = rng.unit()
-            let status = r < 0.05 ? "draft" : r < 0.10 ? "void" : "open"
+            let mustBeOpen = Hard.splitPayments.contains(c) || c == Hard.noPayments
+            let status = mustBeOpen ? "open" : r < 0.05 ? "draft" : r < 0.10 ? "void" : "open"
             let total = Int64(10 + rng.below(4990)) * unit
             let number = "INV-\(o)-" + String(invoiceNumber).leftPadded(7)
             let invoiceID = newID()
@@ -88,8 +109,12 @@ public struct Seeder {
             emit(.object(invoice))
             if status == "open" { invoices.append((invoiceID, total, issued, number)) }
         }
-        generatePayments(org: org, customer: id, unit: unit, open: invoices, emit: emit)
-        if count > 0 && rng.unit() < 0.05 {
+        if Hard.splitPayments.contains(c) {
+            for invoice in invoices { generateSplitPayments(org: org, customer: id, invoice: invoice, emit: emit) }
+        } else if c != Hard.noPayments {
+            generatePayments(org: org, customer: id, unit: unit, open: invoices, emit: emit)
+        }
+        if c == Hard.failedPayment || (c != Hard.noPayments && count > 0 && rng.unit() < 0.05) {
             let on = Self.start.adding(rng.below(Self.spanDays))
             emit(.object([
                 ("type", .string("payment")), ("id", .string(newID())), ("organisation_id", .string(org)),
@@ -133,6 +158,31 @@ public struct Seeder {
             if rng.unit() < 0.3 { payment.append(("description", .string("Payment for " + group.map(\.number).joined(separator: ", ")))) }
             emit(.object(payment))
             if rng.unit() < 0.08 { generateRefunds(org: org, payment: paymentID, amount: amount, received: received, emit: emit) }
+        }
+    }
+
+    /// One invoice paid by two or three payments, the later ones on the same day as the
+    /// one before or up to three weeks after; in full or in part; the first payment is
+    /// sometimes partly refunded.
+    private mutating func generateSplitPayments(org: String, customer: String,
+                                                invoice: (id: String, total: Int64, issued: Day, number: String),
+                                                emit: (JSONValue) -> Void) {
+        let count = 2 + rng.below(2)
+        let paid = rng.unit() < 0.6 ? invoice.total : max(Int64(count), invoice.total * Int64(30 + rng.below(60)) / 100)
+        var day = invoice.issued.adding(rng.below(20))
+        var left = paid
+        for k in 0..<count {
+            let share = k == count - 1 ? left : max(1, left * Int64(20 + rng.below(50)) / 100)
+            left -= share
+            let paymentID = newID()
+            emit(.object([
+                ("type", .string("payment")), ("id", .string(paymentID)), ("organisation_id", .string(org)),
+                ("customer_id", .string(customer)), ("mode", .string(pick(Self.modes))), ("status", .string("succeeded")),
+                ("amount", .number(String(share))), ("received_on", .string(day.text)), ("created_at", .string(timestamp(day))),
+                ("applications", .array([.object([("invoice_id", .string(invoice.id)), ("amount", .number(String(share)))])])),
+            ]))
+            if k == 0 && rng.unit() < 0.5 { generateRefunds(org: org, payment: paymentID, amount: share, received: day, emit: emit) }
+            day = day.adding(rng.unit() < 0.4 ? 0 : 1 + rng.below(21))
         }
     }
 

@@ -1,0 +1,97 @@
+import Store
+
+/// Runs a mutation operation as ONE database transaction (RULES.md section 4, "Several
+/// mutations in one operation"), on a connection leased from the pool: `BEGIN`, the
+/// operation (every root field in order, idempotency keys claimed and payloads read
+/// inside), then `COMMIT` when every field succeeded and `ROLLBACK` otherwise. A
+/// serialization failure or a deadlock runs the whole operation again, at most
+/// `attempts` times.
+///
+/// Never an error for what was applied: the answer is sent after the `COMMIT` is known to
+/// have succeeded; when the database goes away during it, the outcome is unknown and the
+/// answer is `SERVICE_UNAVAILABLE`, and a retry with the same idempotency keys gets the
+/// first outcome (the keys were claimed in that same transaction).
+final class MutationTransaction {
+    static let attempts = 5
+
+    /// How the operation's run came out, as its caller judges it.
+    struct Verdict {
+        /// Every field succeeded: apply it.
+        let apply: Bool
+        /// A statement lost a serialization conflict or a deadlock: run it again.
+        let conflicted: Bool
+    }
+
+    /// How the transaction ended.
+    enum End {
+        /// Applied: answer what the last run answered.
+        case committed
+        /// Not applied, by the run's own verdict: answer what it answered.
+        case rolledBack
+        /// Not applied: conflicts every time, or the commit refused.
+        case failed
+        /// Not applied: the database could not be reached to begin.
+        case unreachable
+        /// The database went away during the commit: whether it applied is unknown.
+        case unknown
+    }
+
+    typealias StatementRunner = (Statement, @escaping (Result<ResultSet, DatabaseError>) -> Void) -> Void
+    /// Runs the operation once with the statements going to the transaction, then calls back.
+    typealias Run = (_ statements: @escaping StatementRunner, _ done: @escaping (Verdict) -> Void) -> Void
+
+    private let pool: ConnectionPool
+    private let log: (String) -> Void
+    /// Runs first in the transaction, when given: the operation's locks.
+    private let prelude: Statement?
+
+    init(pool: ConnectionPool, prelude: Statement?, log: @escaping (String) -> Void) {
+        self.pool = pool
+        self.prelude = prelude
+        self.log = log
+    }
+
+    func run(_ operation: @escaping Run, ended: @escaping (End) -> Void) {
+        attempt(1, operation, ended)
+    }
+
+    private func attempt(_ n: Int, _ operation: @escaping Run, _ ended: @escaping (End) -> Void) {
+        pool.lease { [self] leased in
+            guard case .success(let lease) = leased else { return ended(.unreachable) }
+            // Statements on a lease run in the order sent: BEGIN, the locks, then the operation;
+            // when the BEGIN fails, so do the locks, and their outcome says it.
+            if prelude != nil { lease.run(Statement("BEGIN")) { _ in } }
+            lease.run(prelude ?? Statement("BEGIN")) { [self] begun in
+                if case .failure(let error) = begun {
+                    log("cannot begin the operation's transaction: \(error)")
+                    lease.release()
+                    return error.isRetryable && n < Self.attempts ? attempt(n + 1, operation, ended) : ended(.unreachable)
+                }
+                operation({ statement, completion in lease.run(statement, completion: completion) }) { [self] verdict in
+                    if verdict.apply && !verdict.conflicted {
+                        commit(lease, attempt: n, operation, ended)
+                    } else {
+                        lease.run(Statement("ROLLBACK")) { [self] _ in
+                            lease.release()
+                            guard verdict.conflicted else { return ended(.rolledBack) }
+                            n < Self.attempts ? attempt(n + 1, operation, ended) : ended(.failed)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func commit(_ lease: Lease, attempt n: Int, _ operation: @escaping Run, _ ended: @escaping (End) -> Void) {
+        lease.run(Statement("COMMIT")) { [self] committed in
+            lease.release()
+            switch committed {
+            case .success: ended(.committed)
+            case .failure(let error) where error.isRetryable && n < Self.attempts: attempt(n + 1, operation, ended)
+            case .failure(let error):
+                log("commit failed: \(error)")
+                ended(error.isUnavailable ? .unknown : .failed)
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+"""An import into an organisation that is taking refunds and credit notes at the same
+moment (RULES.md section 4: every figure stays what the raw rows say). The importer
+recomputes the organisation's figures at its end; it must not write over what the
+mutations committed meanwhile."""
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import BIN, open_world, seed
+from figures import Facts, assert_figures_match, assert_stored_match, record_credit_notes
+
+REFUND = 'mutation($p: ID!) { refundPayment(input: {paymentId: $p, amount: 1}) { refund { id } } }'
+NOTE = """mutation($input: CreateCreditNoteInput!) { createCreditNote(input: $input) { creditNote { id } } }"""
+
+
+def newcomers(org, customers):
+    """A file of new customers with their invoices, payments and refunds, for `org`."""
+    path = os.path.join(tempfile.mkdtemp(), "more.jsonl")
+    seed(path, customers=customers, orgs=1, seed_value=77)
+    out = path + ".moved"
+    with open(path) as f, open(out, "w") as moved:
+        for line in f:
+            row = json.loads(line)
+            if row["type"] in ("organisation", "api_key"):
+                continue
+            row["organisation_id"] = org
+            if row["type"] == "invoice":
+                row["number"] = "IMP-" + row["number"]
+            if row["type"] == "customer" and "external_id" in row:
+                row["external_id"] = "imp_" + row["external_id"]
+            moved.write(json.dumps(row) + "\n")
+    return out
+
+
+def test_an_import_beside_200_refunds_and_50_credit_notes_keeps_every_figure_exact():
+    world = open_world(customers=40, seed_value=31)
+    server, model, url = record_credit_notes(world["server"]), world["model"], world["url"]
+    key = world["keys"][(1, "full")]
+    org = model.orgs[0]
+    try:
+        payments = [p["id"] for p in model.payments.values()
+                    if p["organisation_id"] == org and p["status"] == "succeeded" and model.refundable(p["id"]) >= 5000][:20]
+        invoices = [i["id"] for i in model.invoices_of(org) if i["status"] == "open" and model.balance(i["id"]) >= 100]
+        assert len(payments) == 20 and len(invoices) >= 50
+        data = newcomers(org, customers=1500)
+        importer = subprocess.Popen([BIN, "import", data], env=dict(os.environ, BILLGRAPH_DATABASE_URL=url),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        done = threading.Event()
+        counts = {"refunds": 0, "notes": 0}
+
+        def refunds(n):
+            # Refunds go on until the import has ended, so that some land while it recomputes.
+            k = n
+            while counts["refunds"] < 200 or not done.is_set():
+                r = server.gql(REFUND, {"p": payments[k % len(payments)]}, key=key)
+                assert not r.errors, r.errors
+                counts["refunds"] += 1
+                k += 8
+                time.sleep(0.01)
+
+        def notes(k):
+            r = server.gql(NOTE, {"input": {"invoiceId": invoices[k], "amount": 1, "reason": "live",
+                                            "refundDestination": "CREDITS"}}, key=key)
+            assert not r.errors, r.errors
+            counts["notes"] += 1
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            workers = [pool.submit(refunds, n) for n in range(8)] + [pool.submit(notes, k) for k in range(50)]
+            out, err = importer.communicate(timeout=300)
+            done.set()
+            for w in workers:
+                w.result(timeout=120)
+        assert importer.returncode == 0, err
+        assert counts["refunds"] >= 200 and counts["notes"] == 50
+        facts = Facts(url)
+        assert_stored_match(url, facts)
+        customers = {p["customer_id"] for p in model.payments.values() if p["id"] in payments}
+        assert_figures_match(server, key, url, invoice_ids=invoices[:50], payment_ids=payments, customer_ids=customers)
+    finally:
+        world["server"].stop()
