@@ -20,12 +20,15 @@ func fuzzPreparation(_ bytes: [UInt8]) {
     let valid: Preparation.ValidDocument
     switch preparation.validDocument(request) {
     case .success(let document): valid = document
-    case .failure(let failure):
-        guard case .documentRejected(let errors) = failure, !errors.isEmpty,
-              errors.allSatisfy({ $0.code == .parseFailed || $0.code == .validationFailed }) else {
-            preconditionFailure("a document refused without its errors: \(failure)")
-        }
+    case .failure(.documentRejected(let errors)):
+        precondition(!errors.isEmpty && errors.allSatisfy { $0.code == .parseFailed || $0.code == .validationFailed },
+                     "a document refused without its errors: \(errors)")
         return
+    case .failure(.tooComplex(let error)):
+        precondition(error.code == .queryTooComplex, "too complex without QUERY_TOO_COMPLEX: \(error)")
+        return
+    case .failure(let failure):
+        preconditionFailure("a document refused as a bad request: \(failure)")
     }
     let names = valid.document.definitions.compactMap { d -> String? in
         if case .operation(let op) = d { return op.name?.value ?? "" } else { return nil }
