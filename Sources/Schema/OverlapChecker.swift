@@ -128,6 +128,9 @@ struct OverlapChecker {
         if let known = comparedPairs[key] { return known }
         comparisons += 1
         if exhausted { return nil }
+        // A pair met again while it is being compared is a fragment cycle (refused by its
+        // own rule): it counts as no conflict, so that the comparison ends.
+        comparedPairs[key] = .some(nil)
         let conflict = compare(a, b, parentsMutuallyExclusive: parentsMutuallyExclusive)
         comparedPairs[key] = conflict
         return conflict
