@@ -7,7 +7,8 @@ import PackageDescription
 //   Server -> EventLoop, CHTTPParser;   Service (GraphQL over HTTP) composes them;
 //   billgraph is the command line.
 // Query, Schema and Engine never import a C module, so their tests need no sockets; nor do
-// ServerTests, which drive the HTTP connection's state machine with events.
+// ServerTests, which drive the HTTP connection's state machine with events, nor do Store's
+// state machines (StoreTests).
 let package = Package(
     name: "billgraph",
     platforms: [.macOS(.v15)],  // Synchronization.Atomic
@@ -50,6 +51,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Schema", "Query", "JSON"]),
         .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema"]),
         .testTarget(name: "ServerTests", dependencies: ["Server"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -15,6 +15,8 @@ CACHE = os.path.join(HERE, ".cache")
 BIN = os.environ["BILLGRAPH_BIN"]
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "20000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
+# BENCH_ONLY=mutations measures the mutations alone (after the same import).
+ONLY = os.environ.get("BENCH_ONLY", "")
 CONCURRENCY = [32, 128]
 
 
@@ -234,6 +236,9 @@ def main():
         import_seconds = time.time() - started
         lines = re.search(r"imported (\d+) lines", imported.stderr).group(1)
         psql(url, "VACUUM ANALYZE")
+        if ONLY == "mutations":
+            print("\n".join(mutation_report(url, key)))
+            return
         requests = requests_for(url, None, key)
         report = [f"# Benchmarks\n",
                   f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores, "

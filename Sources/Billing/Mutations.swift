@@ -13,7 +13,7 @@ public struct MutationService: MutationResolving {
     public init() {}
 
     public func resolve(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution {
-        let scope = field.name == "refundPayment" ? "refunds:write" : "credit_notes:write"
+        let scope = field.name == "refundPayment" || field.name == "updateRefund" ? "refunds:write" : "credit_notes:write"
         try context.require(scope, for: field.name)
         guard case .object(let members)? = field.argument("input") else {
             throw GraphQLError("The input is missing.", code: .badUserInput)
@@ -38,6 +38,12 @@ public struct MutationService: MutationResolving {
                     $1::uuid, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, $8, $9::jsonb, $10::jsonb)
                 """, common + [uuid(input["invoiceId"]), number(input["amount"]), text(input["reason"]),
                                text(input["refundDestination"]), json(input["refundSplit"]), json(input["customData"])])
+        case "updateRefund":
+            // No idempotency key: the same correction twice changes nothing the second time.
+            statement = Statement("""
+                SELECT refund_id::text, payment_id::text FROM bg_update_refund($1::uuid, $2::uuid, $3, $4::date, $5, $6)
+                """, [context.organisationID, uuid(input["refundId"]), text(input["mode"]), text(input["refundedOn"]),
+                      text(input["referenceNumber"]), text(input["description"])])
         default:
             statement = Statement("""
                 SELECT credit_note_id::text, invoice_id::text FROM bg_void_credit_note($1::uuid, $2::uuid, $3, $4, $5::uuid)
@@ -60,7 +66,8 @@ public struct MutationService: MutationResolving {
             switch field.name {
             case "refundPayment": id("paymentId").map { payments.append($0) }
             case "createCreditNote": id("invoiceId").map { invoices.append($0) }
-            default: id("creditNoteId").map { notes.append($0) }
+            case "voidCreditNote": id("creditNoteId").map { notes.append($0) }
+            default: break  // updateRefund locks only its refund
             }
         }
         let numbers = fields.contains { $0.name == "createCreditNote" }

@@ -33,7 +33,7 @@ public final class BillingResolver: Resolver {
             return pageInfoField(field)
         case "AgingReport", "MonthSummary":
             return reportField(field, type: type)
-        case "RefundPaymentPayload", "CreateCreditNotePayload", "VoidCreditNotePayload":
+        case "RefundPaymentPayload", "CreateCreditNotePayload", "VoidCreditNotePayload", "UpdateRefundPayload":
             guard let r = Payloads.resolve(field, context: context) else {
                 throw GraphQLError("No resolver for \(type).\(field.name).", code: .internalServerError)
             }
@@ -49,6 +49,8 @@ public final class BillingResolver: Resolver {
     // MARK: - Object types backed by rows
 
     private func objectField(_ field: PlannedField, table: Table) throws(GraphQLError) -> Resolution {
+        // The audit trail needs billing:read, even in a mutation's payload (RULES.md section 4).
+        if field.returnType.namedType == "ApiKeyRef" { try context.require("billing:read", for: field.name) }
         if let relation = Relations.of(table.typeName, field.name) { return try resolve(relation, field, parent: table) }
         guard let column = table.index[field.name] else {
             throw GraphQLError("No resolver for \(table.typeName).\(field.name).", code: .internalServerError)
@@ -212,6 +214,8 @@ enum Relations {
         case ("PaymentApplication", "invoice"), ("CreditNote", "invoice"): return Relation(key: "invoiceId", kind: .byID(t.invoice))
         case ("Refund", "creditNote"): return Relation(key: "creditNoteId", kind: .byID(t.creditNote))
         case ("CreditNote", "refunds"): return Relation(key: "id", kind: .list(Lists.refundsOfCreditNote))
+        case ("Refund", "createdBy"), ("CreditNote", "createdBy"): return Relation(key: "createdByKey", kind: .byID(t.apiKey))
+        case ("CreditNote", "voidedBy"): return Relation(key: "voidedByKey", kind: .byID(t.apiKey))
         default: return nil
         }
     }

@@ -148,6 +148,7 @@ enum Tables {
             Column(field: "referenceNumber", sql: "r.reference_number", kind: .string),
             Column(field: "description", sql: "r.description", kind: .string),
             Column(field: "createdAt", sql: Table.timestamp("r.created_at"), kind: .string),
+            Column(field: "createdByKey", sql: "r.created_by_key::text", kind: .string),
         ])
 
     static let creditNote = Table(
@@ -169,6 +170,19 @@ enum Tables {
             Column(field: "amountRepaidExternally", sql: "n.amount_repaid_externally", kind: .int),
             Column(field: "customData", sql: "n.custom_data::text", kind: .json),
             Column(field: "createdAt", sql: Table.timestamp("n.created_at"), kind: .string),
+            Column(field: "createdByKey", sql: "n.created_by_key::text", kind: .string),
+            Column(field: "voidedAt", sql: Table.timestamp("n.voided_at"), kind: .string),
+            Column(field: "voidedByKey", sql: "n.voided_by_key::text", kind: .string),
+        ])
+
+    /// An API key as the audit trail shows it (RULES.md section 4): its id and label, never
+    /// the key. (Not `k`: loads by id name their list of ids `k`.)
+    static let apiKey = Table(
+        typeName: "ApiKeyRef", from: "api_key ak", alias: "ak", sortColumn: "ak.created_at",
+        sortKeyText: Table.preciseTimestamp("ak.created_at"), sortKeyCast: Table.timestampCast,
+        columns: [
+            Column(field: "id", sql: "ak.id::text", kind: .string),
+            Column(field: "label", sql: "ak.label", kind: .string),
         ])
 
     static func table(for typeName: String) -> Table? {
@@ -179,6 +193,7 @@ enum Tables {
         case "PaymentApplication": return application
         case "Refund": return refund
         case "CreditNote": return creditNote
+        case "ApiKeyRef": return apiKey
         default: return nil
         }
     }

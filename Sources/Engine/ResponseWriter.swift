@@ -82,6 +82,9 @@ struct ResponseWriter {
         let start = w.bytes.count
         do {
             try writeObject(execution.plan.fields.map(\.id), execution.root)
+            // A mutation operation with any failed field is not applied (RULES.md section 4),
+            // so nothing of it may be shown as if it were, not even under a nullable field.
+            if execution.plan.kind == .mutation && !errors.isEmpty { throw NullPropagation() }
         } catch {
             w.bytes.removeSubrange(start...)
             w.null()

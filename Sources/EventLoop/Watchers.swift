@@ -29,7 +29,11 @@ public final class PollWatcher {
         }
         uv_poll_start(box.handle, events.rawValue) { handle, status, events in
             let h = UnsafeMutableRawPointer(handle)?.assumingMemoryBound(to: uv_handle_t.self)
-            HandleBox<uv_poll_t>.owner(of: h, as: PollWatcher.self)?.callback(status, Events(rawValue: events))
+            guard let watcher = HandleBox<uv_poll_t>.owner(of: h, as: PollWatcher.self) else { return }
+            // On an error (POLLERR) libuv has already stopped the handle: forget what was
+            // watched, so that the next `watch` starts it again instead of doing nothing.
+            if status < 0 { watcher.current = [] }
+            watcher.callback(status, Events(rawValue: events))
         }
     }
 

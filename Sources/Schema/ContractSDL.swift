@@ -74,6 +74,9 @@ type Mutation {
 
   "Voids an issued credit note whose money has not left. Needs the scope credit_notes:write."
   voidCreditNote(input: VoidCreditNoteInput!): VoidCreditNotePayload!
+
+  "Corrects a refund's record (mode, date, reference, description); its amount never changes. Needs the scope refunds:write."
+  updateRefund(input: UpdateRefundInput!): UpdateRefundPayload!
 }
 
 # ---------------------------------------------------------------- objects
@@ -203,6 +206,14 @@ type Refund {
   referenceNumber: String
   description: String
   createdAt: DateTime!
+  "The API key that made it; null for imported refunds."
+  createdBy: ApiKeyRef
+}
+
+"An API key as the audit trail shows it: never the key itself."
+type ApiKeyRef {
+  id: ID!
+  label: String
 }
 
 enum CreditNoteStatus {
@@ -241,6 +252,11 @@ type CreditNote {
   amountRepaidExternally: Int!
   customData: JSON
   createdAt: DateTime!
+  "The API key that issued it."
+  createdBy: ApiKeyRef
+  "When and by which API key it was voided; null while it is not VOID."
+  voidedAt: DateTime
+  voidedBy: ApiKeyRef
   "Ordered by refundedOn, then id."
   refunds: [Refund!]!
 }
@@ -408,6 +424,8 @@ enum RefundDestination {
 input RefundSplitInput {
   paymentId: ID!
   amount: Int!
+  "An existing refund of this payment that no credit note owns yet: the note takes it over instead of refunding again. Its amount must equal `amount`."
+  refundId: ID
 }
 
 input CreateCreditNoteInput {
@@ -436,5 +454,19 @@ input VoidCreditNoteInput {
 type VoidCreditNotePayload {
   creditNote: CreditNote!
   invoice: Invoice!
+}
+
+input UpdateRefundInput {
+  refundId: ID!
+  "Fields left out (or null) keep their value; at least one must be given."
+  mode: PaymentMode
+  refundedOn: Date
+  referenceNumber: String
+  description: String
+}
+
+type UpdateRefundPayload {
+  refund: Refund!
+  payment: Payment!
 }
 """#

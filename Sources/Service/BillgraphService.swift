@@ -12,8 +12,9 @@ import Glibc
 
 /// The running service: one event loop per `loops`, each on its own thread with its own
 /// listening socket on the shared port (`SO_REUSEPORT`), its own HTTP connections and its
-/// own PostgreSQL pool. The one thing the loops share is the count of open connections
-/// (`ConnectionBudget`, an atomic); nothing else mutable is shared, so nothing takes a lock.
+/// own PostgreSQL pool. The loops share only the count of open connections
+/// (`ConnectionBudget`, an atomic) and the schedule of database reconnections
+/// (`ReconnectGate`, locked once per connection attempt, never per statement).
 public final class BillgraphService {
     public struct Configuration: Sendable {
         public var databaseURL: String
@@ -59,13 +60,16 @@ public final class BillgraphService {
         // A client that resets its connection while an answer is being written must cost
         // that write an EPIPE, not the process its life: SIGPIPE's default is to exit.
         signal(SIGPIPE, SIG_IGN)
+        // One reconnection schedule for every loop's pool: while the database is down the
+        // process as a whole makes about one connection attempt a second.
+        let gate = ReconnectGate(connectTimeoutMilliseconds: ConnectionTarget.connectTimeoutMilliseconds(conninfo), log: log)
         let shared = configuration.loops > 1
         let budget = ConnectionBudget(limit: configuration.maxConnections)
-        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, listen: configuration.listen,
+        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, listen: configuration.listen,
                               sharedPort: shared, housekeeping: true, log: log)
         let address = ListenAddress(host: configuration.listen.host, port: main.port)
         for _ in 1..<configuration.loops {
-            try startLoop(configuration, conninfo: conninfo, budget: budget, address: address, log: log)
+            try startLoop(configuration, conninfo: conninfo, budget: budget, gate: gate, address: address, log: log)
         }
         for signal in [SIGINT, SIGTERM] {
             signals.append(try SignalWatcher(loop: main.loop, signal: signal) { [weak self] in self?.shutdown() })
@@ -73,13 +77,13 @@ public final class BillgraphService {
     }
 
     /// Starts one more loop on its own thread and waits until it listens.
-    private func startLoop(_ configuration: Configuration, conninfo: String, budget: ConnectionBudget,
+    private func startLoop(_ configuration: Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
                            address: ListenAddress, log: @escaping @Sendable (String) -> Void) throws {
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let thread = try Thread.start {
             do {
-                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, listen: address,
+                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, listen: address,
                                             sharedPort: true, housekeeping: false, log: log)
                 outcome.trigger = worker.stopTrigger
                 started.signal()
@@ -132,10 +136,10 @@ final class LoopWorker {
     private let housekeeping: Timer?
     private var wakeup: AsyncWakeup!
 
-    init(_ configuration: BillgraphService.Configuration, conninfo: String, budget: ConnectionBudget,
+    init(_ configuration: BillgraphService.Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
          listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
-        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize)
+        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: gate)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
                                      authenticator: Authenticator(loop: loop, pool: pool),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)

@@ -4,213 +4,237 @@ import EventLoop
 /// One non-blocking PostgreSQL connection driven by its loop: `uv_poll` on `PQsocket()`,
 /// never a blocking libpq call. It runs one statement at a time; the pool keeps several.
 ///
-/// Lifetime: owns its `PGconn` from `PQconnectStart` until `close()` (`PQfinish`), and
-/// its poll watcher, which is closed before the socket goes.
+/// The decisions are `ConnectionStateMachine`'s; this class runs its actions against
+/// libpq, the poll watcher and the connect timer, and feeds back what they gave. Actions
+/// run one at a time, in order: an event that arrives while one runs (a completion that
+/// sends the next statement) queues its action behind it.
+///
+/// Lifetime: owns its `PGconn` from `PQconnectStart` until the machine says close
+/// (`PQfinish`), and its poll watcher, which is closed before the socket goes.
 final class AsyncConnection {
-    enum State { case connecting, idle, busy, closed }
+    typealias Machine = ConnectionStateMachine<ResultSet>
 
+    enum Event {
+        /// Connected and idle.
+        case ready
+        /// A statement finished; the connection is idle again (told before the statement's
+        /// completion runs).
+        case idle
+        /// Closed; `wasConnecting`: it never became ready, so this was a failed attempt.
+        case closed(DatabaseError, wasConnecting: Bool)
+    }
+
+    let id: Int
     private let loop: EventLoop
     private var conn: OpaquePointer?
     private var watcher: PollWatcher?
-    private var watchedSocket: Int32 = -1
-    private(set) var state: State = .connecting
+    private var watched: SocketIdentity.Key?
+    private var connectTimer: Timer?
+    private var machine = Machine()
+    private let onEvent: (AsyncConnection, Event) -> Void
+    private var actions = FIFO<Machine.Action>()
+    private var running = false
     /// Lent out by the pool (`Lease`): only its holder sends statements.
     var leased = false
-    private var completion: ((Result<ResultSet, DatabaseError>) -> Void)?
-    private var lastResult: OpaquePointer?
-    private var lastError: DatabaseError?
-    /// Told when the connection becomes idle or closes.
-    private let onChange: (AsyncConnection) -> Void
-    /// Statements prepared on this connection, by their text. The service's statement
-    /// texts depend only on a query's shape, so a few hundred cover every query seen, and
-    /// PostgreSQL plans each once instead of on every request.
-    private var prepared: [String: String] = [:]
-    static let maxPrepared = 500
 
-    init(loop: EventLoop, conninfo: String, onChange: @escaping (AsyncConnection) -> Void) {
+    init(id: Int, loop: EventLoop, onEvent: @escaping (AsyncConnection, Event) -> Void) {
+        self.id = id
         self.loop = loop
-        self.onChange = onChange
+        self.onEvent = onEvent
+    }
+
+    /// Starts connecting; gives up after `timeoutMilliseconds`.
+    func start(conninfo: String, timeoutMilliseconds: UInt64) {
         conn = PQconnectStart(conninfo)
         guard let conn, PQstatus(conn) != CONNECTION_BAD else {
-            close()  // the pool sees `.closed` and does not keep it
-            return
+            return handle(machine.started(.failed(errorMessage ?? "cannot start a connection")))
         }
         PQsetnonblocking(conn, 1)
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
-        // libpq: after PQconnectStart, poll as if PQconnectPoll had said PGRES_POLLING_WRITING.
-        watchSocket(.writable)
-    }
-
-    /// (Re)creates the watcher when libpq changed sockets (it may, while connecting).
-    private func watchSocket(_ events: PollWatcher.Events) {
-        guard let conn else { return }
-        let fd = PQsocket(conn)
-        if fd != watchedSocket {
-            watcher?.close()
-            watcher = nil
-            watchedSocket = fd
-            do {
-                watcher = try PollWatcher(loop: loop, fd: fd) { [weak self] status, events in
-                    self?.socketReady(status: status, events: events)
-                }
-            } catch {
-                return fail(.unavailable("cannot watch the database socket: \(error)"))
+        if let timer = try? Timer(loop: loop) {
+            connectTimer = timer
+            timer.start(after: timeoutMilliseconds) { [weak self] in
+                guard let self else { return }
+                handle(machine.connectTimedOut())
             }
         }
-        watcher?.watch(events)
+        // libpq: after PQconnectStart, poll as if PQconnectPoll had said PGRES_POLLING_WRITING.
+        handle(machine.started(.writing))
     }
 
-    private func socketReady(status: Int32, events: PollWatcher.Events) {
-        switch state {
-        case .connecting: continueConnecting()
-        case .busy:
-            if events.contains(.writable) { flush() }
-            if state == .busy, events.contains(.readable) || status < 0 { readResults() }
-        case .idle:
-            // Unsolicited input while idle: usually the server going away.
-            guard let conn, PQconsumeInput(conn) == 1, PQstatus(conn) == CONNECTION_OK else {
-                return fail(.unavailable("connection closed by the server"))
+    var phase: Machine.Phase { machine.phase }
+
+    /// Sends one statement; `completion` runs on the loop, once, with its rows or its error.
+    /// A statement seen for the first time is prepared first (one more round trip, once).
+    func send(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
+        handle(machine.sendRequested(statement, completion: completion))
+    }
+
+    /// Closes the connection, failing the statement in flight if there is one.
+    func close(_ reason: DatabaseError) {
+        handle(machine.closeRequested(reason))
+    }
+
+    /// Whether the server says no transaction is open on this connection.
+    var isIdleOutsideTransaction: Bool {
+        guard let conn, machine.phase == .idle else { return false }
+        return PQtransactionStatus(conn) == PQTRANS_IDLE
+    }
+
+    // MARK: running actions
+
+    private func handle(_ action: Machine.Action) {
+        if case .none = action { return }
+        actions.push(action)
+        guard !running else { return }
+        running = true
+        while let next = actions.pop() { run(next) }
+        running = false
+    }
+
+    private func run(_ action: Machine.Action) {
+        switch action {
+        case .none:
+            break
+        case .watch(let interest):
+            watch(interest)
+        case .continueConnecting:
+            continueConnecting()
+        case .ready:
+            connectTimer?.close()
+            connectTimer = nil
+            watch(.readable, verify: true)
+            onEvent(self, .ready)
+        case .send(let request):
+            transmit(request)
+        case .flush:
+            guard let conn else { return handle(machine.flushed(.failed("connection is closed"))) }
+            switch PQflush(conn) {
+            case 0: handle(machine.flushed(.done))
+            case 1: handle(machine.flushed(.more))
+            default: handle(machine.flushed(.failed(errorMessage ?? "cannot send to the server")))
             }
-        case .closed: break
+        case .read:
+            readResults()
+        case .readWhileIdle:
+            // Unsolicited input while idle: usually the server going away.
+            guard let conn else { return }
+            let ok = PQconsumeInput(conn) == 1 && PQstatus(conn) == CONNECTION_OK
+            handle(machine.idleInput(ok: ok, message: ok ? "" : errorMessage ?? "connection closed by the server"))
+        case .finish(let delivery):
+            watch(.readable)
+            onEvent(self, .idle)
+            delivery.completion(delivery.result)
+        case .reject(let completion, let error):
+            completion(.failure(error))
+        case .close(let reason, let wasConnecting, let delivery):
+            teardown()
+            onEvent(self, .closed(reason, wasConnecting: wasConnecting))
+            delivery.map { $0.completion($0.result) }
         }
     }
 
     private func continueConnecting() {
         guard let conn else { return }
+        // Checked before libpq writes its first byte on a newly connected socket.
+        if SocketIdentity.isConnectedToItself(PQsocket(conn)) {
+            return handle(machine.selfConnectDetected())
+        }
+        let outcome: Machine.ConnectPoll
         switch PQconnectPoll(conn) {
-        case PGRES_POLLING_READING: watchSocket(.readable)
-        case PGRES_POLLING_WRITING: watchSocket(.writable)
-        case PGRES_POLLING_OK:
-            state = .idle
-            watchSocket(.readable)
-            onChange(self)
-        default:
-            fail(.unavailable(String(cString: PQerrorMessage(conn)).trimmingTrailingNewlines))
+        case PGRES_POLLING_READING: outcome = .reading
+        case PGRES_POLLING_WRITING: outcome = .writing
+        case PGRES_POLLING_OK: outcome = .ok
+        default: outcome = .failed(errorMessage ?? "cannot connect")
         }
+        handle(machine.connectPolled(outcome))
     }
 
-    /// Sends one statement; `completion` runs on the loop with its rows or its error.
-    /// A statement seen for the first time is prepared first (one more round trip, once).
-    func send(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        guard state == .idle, let conn else {
-            return completion(.failure(.unavailable("connection is not ready")))
-        }
-        if let name = prepared[statement.sql] {
-            return transmit(completion) {
-                statement.withCParameters { params in
-                    PQsendQueryPrepared(conn, name, Int32(statement.parameters.count), params, nil, nil, 0)
-                }
+    private func transmit(_ request: Machine.Request) {
+        guard let conn else { return handle(machine.sent(ok: false, message: "connection is closed")) }
+        let sent: Int32
+        switch request {
+        case .prepare(let name, let statement):
+            sent = PQsendPrepare(conn, name, statement.sql, Int32(statement.parameters.count), nil)
+        case .executePrepared(let name, let statement):
+            sent = statement.withCParameters { params in
+                PQsendQueryPrepared(conn, name, Int32(statement.parameters.count), params, nil, nil, 0)
+            }
+        case .execute(let statement):
+            sent = statement.withCParameters { params in
+                PQsendQueryParams(conn, statement.sql, Int32(statement.parameters.count), nil, params, nil, nil, 0)
             }
         }
-        guard prepared.count < Self.maxPrepared else {
-            return transmit(completion) {
-                statement.withCParameters { params in
-                    PQsendQueryParams(conn, statement.sql, Int32(statement.parameters.count), nil, params, nil, nil, 0)
-                }
-            }
-        }
-        let name = "bg\(prepared.count)"
-        transmit({ [weak self] result in
-            guard let self else { return completion(result) }
-            switch result {
-            case .success:
-                prepared[statement.sql] = name
-                send(statement, completion: completion)
-            case .failure(let error):
-                completion(.failure(error))
-            }
-        }) {
-            PQsendPrepare(conn, name, statement.sql, Int32(statement.parameters.count), nil)
-        }
+        handle(machine.sent(ok: sent == 1, message: sent == 1 ? "" : errorMessage ?? "send failed"))
     }
 
-    /// Hands one request to libpq and waits for its result.
-    private func transmit(_ completion: @escaping (Result<ResultSet, DatabaseError>) -> Void, _ send: () -> Int32) {
-        guard let conn else { return completion(.failure(.unavailable("connection is closed"))) }
-        let sent = send()
-        guard sent == 1 else {
-            completion(.failure(.unavailable(String(cString: PQerrorMessage(conn)).trimmingTrailingNewlines)))
-            return fail(.unavailable("send failed"))
-        }
-        state = .busy
-        self.completion = completion
-        flush()
-    }
-
-    private func flush() {
-        guard let conn else { return }
-        switch PQflush(conn) {
-        case 0: watchSocket(.readable)
-        case 1: watchSocket([.readable, .writable])
-        default: fail(.unavailable(String(cString: PQerrorMessage(conn)).trimmingTrailingNewlines))
-        }
-    }
-
-    /// Reads what arrived; readiness may be spurious, so this loops until libpq would block.
+    /// Reads what arrived; readiness may be spurious, so this goes on until libpq would block.
     private func readResults() {
         guard let conn else { return }
         guard PQconsumeInput(conn) == 1 else {
-            return fail(.unavailable(String(cString: PQerrorMessage(conn)).trimmingTrailingNewlines))
+            return handle(machine.readFailed(errorMessage ?? "cannot read from the server"))
         }
-        while PQisBusy(conn) == 0 {
-            guard let result = PQgetResult(conn) else { return finishStatement() }
+        while machine.phase == .busy, PQisBusy(conn) == 0 {
+            guard let result = PQgetResult(conn) else {
+                return handle(machine.resultsEnded(connectionOK: PQstatus(conn) == CONNECTION_OK))
+            }
             switch PQresultStatus(result) {
             case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-                if let previous = lastResult { PQclear(previous) }
-                lastResult = result
+                handle(machine.resultReceived(.success(ResultSet(owning: result))))
             default:
-                if lastError == nil { lastError = DatabaseError.from(result, connection: conn) }
+                let error = DatabaseError.from(result, connection: conn)
                 PQclear(result)
+                handle(machine.resultReceived(.failure(error)))
             }
         }
     }
 
-    private func finishStatement() {
-        let completion = self.completion
-        let outcome: Result<ResultSet, DatabaseError>
-        if let error = lastError {
-            if let r = lastResult { PQclear(r) }
-            outcome = .failure(error)
-        } else if let r = lastResult {
-            outcome = .success(ResultSet(owning: r))
-        } else {
-            outcome = .failure(.unavailable("no result"))
+    /// Polls libpq's socket. While connecting libpq may replace its socket by one with the
+    /// same number, so the watcher follows the socket itself (`verify`), not its number.
+    private func watch(_ interest: Machine.Interest, verify: Bool = false) {
+        guard let conn else { return }
+        let fd = PQsocket(conn)
+        guard fd >= 0 else { return handle(machine.closeRequested(.unavailable("the connection has no socket"))) }
+        if watcher == nil || verify || machine.phase == .connecting {
+            let key = SocketIdentity.key(fd)
+            if key != watched {
+                watcher?.close()
+                watcher = nil
+                watched = key
+                do {
+                    watcher = try PollWatcher(loop: loop, fd: fd) { [weak self] status, events in
+                        guard let self else { return }
+                        handle(machine.socketReady(readable: events.contains(.readable),
+                                                   writable: events.contains(.writable), error: status < 0))
+                    }
+                } catch {
+                    return handle(machine.closeRequested(.unavailable("cannot watch the database socket: \(error)")))
+                }
+            }
         }
-        lastResult = nil
-        lastError = nil
-        self.completion = nil
-        state = .idle
-        completion?(outcome)
-        if state == .idle { onChange(self) }
+        switch interest {
+        case .readable: watcher?.watch(.readable)
+        case .writable: watcher?.watch(.writable)
+        case .readableAndWritable: watcher?.watch([.readable, .writable])
+        }
     }
 
-    /// Whether the server says no transaction is open on this connection.
-    var isIdleOutsideTransaction: Bool {
-        guard let conn else { return false }
-        return PQtransactionStatus(conn) == PQTRANS_IDLE
+    private var errorMessage: String? {
+        guard let conn, let message = PQerrorMessage(conn) else { return nil }
+        let text = String(cString: message).trimmingTrailingNewlines
+        return text.isEmpty ? nil : text
     }
 
-    /// Closes the connection, failing the statement in flight if there is one.
-    func fail(_ error: DatabaseError) {
-        guard state != .closed else { return }
-        state = .closed
-        let completion = self.completion
-        self.completion = nil
-        close()
-        completion?(.failure(error.isUnavailable ? error : .unavailable(error.description)))
-        onChange(self)
-    }
-
-    func close() {
-        state = .closed
+    /// The watcher goes before the socket (libuv must not poll a closed descriptor).
+    private func teardown() {
+        connectTimer?.close()
+        connectTimer = nil
         watcher?.close()
         watcher = nil
-        if let r = lastResult { PQclear(r); lastResult = nil }
+        watched = nil
         if let conn { PQfinish(conn) }
         conn = nil
     }
 
-    deinit {
-        if let conn { PQfinish(conn) }
-    }
+    deinit { teardown() }
 }

@@ -1,20 +1,29 @@
 import EventLoop
 
 /// The PostgreSQL connections of one event loop. Statements wait in order for an idle
-/// connection; connections open on demand up to `size`. When the database cannot be
-/// reached, waiting statements fail at once with `.unavailable` rather than hang, and
-/// the next statement tries to connect again, so the service recovers by itself.
+/// connection; connections open on demand up to `size`.
+///
+/// When the database cannot be reached the pool backs off (`PoolStateMachine`): waiting
+/// statements fail at once with `.unavailable` rather than hang, and the pool tries to
+/// connect again on a timer, with exponential back-off and jitter, on the schedule it
+/// shares with the pools of the other loops (`ReconnectGate`), so the process makes about
+/// one attempt a second while the database is down and is back within about a second of
+/// it, with or without requests.
 ///
 /// A transaction needs one connection for several statements: `lease` hands one out,
 /// and nothing else runs on it until the lease is released.
 public final class ConnectionPool {
+    private typealias Machine = PoolStateMachine<Waiter>
+
     private let loop: EventLoop
     private let conninfo: String
-    private let size: Int
-    private var connections: [AsyncConnection] = []
-    /// What waits for a connection, oldest first. An entry leaves the queue as it is
-    /// served, so nothing of a finished request stays reachable from here.
-    private var waiting = FIFO<Waiter>()
+    private let gate: ReconnectGate
+    private let connectTimeout: UInt64
+    private var machine: Machine
+    private var connections: [Int: AsyncConnection] = [:]
+    private var timer: Timer?
+    private var actions = FIFO<Machine.Action>()
+    private var running = false
 
     private enum Waiter {
         case statement(Statement, (Result<ResultSet, DatabaseError>) -> Void)
@@ -28,75 +37,116 @@ public final class ConnectionPool {
         }
     }
 
-    public init(loop: EventLoop, conninfo: String, size: Int) {
+    /// `gate`: the reconnection schedule shared by the pools of one process (a pool of its
+    /// own when not given).
+    public init(loop: EventLoop, conninfo: String, size: Int, gate: ReconnectGate? = nil) {
         self.loop = loop
         self.conninfo = conninfo
-        self.size = max(1, size)
+        connectTimeout = ConnectionTarget.connectTimeoutMilliseconds(conninfo)
+        self.gate = gate ?? ReconnectGate(connectTimeoutMilliseconds: connectTimeout)
+        machine = Machine(size: size)
     }
 
     /// Runs one statement on some connection of the pool.
     public func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        waiting.push(.statement(statement, completion))
-        dispatch()
+        handle(machine.requested(.statement(statement, completion)))
     }
 
     /// Hands out one connection for the caller alone until it calls `Lease.release()`.
     public func lease(completion: @escaping (Result<Lease, DatabaseError>) -> Void) {
-        waiting.push(.lease(completion))
-        dispatch()
+        handle(machine.requested(.lease(completion)))
     }
 
-    private func dispatch() {
-        for connection in connections where connection.state == .idle && !connection.leased {
-            guard let waiter = waiting.pop() else { break }
+    /// Closes every connection and fails what waits (at shutdown).
+    public func close() {
+        handle(machine.close())
+        timer?.close()
+        timer = nil
+    }
+
+    // MARK: running actions
+
+    /// Runs actions one at a time, in order; actions of events that arrive meanwhile (a
+    /// completion that runs the next statement) wait their turn.
+    private func handle(_ new: [Machine.Action]) {
+        for action in new { actions.push(action) }
+        guard !running else { return }
+        running = true
+        while let next = actions.pop() { run(next) }
+        running = false
+    }
+
+    private func run(_ action: Machine.Action) {
+        switch action {
+        case .connect(let id):
+            switch gate.permit(now: loop.now) {
+            case .wait(let until):
+                handle(machine.connectFailed(id: id, error: .unavailable("waiting to connect again"), retryAt: until))
+            case .connect, .probe:
+                let connection = AsyncConnection(id: id, loop: loop) { [weak self] connection, event in
+                    self?.connectionEvent(connection, event)
+                }
+                connections[id] = connection
+                connection.start(conninfo: conninfo, timeoutMilliseconds: connectTimeout)
+            }
+        case .serve(let waiter, let id):
+            guard let connection = connections[id] else {
+                return waiter.fail(.unavailable("the connection was lost"))
+            }
             switch waiter {
             case .statement(let statement, let completion):
                 connection.send(statement, completion: completion)
             case .lease(let completion):
                 connection.leased = true
-                completion(.success(Lease(connection: connection) { [weak self] in self?.returned(connection) }))
+                completion(.success(Lease(connection: connection) { [weak self] clean in
+                    self?.returned(connection, clean: clean)
+                }))
+            }
+        case .fail(let waiter, let error):
+            waiter.fail(error)
+        case .armTimer(let at):
+            if timer == nil { timer = try? Timer(loop: loop) }
+            let now = loop.now
+            timer?.start(after: at > now ? at - now : 0) { [weak self] in
+                guard let self else { return }
+                handle(machine.timerFired())
+            }
+        case .disarmTimer:
+            timer?.stop()
+        case .close(let id):
+            connections[id]?.close(.unavailable("the pool is closed"))
+        }
+    }
+
+    private func connectionEvent(_ connection: AsyncConnection, _ event: AsyncConnection.Event) {
+        switch event {
+        case .ready:
+            gate.succeeded(now: loop.now)
+            handle(machine.connected(id: connection.id))
+        case .idle:
+            // A leased connection stays its holder's until the lease is given back.
+            if !connection.leased { handle(machine.released(id: connection.id)) }
+        case .closed(let reason, let wasConnecting):
+            connections[connection.id] = nil
+            guard machine.health != .closed else { return }
+            if wasConnecting {
+                let retryAt = gate.failed(now: loop.now, reason: reason)
+                handle(machine.connectFailed(id: connection.id, error: reason, retryAt: retryAt))
+            } else {
+                handle(machine.lost(id: connection.id, error: reason))
             }
         }
-        let connecting = connections.filter { $0.state == .connecting }.count
-        if waiting.count > connecting && connections.count < size {
-            open()
-        }
     }
 
-    private func open() {
-        let connection = AsyncConnection(loop: loop, conninfo: conninfo) { [weak self] c in self?.changed(c) }
-        if connection.state == .closed {
-            failWaiting()
-        } else {
-            connections.append(connection)
-        }
-    }
-
-    private func returned(_ connection: AsyncConnection) {
+    /// A lease came back: a connection left busy or inside a transaction is closed rather
+    /// than reused, so no half-done work can reach the next user.
+    private func returned(_ connection: AsyncConnection, clean: Bool) {
         connection.leased = false
-        dispatch()
-    }
-
-    private func changed(_ connection: AsyncConnection) {
-        if connection.state == .closed {
-            connections.removeAll { $0 === connection }
-            // Nothing is connected and nothing is on its way: fail fast.
-            if !connections.contains(where: { $0.state != .closed }) { failWaiting() }
+        if clean {
+            handle(machine.released(id: connection.id))
+        } else {
+            connection.close(.unavailable("released busy or inside a transaction"))
         }
-        dispatch()
-    }
-
-    private func failWaiting() {
-        while let waiter = waiting.pop() {
-            waiter.fail(.unavailable("the database cannot be reached"))
-        }
-    }
-
-    /// Closes every connection (at shutdown).
-    public func close() {
-        for c in connections { c.close() }
-        connections = []
-        failWaiting()
     }
 }
 
@@ -105,11 +155,11 @@ public final class ConnectionPool {
 /// loads of one level of a query go out together, so they wait here for their turn.
 public final class Lease {
     private let connection: AsyncConnection
-    private var onRelease: (() -> Void)?
+    private var onRelease: ((_ clean: Bool) -> Void)?
     private var queued = FIFO<(Statement, (Result<ResultSet, DatabaseError>) -> Void)>()
     private var running = false
 
-    init(connection: AsyncConnection, onRelease: @escaping () -> Void) {
+    init(connection: AsyncConnection, onRelease: @escaping (_ clean: Bool) -> Void) {
         self.connection = connection
         self.onRelease = onRelease
     }
@@ -129,37 +179,14 @@ public final class Lease {
         }
     }
 
-    /// Gives the connection back. A connection left busy or in a transaction is closed
-    /// instead, so no half-done work can reach the next user.
+    /// Gives the connection back. A connection left busy, with statements still queued
+    /// here, or in a transaction is closed instead, so no half-done work can reach the
+    /// next user (what was queued then fails, each statement once).
     public func release() {
         guard let onRelease else { return }
         self.onRelease = nil
-        let clean = connection.state == .idle && connection.isIdleOutsideTransaction
-        if !clean && connection.state != .closed { connection.fail(.unavailable("released busy or inside a transaction")) }
-        onRelease()
+        onRelease(!running && queued.count == 0 && connection.isIdleOutsideTransaction)
     }
 
     deinit { release() }
-}
-
-/// A first-in, first-out queue with O(1) push and pop that keeps no popped element.
-struct FIFO<Element> {
-    private var items: [Element?] = []
-    private var head = 0
-
-    var count: Int { items.count - head }
-
-    mutating func push(_ item: Element) { items.append(item) }
-
-    mutating func pop() -> Element? {
-        guard head < items.count else { return nil }
-        let item = items[head]
-        items[head] = nil
-        head += 1
-        if head > 32 && head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return item
-    }
 }

@@ -34,6 +34,15 @@ public enum ConnectionTarget {
         return render(options)
     }
 
+    /// How long a connection attempt on a loop may take: the string's `connect_timeout`
+    /// (seconds; libpq counts 1 as 2), else 5 seconds. libpq applies `connect_timeout` only
+    /// to its blocking connects, so the pool enforces it itself, and never waits for ever.
+    public static func connectTimeoutMilliseconds(_ conninfo: String) -> UInt64 {
+        guard let value = parse(conninfo)?.last(where: { $0.0 == "connect_timeout" })?.1,
+              let seconds = Int(value), seconds > 0 else { return 5_000 }
+        return UInt64(max(2, min(seconds, 3_600))) * 1_000
+    }
+
     private static func render(_ options: [(String, String)]) -> String {
         options.map { "\($0.0)=\(quote($0.1))" }.joined(separator: " ")
     }

@@ -82,6 +82,16 @@ final class DatasetTests: XCTestCase {
 }
 
 final class ColumnTests: XCTestCase {
+    /// Loads by id and per-parent lists name their own list of keys `k`; a table with that
+    /// alias would compare its rows with themselves (the audit trail's first version did).
+    func testTableAliasesAreDistinctAndNeverTheLoadersOwn() {
+        let tables = ["Customer", "Invoice", "Payment", "PaymentApplication", "Refund", "CreditNote", "ApiKeyRef"]
+            .compactMap(Tables.table(for:))
+        XCTAssertEqual(tables.count, 7)
+        XCTAssertEqual(Set(tables.map(\.alias)).count, tables.count)
+        XCTAssertFalse(tables.contains { $0.alias == "k" || $0.alias == "x" })
+    }
+
     private func rootField(_ query: String) -> PlannedField {
         guard case .success(let (_, plan)) = Preparation(schema: Schema.contract).prepare(GraphQLRequest(query: query)) else {
             fatalError("the query does not prepare")

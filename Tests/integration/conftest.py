@@ -68,11 +68,13 @@ def seed(path, customers, orgs=2, seed_value=7):
 
 
 class Server:
-    """The real billgraph server on a free loopback port."""
+    """The real billgraph server on a free loopback port. `wrapper` runs it under another
+    command (strace); `pid` is the server's own process either way."""
 
-    def __init__(self, url, *options):
-        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, *options],
+    def __init__(self, url, *options, wrapper=()):
+        self.proc = subprocess.Popen([*wrapper, BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, *options],
                                      stderr=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
         deadline = time.time() + 30
         self.port = None
         while time.time() < deadline:
@@ -86,6 +88,9 @@ class Server:
         if self.port is None:
             self.proc.kill()
             raise RuntimeError("the server did not start")
+        if wrapper:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                self.pid = int(f.read().split()[0])
         # Keep reading what the server logs, so that a full pipe never blocks it.
         self.log = []
         threading.Thread(target=lambda: self.log.extend(iter(self.proc.stderr.readline, "")), daemon=True).start()
@@ -115,11 +120,21 @@ class Server:
         return self.request(body, key=key)
 
     def stop(self):
+        if self.pid != self.proc.pid:
+            try:
+                os.kill(self.pid, 15)  # the server itself, not only its wrapper
+            except ProcessLookupError:
+                pass
         self.proc.terminate()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            if self.pid != self.proc.pid:
+                try:
+                    os.kill(self.pid, 9)
+                except ProcessLookupError:
+                    pass
 
 
 def resident_kib(pid):
@@ -169,6 +184,38 @@ def open_world(customers, seed_value):
     url = create_database()
     run_cli("import", path, url=url)
     return {"server": Server(url), "model": Model(path), "keys": keys, "url": url, "path": path}
+
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def cluster(command, directory, port=""):
+    """pg_start or pg_stop (scripts/lib/common.sh) on a cluster of the test's own."""
+    subprocess.run(["bash", "-c", f'source scripts/lib/common.sh && {command} "{directory}" {port}'],
+                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def private_cluster():
+    """A PostgreSQL cluster of the test's own, which the test may stop and start, with a
+    small dataset (one organisation) imported."""
+    workdir = tempfile.mkdtemp()
+    os.chmod(workdir, 0o755)
+    port = subprocess.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"],
+                          capture_output=True, text=True).stdout.strip()
+    data = os.path.join(workdir, "pg")
+    cluster("pg_start", data, f'{port} "-c fsync=off"')
+    try:
+        admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+        psql(admin, "CREATE DATABASE resilience")
+        url = admin.replace("dbname=postgres", "dbname=resilience")
+        run_cli("migrate", url=url)
+        path = os.path.join(workdir, "data.jsonl")
+        keys = seed(path, customers=10, orgs=1)
+        run_cli("import", path, url=url)
+        yield {"data": data, "port": port, "url": url, "keys": keys}
+    finally:
+        cluster("pg_stop", data)
 
 
 @pytest.fixture(scope="session")

@@ -228,19 +228,22 @@ def assert_figures_match(server, key, url, invoice_ids=(), payment_ids=(), custo
 
 def record_credit_notes(server):
     """Wraps `server.gql` so that every credit note a test creates or voids through it is
-    recorded (`note_sent`, `note_voided`). Inputs come from the `input` variable; the
-    canonical credit note query, which takes none, always asks for the original payments."""
+    recorded (`note_sent`, `note_voided`). A creating query passes its input as the
+    `input` variable, or is the canonical query (which always asks for the original
+    payments); both select the note's `id`."""
     plain = server.gql
 
     def gql(query, variables=None, key=None, operation=None):
         r = plain(query, variables, key=key, operation=operation)
         data = (r.json or {}).get("data") or {}
-        created = data.get("createCreditNote")
-        if created and created.get("creditNote"):
-            note_input = (variables or {}).get("input", {"refundDestination": "ORIGINAL_PAYMENT_METHOD"})
-            note_sent(created["creditNote"]["id"], note_input)
-        voided = data.get("voidCreditNote")
-        if voided and voided.get("creditNote") and ("void", voided["creditNote"]["id"]) not in JOURNAL:
+        created, voided = data.get("createCreditNote"), data.get("voidCreditNote")
+        for answer in (created, voided):
+            assert not answer or "id" in (answer.get("creditNote") or {}), "select the credit note's id, for figures.py"
+        if created:
+            canonical = "refundDestination: ORIGINAL_PAYMENT_METHOD" in query
+            assert "input" in (variables or {}) or canonical, "pass the note's input as $input, for figures.py"
+            note_sent(created["creditNote"]["id"], (variables or {}).get("input", {"refundDestination": "ORIGINAL_PAYMENT_METHOD"}))
+        if voided and ("void", voided["creditNote"]["id"]) not in JOURNAL:
             note_voided(voided["creditNote"]["id"])
         return r
 

@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import Server, open_world, psql
+from conftest import Server, cluster, open_world, psql
 from figures import assert_figures_match, record_credit_notes
-from test_resilience import cluster, private_cluster  # noqa: F401 (a fixture)
 
 ZERO = "00000000-0000-4000-8000-000000000000"
 

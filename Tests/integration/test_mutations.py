@@ -250,15 +250,16 @@ def test_credit_note_refunds_the_original_payment(shop):
                          customer_ids=[inv["customer_id"]])
 
 
-def paid_in_full_by_several_payments(shop, same_day=None, at_least=2):
-    """An open invoice paid in full by `at_least` or more unrefunded payments that paid nothing else."""
+def paid_in_full_by_several_payments(shop, same_day=None, at_least=2, refunded=False):
+    """An open invoice paid in full by `at_least` or more payments that paid nothing else,
+    unrefunded unless `refunded` allows it."""
     model = shop["model"]
 
     def ok(inv):
         apps = model.apps_by_invoice[inv["id"]]
         days = [model.payments[p]["received_on"] for p, _ in apps]
         return (inv["status"] == "open" and len(apps) >= at_least and sum(a for _, a in apps) == inv["total"]
-                and all(len(model.apps_by_payment[p]) == 1 and not model.refunds_by_payment[p] for p, _ in apps)
+                and all(len(model.apps_by_payment[p]) == 1 and (refunded or not model.refunds_by_payment[p]) for p, _ in apps)
                 and (same_day is None or (len(set(days)) < len(days)) == same_day))
     return invoice_where(shop, ok)
 
@@ -274,23 +275,28 @@ def test_credit_note_refunds_several_payments_oldest_first(shop, same_day):
     server = shop["server"]
     inv = paid_in_full_by_several_payments(shop, same_day=same_day)
     payments = oldest_first(shop, inv)
-    # More than the oldest payment gave: it gives all of it, the next one the rest.
-    amount = payments[0]["amount"] + 1
+    applied = dict(shop["model"].apps_by_invoice[inv["id"]])
+    # More than the oldest payment gave this invoice: it gives all of that, the next one the rest.
+    amount = applied[payments[0]["id"]] + 1
     r = server.gql(CREDIT, {"invoiceId": inv["id"], "amount": amount, "reason": "returned goods"}, key=key(shop))
     assert not r.errors, r.errors
     refunds = sorted((x["payment"]["id"], x["amount"]) for x in r.data["createCreditNote"]["creditNote"]["refunds"])
-    assert refunds == sorted([(payments[0]["id"], payments[0]["amount"]), (payments[1]["id"], 1)])
+    assert refunds == sorted([(payments[0]["id"], applied[payments[0]["id"]]), (payments[1]["id"], 1)])
     assert_figures_match(server, key(shop), shop["url"], invoice_ids=[inv["id"]], payment_ids=[p["id"] for p in payments],
                          customer_ids=[inv["customer_id"]])
 
 
 def test_each_payment_gives_at_most_what_it_can_and_a_split_is_followed(shop):
     server = shop["server"]
-    inv = paid_in_full_by_several_payments(shop, at_least=3)
+    model = shop["model"]
+    inv = paid_in_full_by_several_payments(shop, at_least=3, refunded=True)
     payments = oldest_first(shop, inv)
     first, second, third = payments[0], payments[1], payments[2]
+    applied = dict(model.apps_by_invoice[inv["id"]])
+    caps = {p["id"]: min(model.refundable(p["id"]), applied[p["id"]]) for p in payments}
+    assert caps[second["id"]] >= 7 and caps[third["id"]] >= 3
     # The oldest payment is refunded directly down to 10 refundable: it can give 10, no more.
-    assert not server.gql(REFUND, {"paymentId": first["id"], "amount": first["amount"] - 10}, key=key(shop)).errors
+    assert not server.gql(REFUND, {"paymentId": first["id"], "amount": model.refundable(first["id"]) - 10}, key=key(shop)).errors
     r = server.gql(CREDIT, {"invoiceId": inv["id"], "amount": 15, "reason": "capped"}, key=key(shop))
     refunds = sorted((x["payment"]["id"], x["amount"]) for x in r.data["createCreditNote"]["creditNote"]["refunds"])
     assert refunds == sorted([(first["id"], 10), (second["id"], 5)])
@@ -302,8 +308,9 @@ def test_each_payment_gives_at_most_what_it_can_and_a_split_is_followed(shop):
     refunds = sorted((x["payment"]["id"], x["amount"]) for x in r.data["createCreditNote"]["creditNote"]["refunds"])
     assert refunds == sorted((e["paymentId"], e["amount"]) for e in split)
     # What is left to refund is less than what is left to credit: the cap, not the
-    # creditable amount, refuses the next note.
-    left = sum(p["amount"] for p in payments) - (first["amount"] - 10) - 15 - 5
+    # creditable amount, refuses the next note. (The oldest payment can give nothing more;
+    # the others what they applied less what the two notes took from them.)
+    left = sum(caps[p["id"]] for p in payments[1:]) - 10
     creditable = inv["total"] - 15 - 5
     assert left < creditable
     over = server.gql(CREDIT, {"invoiceId": inv["id"], "amount": left + 1, "reason": "over"}, key=key(shop))

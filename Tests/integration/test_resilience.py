@@ -1,39 +1,11 @@
 """A database that goes down and comes back: requests fail fast with SERVICE_UNAVAILABLE,
 no mutation is half-applied, and the service recovers by itself."""
-import os
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import Server, canonical, psql, run_cli, seed
-
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-
-
-def cluster(command, directory, port=""):
-    subprocess.run(["bash", "-c", f'source scripts/lib/common.sh && {command} "{directory}" {port}'],
-                   cwd=ROOT, check=True, capture_output=True)
-
-
-@pytest.fixture
-def private_cluster():
-    workdir = tempfile.mkdtemp()
-    os.chmod(workdir, 0o755)
-    port = subprocess.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"],
-                          capture_output=True, text=True).stdout.strip()
-    data = os.path.join(workdir, "pg")
-    cluster("pg_start", data, f'{port} "-c fsync=off"')
-    admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-    psql(admin, "CREATE DATABASE resilience")
-    url = admin.replace("dbname=postgres", "dbname=resilience")
-    run_cli("migrate", url=url)
-    path = os.path.join(workdir, "data.jsonl")
-    keys = seed(path, customers=10, orgs=1)
-    run_cli("import", path, url=url)
-    yield {"data": data, "port": port, "url": url, "keys": keys}
-    cluster("pg_stop", data)
+from conftest import Server, canonical, cluster, psql
 
 
 def test_database_down_fails_fast_and_the_service_recovers(private_cluster):

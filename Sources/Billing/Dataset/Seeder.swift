@@ -163,7 +163,7 @@ public struct Seeder {
 
     /// One invoice paid by two or three payments, the later ones on the same day as the
     /// one before or up to three weeks after; in full or in part; the first payment is
-    /// sometimes partly refunded.
+    /// sometimes more than it applies, and sometimes partly refunded.
     private mutating func generateSplitPayments(org: String, customer: String,
                                                 invoice: (id: String, total: Int64, issued: Day, number: String),
                                                 emit: (JSONValue) -> Void) {
@@ -175,10 +175,14 @@ public struct Seeder {
             let share = k == count - 1 ? left : max(1, left * Int64(20 + rng.below(50)) / 100)
             left -= share
             let paymentID = newID()
+            // The first payment is sometimes more than it applies: money a refund can take
+            // beyond what this invoice got from it.
+            let unapplied = k == 0 && rng.unit() < 0.4 ? max(1, share / 10) : 0
             emit(.object([
                 ("type", .string("payment")), ("id", .string(paymentID)), ("organisation_id", .string(org)),
                 ("customer_id", .string(customer)), ("mode", .string(pick(Self.modes))), ("status", .string("succeeded")),
-                ("amount", .number(String(share))), ("received_on", .string(day.text)), ("created_at", .string(timestamp(day))),
+                ("amount", .number(String(share + unapplied))), ("received_on", .string(day.text)),
+                ("created_at", .string(timestamp(day))),
                 ("applications", .array([.object([("invoice_id", .string(invoice.id)), ("amount", .number(String(share)))])])),
             ]))
             if k == 0 && rng.unit() < 0.5 { generateRefunds(org: org, payment: paymentID, amount: share, received: day, emit: emit) }

@@ -1,0 +1,194 @@
+/// What the connections of one loop's pool are doing, apart from libpq, sockets and
+/// timers: a value that takes events (a statement or lease is asked for, a connection
+/// became ready, failed to connect, became free, was lost, the back-off timer fired, the
+/// pool closes) and answers with actions its driver, `ConnectionPool`, runs.
+///
+/// Health:
+/// - `healthy`: connections open on demand, up to `size`; a waiter waits for one.
+/// - `backingOff`: the last connection attempt failed (or the process-wide schedule said
+///   not yet). A timer is armed for the next attempt, which is made whether or not anyone
+///   waits, so the pool is connected again soon after the database is. Meanwhile a waiter
+///   that no open connection can serve fails at once (`SERVICE_UNAVAILABLE`) rather than
+///   wait for the database.
+/// - `closed`: everything fails at once.
+///
+/// Every waiter leaves the queue by exactly one path: `.serve` or `.fail`.
+struct PoolStateMachine<Waiter> {
+    enum Slot: Equatable, Sendable {
+        /// A connection attempt on its way.
+        case connecting
+        /// Connected, free.
+        case idle
+        /// Running a statement, or lent out.
+        case busy
+    }
+
+    enum Health: Equatable, Sendable {
+        case healthy
+        /// Until the timer fires, at this time (loop milliseconds).
+        case backingOff(until: UInt64)
+        case closed
+    }
+
+    enum Action {
+        /// Make a connection attempt for this slot (the driver asks the process-wide
+        /// schedule first and reports `connectFailed` if it says not yet).
+        case connect(id: Int)
+        /// Run the waiter on this connection.
+        case serve(Waiter, id: Int)
+        /// Give the waiter this error.
+        case fail(Waiter, DatabaseError)
+        /// (Re)arm the pool's one timer for this time.
+        case armTimer(at: UInt64)
+        case disarmTimer
+        /// Close this connection (at shutdown).
+        case close(id: Int)
+    }
+
+    let size: Int
+    private(set) var health: Health = .healthy
+    private(set) var slots: [(id: Int, slot: Slot)] = []
+    private var waiting = FIFO<Waiter>()
+    private var nextID = 0
+
+    init(size: Int) {
+        self.size = max(1, size)
+    }
+
+    var waitingCount: Int { waiting.count }
+
+    func slot(_ id: Int) -> Slot? { slots.first { $0.id == id }?.slot }
+
+    private func count(_ slot: Slot) -> Int { slots.reduce(0) { $0 + ($1.slot == slot ? 1 : 0) } }
+
+    // MARK: events
+
+    /// A statement or a lease wants a connection.
+    mutating func requested(_ waiter: Waiter) -> [Action] {
+        if health == .closed {
+            return [.fail(waiter, .unavailable("the pool is closed"))]
+        }
+        waiting.push(waiter)
+        return dispatch()
+    }
+
+    /// A connection attempt succeeded: the database is there.
+    mutating func connected(id: Int) -> [Action] {
+        guard set(id, from: .connecting, to: .idle) else { return [] }
+        var actions: [Action] = []
+        if case .backingOff = health { actions.append(.disarmTimer) }
+        health = .healthy
+        return actions + dispatch()
+    }
+
+    /// A connection attempt failed (or was not allowed yet); the next one is due at
+    /// `retryAt`, as the process-wide schedule says.
+    mutating func connectFailed(id: Int, error: DatabaseError, retryAt: UInt64) -> [Action] {
+        guard remove(id, where: { $0 == .connecting }) else { return [] }
+        guard health != .closed else { return [] }
+        health = .backingOff(until: retryAt)
+        return [.armTimer(at: retryAt)] + dispatch(error: error)
+    }
+
+    /// A connection finished its statement, or its lease was given back clean.
+    mutating func released(id: Int) -> [Action] {
+        guard set(id, from: .busy, to: .idle) else { return [] }
+        return dispatch()
+    }
+
+    /// A connection that was open closed (the server went away, or it was given back
+    /// inside a transaction).
+    mutating func lost(id: Int, error: DatabaseError) -> [Action] {
+        guard remove(id, where: { $0 != .connecting }) else { return [] }
+        return dispatch(error: error)
+    }
+
+    /// The back-off timer fired: make one attempt, whether or not anyone waits.
+    mutating func timerFired() -> [Action] {
+        guard case .backingOff = health else { return [] }
+        guard count(.connecting) == 0 else { return [] }  // an attempt is already out; it reports
+        return [.connect(id: addSlot())]
+    }
+
+    /// Shutdown: every waiter fails, every connection closes.
+    mutating func close() -> [Action] {
+        var actions: [Action] = []
+        if case .backingOff = health { actions.append(.disarmTimer) }
+        health = .closed
+        while let waiter = waiting.pop() { actions.append(.fail(waiter, .unavailable("the pool is closed"))) }
+        actions += slots.map { .close(id: $0.id) }
+        slots = []
+        return actions
+    }
+
+    // MARK: dispatch
+
+    /// Serves waiters from free connections, opens more when healthy, and when backing
+    /// off with nothing open that could serve them, fails them at once.
+    private mutating func dispatch(error: DatabaseError? = nil) -> [Action] {
+        var actions: [Action] = []
+        for i in slots.indices where slots[i].slot == .idle {
+            guard let waiter = waiting.pop() else { break }
+            slots[i].slot = .busy
+            actions.append(.serve(waiter, id: slots[i].id))
+        }
+        guard waiting.count > 0 else { return actions }
+        switch health {
+        case .healthy:
+            var connecting = count(.connecting)
+            while waiting.count > connecting && slots.count < size {
+                actions.append(.connect(id: addSlot()))
+                connecting += 1
+            }
+        case .backingOff:
+            // Busy connections will serve the queue when they are free; with none, nothing will.
+            if count(.busy) == 0 {
+                let reason = DatabaseError.unavailable("the database cannot be reached" + (error.map { " (\($0))" } ?? ""))
+                while let waiter = waiting.pop() { actions.append(.fail(waiter, reason)) }
+            }
+        case .closed:
+            while let waiter = waiting.pop() { actions.append(.fail(waiter, .unavailable("the pool is closed"))) }
+        }
+        return actions
+    }
+
+    private mutating func addSlot() -> Int {
+        nextID += 1
+        slots.append((nextID, .connecting))
+        return nextID
+    }
+
+    private mutating func set(_ id: Int, from old: Slot, to new: Slot) -> Bool {
+        guard let i = slots.firstIndex(where: { $0.id == id }), slots[i].slot == old else { return false }
+        slots[i].slot = new
+        return true
+    }
+
+    private mutating func remove(_ id: Int, where accepted: (Slot) -> Bool) -> Bool {
+        guard let i = slots.firstIndex(where: { $0.id == id }), accepted(slots[i].slot) else { return false }
+        slots.remove(at: i)
+        return true
+    }
+}
+
+/// A first-in, first-out queue with O(1) push and pop that keeps no popped element.
+struct FIFO<Element> {
+    private var items: [Element?] = []
+    private var head = 0
+
+    var count: Int { items.count - head }
+
+    mutating func push(_ item: Element) { items.append(item) }
+
+    mutating func pop() -> Element? {
+        guard head < items.count else { return nil }
+        let item = items[head]
+        items[head] = nil
+        head += 1
+        if head > 32 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return item
+    }
+}
