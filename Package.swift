@@ -22,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+        .systemLibrary(name: "CLibFuzzer"),  // a declaration only; the toolchain's -sanitize=fuzzer links it
 
         .target(name: "JSON"),
         .target(name: "Digest"),
@@ -40,6 +41,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        // The fuzz harnesses: built with libFuzzer by scripts/fuzz, and as a plain replay
+        // tool by `swift build` (the tests replay Tests/fuzz/regressions/ through it).
+        .executableTarget(name: "billgraph-fuzz", dependencies: ["JSON", "Query", "Schema", "Engine", "Billing", "CLibFuzzer"]),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "QueryTests", dependencies: ["Query"]),

@@ -5,18 +5,18 @@ import Schema
 /// connection, the order and the filter it came from. Opaque to clients (base64url).
 /// A cursor that does not decode, or was made for another connection, order or
 /// filter, is refused with BAD_USER_INPUT.
-struct Cursor: Equatable {
-    let connection: String
-    let order: String
-    let filterFingerprint: String
-    let sortKey: String
-    let id: String
+package struct Cursor: Equatable {
+    package let connection: String
+    package let order: String
+    package let filterFingerprint: String
+    package let sortKey: String
+    package let id: String
 
-    var encoded: String {
+    package var encoded: String {
         Base64URL.encode(Array(["v1", connection, order, filterFingerprint, sortKey, id].joined(separator: "|").utf8))
     }
 
-    static func decode(_ text: String) -> Cursor? {
+    package static func decode(_ text: String) -> Cursor? {
         guard let bytes = Base64URL.decode(text), let plain = String(validating: bytes, as: UTF8.self) else { return nil }
         let parts = plain.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 6, parts[0] == "v1", Scalars.isLowercaseUUID(parts[5]) else { return nil }
@@ -36,10 +36,10 @@ struct Cursor: Equatable {
 }
 
 /// Base64 with the URL-safe alphabet and no padding.
-enum Base64URL {
+package enum Base64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    static func encode(_ bytes: [UInt8]) -> String {
+    package static func encode(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var i = 0
@@ -57,7 +57,7 @@ enum Base64URL {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func decode(_ text: String) -> [UInt8]? {
+    package static func decode(_ text: String) -> [UInt8]? {
         var values: [UInt32] = []
         for c in text.utf8 {
             guard let v = alphabet.firstIndex(of: c) else { return nil }

@@ -12,7 +12,7 @@ struct OperationSize: Equatable {
     /// Fields on the longest path from the root, leaves included; `__schema` and
     /// `__type` count as one.
     var depth = 0
-    /// Fields selected, introspection's inner fields aside.
+    /// Fields selected, introspection's inner fields included: the planner expands them too.
     var fields = 0
     /// Fields that return objects or lists of them, introspection aside: an upper bound
     /// on the loads (statements) the operation can cause.
@@ -59,7 +59,13 @@ struct OperationMeasurer {
 
     private mutating func measure(_ field: Field, on type: NamedType) -> OperationSize {
         let name = field.name.value
-        if name == "__schema" || name == "__type" { return OperationSize(depth: 1, fields: 1) }
+        if name == "__schema" || name == "__type" {
+            // Introspection counts as one level and no load, but its fields are planned
+            // like any others: fragments doubling inside it must be counted too.
+            guard let set = field.selectionSet, let definition = schema.field(name, on: type),
+                  let child = schema[definition.type.namedType] else { return OperationSize(depth: 1, fields: 1) }
+            return OperationSize(depth: 1, fields: min(measure(set, on: child).fields + 1, OperationSize.ceiling))
+        }
         guard let set = field.selectionSet, let definition = schema.field(name, on: type),
               let child = schema[definition.type.namedType], child.isComposite else {
             return OperationSize(depth: 1, fields: 1)

@@ -48,7 +48,15 @@ struct OverlapChecker {
         let reason: Reason
         let locations1: [SourceLocation]
         let locations2: [SourceLocation]
+        /// The messages at the leaves of `reason`.
+        var size = 1
     }
+
+    /// Messages one explanation may hold. A cached conflict is copied into the
+    /// explanation of every pair above it, so without a bound an explanation (and its
+    /// locations) grows exponentially with the nesting while the comparisons stay few;
+    /// past it, further conflicting subfields are left out of the text.
+    static let maxReasons = 100
 
     indirect enum Reason {
         case message(String)
@@ -128,6 +136,9 @@ struct OverlapChecker {
         if let known = comparedPairs[key] { return known }
         comparisons += 1
         if exhausted { return nil }
+        // A pair met again while it is being compared is a fragment cycle (refused by its
+        // own rule): it counts as no conflict, so that the comparison ends.
+        comparedPairs[key] = .some(nil)
         let conflict = compare(a, b, parentsMutuallyExclusive: parentsMutuallyExclusive)
         comparedPairs[key] = conflict
         return conflict
@@ -162,11 +173,13 @@ struct OverlapChecker {
         var reasons: [(String, Reason)] = []
         var locations1: [SourceLocation] = [a.field.location]
         var locations2: [SourceLocation] = [b.field.location]
+        var size = 0
         for (key, entriesA) in fieldsA {
             guard let entriesB = fieldsB[key] else { continue }
             for ea in Self.distinct(entriesA) {
                 for eb in Self.distinct(entriesB) {
-                    if let c = findConflict(ea, eb, parentsMutuallyExclusive: exclusive) {
+                    if let c = findConflict(ea, eb, parentsMutuallyExclusive: exclusive), size + c.size <= Self.maxReasons {
+                        size += c.size
                         reasons.append((c.responseName, c.reason))
                         locations1 += c.locations1
                         locations2 += c.locations2
@@ -175,7 +188,7 @@ struct OverlapChecker {
             }
         }
         guard !reasons.isEmpty else { return nil }
-        return Conflict(responseName: name, reason: .sub(reasons), locations1: locations1, locations2: locations2)
+        return Conflict(responseName: name, reason: .sub(reasons), locations1: locations1, locations2: locations2, size: size)
     }
 
     /// A field as GraphQL text, for signatures.

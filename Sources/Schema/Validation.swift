@@ -53,6 +53,10 @@ public struct Validator {
     }
 
     mutating func run() {
+        if let tooDeep = nestingThroughFragments() {
+            errors.append(tooDeep)
+            return
+        }
         executableDefinitions()
         uniqueOperationNames()
         loneAnonymousOperation()
@@ -156,6 +160,65 @@ public struct Validator {
             }
         }
         return out
+    }
+
+    /// Selection sets nested in one another once fragment spreads are followed, at most.
+    /// The rules below (and measuring and planning after them) walk a document through
+    /// its spreads recursively, and the parser's nesting limit cannot see through a
+    /// spread: a chain of 1,700 fragments fits the token limit and overflowed the stack.
+    public static let maxNesting = 256
+
+    /// A document nested deeper than `maxNesting` through its fragments, found without
+    /// following the chain recursively: the fragments are taken leaves first (Kahn's
+    /// order), each adding the depth at which it is spread to the depth of its target.
+    /// Fragments on a cycle (reported by its own rule) are bounded by the sum of their
+    /// own depths.
+    func nestingThroughFragments() -> ValidationError? {
+        var own: [String: Int] = [:], callers: [String: [(String, Int)]] = [:], waiting: [String: Int] = [:]
+        for (name, fragment) in fragments {
+            var spreads: [(String, Int)] = []
+            own[name] = Self.nesting(of: fragment.selectionSet, depth: 1, spreads: &spreads)
+            let known = spreads.filter { fragments[$0.0] != nil }
+            waiting[name] = known.count
+            for (target, depth) in known { callers[target, default: []].append((name, depth)) }
+        }
+        var deepest = own
+        var ready = fragments.keys.filter { waiting[$0] == 0 }
+        while let done = ready.popLast() {
+            for (caller, depth) in callers[done] ?? [] {
+                deepest[caller] = max(deepest[caller]!, depth + deepest[done]!)
+                waiting[caller]! -= 1
+                if waiting[caller] == 0 { ready.append(caller) }
+            }
+        }
+        let onCycles = waiting.filter { $0.value > 0 }.keys
+        let cycleBound = onCycles.reduce(0) { $0 + own[$1]! } + (deepest.values.max() ?? 0)
+        for case .operation(let op) in document.definitions {
+            var spreads: [(String, Int)] = []
+            var depth = Self.nesting(of: op.selectionSet, depth: 1, spreads: &spreads)
+            for (target, at) in spreads where fragments[target] != nil {
+                depth = max(depth, at + ((waiting[target] ?? 0) > 0 ? cycleBound : deepest[target]!))
+            }
+            if depth > Self.maxNesting || (!onCycles.isEmpty && cycleBound > Self.maxNesting) {
+                return ValidationError(message: "The document nests more than \(Self.maxNesting) selections deep through its fragments.",
+                                       locations: [op.location], tooComplex: true)
+            }
+        }
+        return nil
+    }
+
+    /// The deepest selection in `set` (which is at `depth`), and the depth of each spread in it.
+    static func nesting(of set: SelectionSet, depth: Int, spreads: inout [(String, Int)]) -> Int {
+        var deepest = depth
+        for selection in set.selections {
+            switch selection {
+            case .field(let f):
+                if let s = f.selectionSet { deepest = max(deepest, nesting(of: s, depth: depth + 1, spreads: &spreads)) }
+            case .inlineFragment(let i): deepest = max(deepest, nesting(of: i.selectionSet, depth: depth + 1, spreads: &spreads))
+            case .fragmentSpread(let s): spreads.append((s.name.value, depth))
+            }
+        }
+        return deepest
     }
 
     // 5.5.1.4 Fragments Must Be Used

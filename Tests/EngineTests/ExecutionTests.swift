@@ -146,6 +146,28 @@ final class ExecutionTests: XCTestCase {
         XCTAssertEqual(error.code, .queryTooComplex)
     }
 
+    func testFragmentsSpreadInManyPlacesAreRefusedWithoutExpandingThem() {
+        // Each fragment spreads the next one twice: 2^30 fields once expanded, in 2 KB.
+        func document(_ head: String, _ type: String, _ body: (Int) -> String, _ last: String) -> String {
+            ([head] + (0..<30).map { "fragment F\($0) on \(type) { \(body($0 + 1)) }" } + ["fragment F30 on \(type) { \(last) }"])
+                .joined(separator: "\n")
+        }
+        let preparation = Preparation(schema: Schema.contract)
+        let documents = [
+            document("{ invoice(id: \"x\") { ...F0 } }", "Invoice",
+                     { "customer { a: invoices { ...F\($0) } b: invoices { ...F\($0) } }" }, "id"),
+            document("{ invoice(id: \"x\") { ...F0 } }", "Invoice",
+                     { "customer { x: invoices { ...F\($0) } x: invoices { id ...F\($0) } }" }, "id"),
+            document("{ __schema { types { ...F0 } } }", "__Type", { "a: ofType { ...F\($0) } b: ofType { ...F\($0) }" }, "name"),
+        ]
+        for query in documents {
+            guard case .failure(.tooComplex(let error)) = preparation.prepare(GraphQLRequest(query: query)) else {
+                return XCTFail("not refused: \(query.prefix(60))")
+            }
+            XCTAssertEqual(error.code, .queryTooComplex)
+        }
+    }
+
     func testVariablesAreCoercedOrRefused() {
         let preparation = Preparation(schema: Schema.contract)
         let bad = preparation.prepare(GraphQLRequest(query: "query($f: Int) { customers(first: $f) { totalCount } }",

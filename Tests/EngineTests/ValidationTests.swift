@@ -25,6 +25,25 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(found.last, "Too many validation errors, error limit reached. Validation aborted.")
     }
 
+    func testAFragmentCycleInsideMergedFieldsIsReportedNotFollowed() {
+        // Field merging compares the two `x` through the cycle: it used to recurse until the stack overflowed.
+        let cycle = "{ invoice(id: \"x\") { ...A } } fragment A on Invoice { customer { x: invoices { ...A } x: invoices { id ...A } } }"
+        XCTAssertEqual(errors(cycle), ["Cannot spread fragment \"A\" within itself.", "Cannot spread fragment \"A\" within itself."])
+    }
+
+    func testNestingThroughFragmentsIsMeasuredWithoutFollowingTheChain() {
+        func chain(_ n: Int, closed: Bool) -> String {
+            "{ __schema { types { ...T0 } } }\n" + (0..<n).map { "fragment T\($0) on __Type { ofType { ...T\(closed ? ($0 + 1) % n : $0 + 1) } }" }
+                .joined(separator: "\n") + (closed ? "" : "\nfragment T\(n) on __Type { name }")
+        }
+        let tooDeep = ["The document nests more than 256 selections deep through its fragments."]
+        XCTAssertEqual(errors(chain(200, closed: false)), tooDeep)  // 3 + 2 levels a fragment
+        XCTAssertEqual(errors(chain(1700, closed: false)), tooDeep)  // overflowed the stack before
+        XCTAssertEqual(errors(chain(1700, closed: true)), tooDeep)
+        XCTAssertEqual(errors(chain(100, closed: false)), [])
+        XCTAssertEqual(errors(chain(2, closed: true)), ["Cannot spread fragment \"T0\" within itself via \"T1\"."])
+    }
+
     func testRulesOfSectionFive() {
         XCTAssertEqual(errors("{ nope }"), ["Cannot query field \"nope\" on type \"Query\"."])
         XCTAssertEqual(errors("{ customer { id } }"),

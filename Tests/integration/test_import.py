@@ -58,6 +58,8 @@ CASES = [
     ("money beyond 64 bits", "invoice", lambda o: o.update(total=2 ** 63), "total"),
     ("non-ASCII digits in a fraction", "customer", lambda o: o.update(created_at="2024-05-01T12:00:00.\u0663Z"), "created_at"),
     ("non-ASCII digits in a date", "invoice", lambda o: o.update(issued_on="2024-05-\u0660\u0661"), "issued_on"),
+    ("refund near 2^63", "refund", lambda o: o.update(amount=2 ** 63 - 1), "exceed"),
+    ("NUL in a name", "customer", lambda o: o.update(name="a\u0000b"), "U+0000"),
 ]
 
 

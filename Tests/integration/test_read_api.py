@@ -332,6 +332,14 @@ def test_depth_limit_refuses_before_any_database_work(world):
     assert world["server"].gql(fifteen, key=key(world)).codes() == []
 
 
+def test_a_fragment_chain_deeper_than_the_stack_is_refused_and_the_server_lives(world):
+    chain = "query Chain { __schema { types { ...T0 } } }\n" + "\n".join(
+        f"fragment T{i} on __Type {{ ofType {{ ...T{i + 1} }} }}" for i in range(1700)) + "\nfragment T1700 on __Type { name }"
+    r = world["server"].gql(chain, key=key(world))
+    assert r.status == 200 and r.codes() == ["QUERY_TOO_COMPLEX"] and "data" not in r.json
+    assert world["server"].gql("{ __typename }", key=key(world)).data == {"__typename": "Query"}
+
+
 def test_breadth_limit_refuses_before_any_database_work(world):
     wide = "{ " + " ".join(f"c{i}: customers(first: 1) {{ totalCount }}" for i in range(301)) + " }"
     r = world["server"].gql(wide, key=key(world))

@@ -32,6 +32,8 @@ struct DatasetRecord {
     func string(_ key: String) throws(ImportFailure) -> String {
         guard let v = members[key] else { throw ImportFailure("\"\(key)\" is missing") }
         guard case .string(let s) = v else { throw ImportFailure("\"\(key)\" must be a string") }
+        // PostgreSQL text cannot hold it: refused here, with the line's number, rather than by COPY.
+        guard !s.utf8.contains(0) else { throw ImportFailure("\"\(key)\" must not contain the character U+0000") }
         return s
     }
 

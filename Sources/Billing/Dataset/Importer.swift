@@ -6,7 +6,7 @@ import Store
 /// then everything written with COPY in one transaction, then the maintained figures
 /// recomputed. Any broken line stops the import with its number and nothing is stored.
 public final class Importer {
-    private let connection: BlockingConnection
+    private let connection: BlockingConnection?
     private let progress: (String) -> Void
 
     static let modes = ["check", "cash", "credit_card", "bank_transfer", "bank_remittance", "auto_transaction", "others"]
@@ -62,6 +62,13 @@ public final class Importer {
         self.progress = progress
     }
 
+    /// An importer without a database, as if nothing were stored: it only checks lines
+    /// (`check(line:number:)`), for the fuzz harness; it cannot `run`.
+    package init() {
+        connection = nil
+        progress = { _ in }
+    }
+
     public struct Summary {
         public let lines: Int
         public let counts: [(String, Int)]
@@ -72,15 +79,7 @@ public final class Importer {
         var lineNumber = 0
         while let line = next() {
             lineNumber += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            do {
-                let json = try JSONParser.parse(line)
-                try check(DatasetRecord(json, allowed: { Self.keys[$0] }), line: lineNumber)
-            } catch let failure as ImportFailure {
-                throw ImportError(line: lineNumber, reason: failure.reason)
-            } catch let syntax as JSONSyntaxError {
-                throw ImportError(line: lineNumber, reason: "not valid JSON: \(syntax.message) at byte \(syntax.offset + 1)")
-            }
+            try check(line: line, number: lineNumber)
             if lineNumber % 100_000 == 0 { progress("checked \(lineNumber) lines") }
         }
         progress("checked \(lineNumber) lines; writing")
@@ -120,7 +119,7 @@ public final class Importer {
     private func organisation(_ r: DatasetRecord) throws -> String {
         let id = try r.uuid("organisation_id")
         if organisations.contains(id) { return id }
-        if try connection.query("SELECT 1 FROM organisation WHERE id = $1::uuid", [id]).rowCount == 1 {
+        if let connection, try connection.query("SELECT 1 FROM organisation WHERE id = $1::uuid", [id]).rowCount == 1 {
             organisations.insert(id)
             storedOrganisations.insert(id)
             touched.insert(id)
@@ -175,7 +174,7 @@ public final class Importer {
 
     private func customer(_ id: String, organisation org: String) throws -> CustomerFacts {
         var facts = customers[id]
-        if facts == nil {
+        if facts == nil, let connection {
             let rows = try connection.query("SELECT organisation_id::text, currency FROM customer WHERE id = $1::uuid", [id])
             if rows.rowCount == 1 {
                 facts = CustomerFacts(organisation: rows.string(0, 0)!, currency: rows.string(0, 1)!)
@@ -210,6 +209,7 @@ public final class Importer {
 
     private func invoice(_ id: String) throws -> InvoiceFacts {
         if let facts = invoices[id] { return facts }
+        guard let connection else { throw ImportFailure("invoice \(id) is not defined on an earlier line nor stored") }
         let rows = try connection.query("""
             SELECT organisation_id::text, customer_id::text, base_status, total, amount_paid, to_char(issued_on, 'YYYY-MM-DD')
             FROM invoice WHERE id = $1::uuid
@@ -267,6 +267,7 @@ public final class Importer {
 
     private func payment(_ id: String) throws -> PaymentFacts {
         if let facts = payments[id] { return facts }
+        guard let connection else { throw ImportFailure("payment \(id) is not defined on an earlier line nor stored") }
         let rows = try connection.query("""
             SELECT organisation_id::text, customer_id::text, status, amount, mode, currency, amount_refunded
             FROM payment WHERE id = $1::uuid
@@ -300,8 +301,28 @@ public final class Importer {
                            try r.timestamp("created_at")])
     }
 
+    /// Checks one line of the file (`number` counts from 1) and keeps its rows for `write`.
+    /// A broken line is an `ImportError`; other errors are the database's.
+    package func check(line: [UInt8], number: Int) throws {
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+        do {
+            let json = try JSONParser.parse(line)
+            try check(DatasetRecord(json, allowed: { Self.keys[$0] }), line: number)
+        } catch let failure as ImportFailure {
+            throw ImportError(line: number, reason: failure.reason)
+        } catch let syntax as JSONSyntaxError {
+            throw ImportError(line: number, reason: "not valid JSON: \(syntax.message) at byte \(syntax.offset + 1)")
+        }
+    }
+
+    /// The rows kept so far, in COPY text format, table by table.
+    package var copyData: [(table: String, bytes: [UInt8])] {
+        [organisationRows, customerRows, invoiceRows, paymentRows, applicationRows, refundRows].map { ($0.table, $0.bytes) }
+    }
+
     /// One transaction: COPY each table in dependency order, keys, then the figures.
     private func write() throws {
+        guard let connection else { preconditionFailure("an importer without a database cannot write") }
         try connection.transaction {
             for buffer in [organisationRows, customerRows, invoiceRows, paymentRows, applicationRows, refundRows] where buffer.rows > 0 {
                 do {

@@ -1,0 +1,25 @@
+import Billing
+
+/// `dataset`: the checks `billgraph import` makes on a JSON Lines file before it writes
+/// anything (Sources/Billing/Dataset: `Importer.check(line:number:)`, `DatasetRecord`),
+/// with no database, as if nothing were stored. The input is the file. Proves that
+/// line after line is either accepted or refused with its own line number, never
+/// trapping (sums of money included), and that what is accepted is text PostgreSQL's
+/// COPY takes: valid UTF-8 with no NUL character (PostgreSQL text cannot hold one).
+func fuzzDataset(_ bytes: [UInt8]) {
+    let importer = Importer()
+    for (i, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+        do {
+            try importer.check(line: Array(line), number: i + 1)
+        } catch let error as ImportError {
+            precondition(error.line == i + 1, "line \(i + 1) refused as line \(error.line)")
+            break  // as `billgraph import` does: the first broken line stops it
+        } catch {
+            preconditionFailure("line \(i + 1) refused without an ImportError: \(error)")
+        }
+    }
+    for (table, rows) in importer.copyData {
+        precondition(!rows.contains(0), "a NUL character in the \(table) rows")
+        precondition(String(validating: rows, as: UTF8.self) != nil, "invalid UTF-8 in the \(table) rows")
+    }
+}

@@ -1,0 +1,23 @@
+"""The fuzz harnesses' inputs replayed through the plain build of billgraph-fuzz: the
+inputs that once broke a property (Tests/fuzz/regressions/TARGET/) and the seeds
+(Tests/fuzz/corpus/TARGET/). scripts/fuzz runs the harnesses under libFuzzer."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import BIN
+
+FUZZ = os.path.join(os.path.dirname(BIN), "billgraph-fuzz")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "fuzz")
+FOLDERS = sorted(f"{kind}/{target}" for kind in ("regressions", "corpus")
+                 for target in os.listdir(os.path.join(ROOT, kind)))
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_inputs_keep_their_properties(folder):
+    target = os.path.basename(folder)
+    # The time limit matters too: some of these inputs once stalled preparation.
+    out = subprocess.run([FUZZ, target, os.path.join(ROOT, folder)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[:4000]
+    assert out.stdout.startswith(f"{target}: ")
