@@ -131,7 +131,7 @@ public final class Importer {
     /// Whether a stored row of the organisation already has this value in `column` (a unique
     /// constraint would refuse the whole COPY later, without the line's number).
     private func stored(_ table: String, _ column: String, _ value: String, organisation org: String) throws -> Bool {
-        guard storedOrganisations.contains(org) else { return false }
+        guard storedOrganisations.contains(org), let connection else { return false }
         return try connection.query("SELECT 1 FROM \(table) WHERE organisation_id = $1::uuid AND \(column) = $2",
                                     [org, value]).rowCount > 0
     }
