@@ -51,6 +51,9 @@ public struct Preparation {
         } catch {
             return .failure(.documentRejected([GraphQLError(error.message, code: .parseFailed, locations: [error.location])]))
         }
+        if let tooDeep = Validator.tooDeeplyNested(document, schema: schema) {
+            return .failure(.tooComplex(GraphQLError(tooDeep.message, code: .queryTooComplex, locations: tooDeep.locations)))
+        }
         var fragments: [String: FragmentDefinition] = [:]
         for case .fragment(let f) in document.definitions where fragments[f.name.value] == nil { fragments[f.name.value] = f }
         // Measured before it is validated: the measure costs what the text costs, and a

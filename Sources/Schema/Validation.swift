@@ -28,6 +28,12 @@ public struct Validator {
     /// break a rule a million times must not cost a million reports.
     public static let maxErrors = 100
 
+    /// The one check that must come before anything walks the document through its
+    /// fragments (validating, measuring, planning): nesting deeper than `maxNesting`.
+    public static func tooDeeplyNested(_ document: Document, schema: Schema) -> ValidationError? {
+        Validator(schema: schema, document: document).nestingThroughFragments()
+    }
+
     public static func validate(_ document: Document, schema: Schema) -> [ValidationError] {
         var v = Validator(schema: schema, document: document)
         v.run()
