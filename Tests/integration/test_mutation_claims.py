@@ -30,7 +30,7 @@ REFUND = """mutation($p: ID!, $amount: Int!, $key: String) {
 
 @pytest.fixture(scope="module")
 def shop():
-    opened = open_data(customers=12, seed_value=15)
+    opened = open_data(customers=30, seed_value=15)
     # Every note made or voided through it is recorded, for figures.py's replay.
     opened["server"] = record_credit_notes(Server(opened["url"]))
     opened["used"] = set()
@@ -318,7 +318,7 @@ def test_a_read_that_loses_the_database_mid_way_is_service_unavailable(shop):
     assert r.status == 503 and r.codes() == ["SERVICE_UNAVAILABLE"] and "data" not in r.json, r.raw
     assert_no_internals(r)
     ok = server.gql("{ customers(first: 1) { totalCount } }", key=key(shop, label="read"))
-    assert ok.data["customers"]["totalCount"] == 12  # the pool connected again by itself
+    assert ok.data["customers"]["totalCount"] == 30  # the pool connected again by itself
 
 
 # ------------------------------------------------------------------ order of checks
