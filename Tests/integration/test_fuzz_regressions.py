@@ -10,14 +10,16 @@ from conftest import BIN
 
 FUZZ = os.path.join(os.path.dirname(BIN), "billgraph-fuzz")
 ROOT = os.path.join(os.path.dirname(__file__), "..", "fuzz")
-FOLDERS = sorted(f"{kind}/{target}" for kind in ("regressions", "corpus")
-                 for target in os.listdir(os.path.join(ROOT, kind)))
+QUERIES = os.path.join(ROOT, "..", "..", "schema", "queries")
+# (target, folder): every committed input, and the canonical queries, which seed the
+# GraphQL targets where they live.
+FOLDERS = sorted((target, os.path.join(ROOT, kind, target)) for kind in ("regressions", "corpus")
+                 for target in os.listdir(os.path.join(ROOT, kind))) + [("graphql", QUERIES), ("prepare", QUERIES)]
 
 
-@pytest.mark.parametrize("folder", FOLDERS)
-def test_inputs_keep_their_properties(folder):
-    target = os.path.basename(folder)
+@pytest.mark.parametrize("target,folder", FOLDERS, ids=[f"{t}:{os.path.relpath(f, ROOT)}" for t, f in FOLDERS])
+def test_inputs_keep_their_properties(target, folder):
     # The time limit matters too: some of these inputs once stalled preparation.
-    out = subprocess.run([FUZZ, target, os.path.join(ROOT, folder)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([FUZZ, target, folder], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[:4000]
     assert out.stdout.startswith(f"{target}: ")
