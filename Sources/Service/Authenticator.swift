@@ -44,7 +44,7 @@ final class Authenticator {
     }
 
     func authenticate(_ key: String, completion: @escaping (Outcome) -> Void) {
-        guard Self.couldBeAKey(key) else { return completion(.invalid) }
+        guard APIKeyFormat.isWellFormed(key) else { return completion(.invalid) }
         let digest = SHA256.hex(key.utf8)
         if let hit = cache[digest], hit.expires > loop.now {
             return completion(hit.principal.map(Outcome.valid) ?? .invalid)
@@ -53,12 +53,6 @@ final class Authenticator {
         guard pending.count < Self.maxPendingLookups else { return completion(.unavailable) }
         pending[digest] = [completion]
         lookUp(digest)
-    }
-
-    /// DATASET.md: 16 to 128 printable ASCII characters.
-    static func couldBeAKey(_ key: String) -> Bool {
-        let bytes = key.utf8
-        return (16...128).contains(bytes.count) && bytes.allSatisfy { (0x21...0x7e).contains($0) }
     }
 
     private func lookUp(_ digest: String) {

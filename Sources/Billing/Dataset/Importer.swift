@@ -139,7 +139,7 @@ public final class Importer {
     private func checkAPIKey(_ r: DatasetRecord, line: Int) throws {
         let org = try organisation(r)
         let key = try r.string("key")
-        guard (16...128).contains(key.utf8.count), key.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else {
+        guard APIKeyFormat.isWellFormed(key) else {
             throw ImportFailure("\"key\" must be 16 to 128 printable ASCII characters")
         }
         var scopes: [String] = []
