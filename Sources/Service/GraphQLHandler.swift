@@ -181,8 +181,7 @@ final class GraphQLHandler: HTTPHandler {
             return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)] + noStatements,
                                 body: requestErrorBody(errors))
         case .tooComplex(let error):
-            return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)] + noStatements,
-                                body: requestErrorBody([error]))
+            return failureResponse(.documentRejected([error]), media)
         case .badRequest(let error):
             return errorResponse(status: 400, error, as: media, extraHeaders: noStatements)
         }
