@@ -90,3 +90,27 @@ def test_credit_note_rules_no_other_test_decides():
         assert again.data["createCreditNote"]["invoice"]["balance"] == now.data["invoice"]["balance"]
     finally:
         server.stop()
+
+
+def test_a_key_the_importer_accepts_is_a_key_the_server_accepts():
+    """DATASET.md: a key is 16 to 128 printable ASCII characters, spaces among them. The
+    importer and the server share that rule; a key of 15 or 129 characters is refused
+    without a lookup, whatever it is."""
+    import os
+    import tempfile
+    from conftest import Server, create_database, run_cli
+    org = "33333333-3333-4333-8333-333333333333"
+    spaced, short = "a key with spaces in it", "k" * 15
+    path = os.path.join(tempfile.mkdtemp(), "keys.jsonl")
+    with open(path, "w") as f:
+        f.write('{"type": "organisation", "id": "%s", "name": "Spaces"}\n' % org)
+        f.write('{"type": "api_key", "organisation_id": "%s", "key": "%s", "scopes": ["billing:read"]}\n' % (org, spaced))
+    url = create_database()
+    run_cli("import", path, url=url)
+    server = Server(url)
+    try:
+        assert server.gql("{ customers { totalCount } }", key=spaced).data == {"customers": {"totalCount": 0}}
+        assert server.gql("{ __typename }", key=short).status == 401
+        assert server.gql("{ __typename }", key="k" * 129).status == 401
+    finally:
+        server.stop()
