@@ -6,6 +6,8 @@ import PackageDescription
 //   JSON, Query  <-  Schema  <-  Engine  <-  Billing  ->  Store  ->  CLibPQ, EventLoop -> CLibUV
 //   Server -> EventLoop, CHTTPParser;   Service (GraphQL over HTTP) composes them;
 //   billgraph is the command line.
+//   Metrics (counters, gauges, histograms, the Prometheus text format) knows nothing of
+//   HTTP or billing: Store and Service report into it.
 // Query, Schema and Engine never import a C module, so their tests need no sockets; nor do
 // ServerTests, which drive the HTTP connection's state machine with events, nor do Store's
 // state machines (StoreTests).
@@ -26,14 +28,15 @@ let package = Package(
 
         .target(name: "JSON"),
         .target(name: "Digest"),
+        .target(name: "Metrics"),
         .target(name: "Query"),
         .target(name: "Schema", dependencies: ["Query", "JSON"]),
         .target(name: "Engine", dependencies: ["Query", "Schema", "JSON"]),
         .target(name: "EventLoop", dependencies: ["CLibUV"]),
-        .target(name: "Store", dependencies: ["CLibPQ", "EventLoop"]),
+        .target(name: "Store", dependencies: ["CLibPQ", "EventLoop", "Metrics"]),
         .target(name: "Billing", dependencies: ["Engine", "Schema", "Query", "Store", "JSON"]),
         .target(name: "Server", dependencies: ["EventLoop", "CLibUV", "CHTTPParser"]),
-        .target(name: "Service", dependencies: ["Billing", "Digest", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Query"]),
+        .target(name: "Service", dependencies: ["Billing", "Digest", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Query", "Metrics"]),
         .executableTarget(
             name: "billgraph",
             dependencies: [
@@ -53,6 +56,7 @@ let package = Package(
         .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema"]),
         .testTarget(name: "ServerTests", dependencies: ["Server"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,6 +24,10 @@ public final class EventLoop {
     /// Milliseconds of the loop's clock.
     public var now: UInt64 { uv_now(raw) }
 
+    /// A monotonic clock in nanoseconds (libuv's `uv_hrtime`), for measuring durations.
+    @inline(__always)
+    public static func hrtime() -> UInt64 { uv_hrtime() }
+
     deinit {
         // Give close callbacks a chance to run, then release the loop.
         uv_run(raw, UV_RUN_NOWAIT)

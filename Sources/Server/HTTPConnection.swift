@@ -65,7 +65,7 @@ final class HTTPConnection {
             case .request(let request, let keepAlive):
                 run(machine.requestParsed(request, keepAlive: keepAlive, now: now))
             case .failed(let status, let message):
-                run(machine.parseFailed(refusal: server.handler.refusal(status: status, message: message), now: now))
+                run(machine.parseFailed(refusal: server.handler.refusal(status: status, message: message, head: parser.refusedHead), now: now))
             }
         }
     }

@@ -58,11 +58,26 @@ public struct HTTPResponse: Sendable {
     }
 }
 
+extension HTTPRequest {
+    /// A request head with no query string and no body.
+    public static func head(method: String, path: String, headers: [(String, String)] = []) -> HTTPRequest {
+        HTTPRequest(method: method, path: path, query: nil, headers: headers, body: [])
+    }
+}
+
 /// Answers requests. `respond` must be called exactly once, on the loop's thread.
 public protocol HTTPHandler: AnyObject {
     func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void)
     /// The answer to a request the server refuses before the handler sees it (413, 400).
     func refusal(status: Int, message: String) -> HTTPResponse
+    /// The same, told what was read of the request (`refusedHead`: method, path, headers).
+    func refusal(status: Int, message: String, head: HTTPRequest) -> HTTPResponse
+}
+
+extension HTTPHandler {
+    public func refusal(status: Int, message: String, head: HTTPRequest) -> HTTPResponse {
+        refusal(status: status, message: message)
+    }
 }
 
 /// Where to listen: `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:80`.

@@ -147,6 +147,15 @@ final class HTTPRequestParser {
         return 0
     }
 
+    /// As much of the request as was read before a `.failed`: its method, path and
+    /// headers, as far as they came (for the access log; the body is not kept).
+    var refusedHead: HTTPRequest {
+        let target = String(decoding: url, as: UTF8.self)
+        let path = target.firstIndex(of: "?").map { String(target[..<$0]) } ?? target
+        let method = url.isEmpty ? "" : String(cString: http_method_str(http_method(rawValue: parser.pointee.method)))
+        return HTTPRequest(method: method, path: path, query: nil, headers: headers, body: [])
+    }
+
     private func messageComplete() -> Int32 {
         let target = String(decoding: url, as: UTF8.self)
         var path = target

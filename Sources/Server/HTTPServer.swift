@@ -172,6 +172,9 @@ public final class ConnectionBudget: Sendable {
         self.limit = limit
     }
 
+    /// The connections open now, all loops together.
+    public var openCount: Int { open.load(ordering: .relaxed) }
+
     /// Takes one place if there is one.
     func admit() -> Bool {
         if open.add(1, ordering: .relaxed).newValue <= limit { return true }

@@ -33,6 +33,11 @@ public final class BillgraphService {
         public var idleTimeoutMilliseconds: UInt64
         /// PostgreSQL's `statement_timeout` on every connection: no statement holds a request for ever.
         public var statementTimeoutMilliseconds: UInt64
+        /// Where `/healthz`, `/readyz` and `/metrics` are served instead of the main
+        /// listener (where they then answer 404); nil: on the main listener.
+        public var adminListen: ListenAddress?
+        /// One JSON line per request on standard output (RULES.md section 7).
+        public var accessLog = true
         public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000, loops: Int = 1,
                     maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000,
                     idleTimeoutMilliseconds: UInt64 = 60_000, statementTimeoutMilliseconds: UInt64 = 30_000) {
@@ -59,6 +64,7 @@ public final class BillgraphService {
     private var signals: [SignalWatcher] = []
     private var threads: [pthread_t] = []
     private var others: [AsyncWakeup.Trigger] = []
+    private var admin: HTTPServer?
 
     public init(_ configuration: Configuration, log: @escaping @Sendable (String) -> Void) throws {
         // No statement may hold a request (and a connection) for ever; the host is looked
@@ -73,11 +79,23 @@ public final class BillgraphService {
         let gate = ReconnectGate(connectTimeoutMilliseconds: ConnectionTarget.connectTimeoutMilliseconds(conninfo), log: log)
         let shared = configuration.loops > 1
         let budget = ConnectionBudget(limit: configuration.maxConnections)
+        ServiceMetrics.shared.watch(budget)
+        let accessLog = configuration.accessLog ? AccessLog() : nil
         main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, listen: configuration.listen,
-                              sharedPort: shared, housekeeping: true, log: log)
+                              sharedPort: shared, housekeeping: true, accessLog: accessLog, log: log)
+        if let adminAddress = configuration.adminListen {
+            // The operator's endpoints on a listener of their own, on the main loop, with a
+            // small connection budget of their own: a full main listener cannot starve them.
+            let admin = HTTPServer(loop: main.loop, handler: FrontHandler(next: nil, endpoints: main.endpoints, accessLog: nil,
+                                                                         metrics: .shared),
+                                   limits: configuration.httpLimits, budget: ConnectionBudget(limit: 64))
+            try admin.listen(on: adminAddress)
+            self.admin = admin
+            main.admin = admin
+        }
         let address = ListenAddress(host: configuration.listen.host, port: main.port)
         for _ in 1..<configuration.loops {
-            try startLoop(configuration, conninfo: conninfo, budget: budget, gate: gate, address: address, log: log)
+            try startLoop(configuration, conninfo: conninfo, budget: budget, gate: gate, address: address, accessLog: accessLog, log: log)
         }
         for signal in [SIGINT, SIGTERM] {
             signals.append(try SignalWatcher(loop: main.loop, signal: signal) { [weak self] in self?.shutdown() })
@@ -86,13 +104,13 @@ public final class BillgraphService {
 
     /// Starts one more loop on its own thread and waits until it listens.
     private func startLoop(_ configuration: Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-                           address: ListenAddress, log: @escaping @Sendable (String) -> Void) throws {
+                           address: ListenAddress, accessLog: AccessLog?, log: @escaping @Sendable (String) -> Void) throws {
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let thread = try Thread.start {
             do {
                 let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, listen: address,
-                                            sharedPort: true, housekeeping: false, log: log)
+                                            sharedPort: true, housekeeping: false, accessLog: accessLog, log: log)
                 outcome.trigger = worker.stopTrigger
                 started.signal()
                 worker.run()
@@ -109,6 +127,9 @@ public final class BillgraphService {
 
     /// The port the service listens on (the one chosen by the system for port 0).
     public var port: Int { main.port }
+
+    /// The port of `--admin-listen`, when there is one.
+    public var adminPort: Int? { admin?.port }
 
     /// Serves until SIGINT or SIGTERM, then waits for every loop to finish.
     public func run() {
@@ -143,15 +164,27 @@ final class LoopWorker {
     private let server: HTTPServer
     private let housekeeping: Timer?
     private var wakeup: AsyncWakeup!
+    private let lagProbe: LoopLagProbe
+    /// `/healthz`, `/readyz` and `/metrics` answered with this loop's pool.
+    let endpoints: OperatorEndpoints
+    /// The `--admin-listen` server, on the main loop only.
+    var admin: HTTPServer?
 
     init(_ configuration: BillgraphService.Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-         listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
+         listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, accessLog: AccessLog?, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
-        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: gate)
+        let metrics = ServiceMetrics.shared
+        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: gate,
+                              instruments: metrics.pool(target: "primary"))
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
                                      authenticator: Authenticator(loop: loop, pool: pool),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)
-        server = HTTPServer(loop: loop, handler: handler, limits: configuration.httpLimits, budget: budget)
+        endpoints = OperatorEndpoints(readiness: Readiness(loop: loop, pool: pool, expected: billingMigrations.map(\.version)),
+                                      metrics: metrics)
+        let front = FrontHandler(next: handler, endpoints: configuration.adminListen == nil ? endpoints : nil,
+                                 accessLog: accessLog, metrics: metrics)
+        server = HTTPServer(loop: loop, handler: front, limits: configuration.httpLimits, budget: budget)
+        lagProbe = try LoopLagProbe(loop: loop, histogram: metrics.loopLag)
         try server.listen(on: listen, sharedPort: sharedPort)
         if housekeeping {
             // Expired idempotency keys go a minute after start, then every ten minutes.
@@ -180,7 +213,9 @@ final class LoopWorker {
         guard !stopping else { return }
         stopping = true
         housekeeping?.close()
+        lagProbe.close()
         wakeup.close()
+        admin?.close()
         let deadline = try? Timer(loop: loop)
         let finish = { [self] in
             deadline?.close()

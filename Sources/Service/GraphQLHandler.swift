@@ -40,6 +40,11 @@ final class GraphQLHandler: HTTPHandler {
     }
 
     func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
+        handle(request, outcome: RequestOutcome(), respond: respond)
+    }
+
+    /// `outcome` learns the key and the operation as they are found (for the access log).
+    func handle(_ request: HTTPRequest, outcome found: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
         guard request.path == "/graphql" else {
             return respond(errorResponse(status: 404, GraphQLError("Not found: GraphQL is served at /graphql.", code: .badUserInput), as: .json))
         }
@@ -60,7 +65,9 @@ final class GraphQLHandler: HTTPHandler {
             case .unavailable:
                 respond(errorResponse(status: 503, GraphQLError("The database is not available right now; try again shortly.",
                                                                 code: .serviceUnavailable), as: media))
-            case .valid(let principal): serve(request, principal: principal, media: media, respond: respond)
+            case .valid(let principal):
+                (found.keyID, found.organisationID) = (principal.keyID, principal.organisationID)
+                serve(request, principal: principal, media: media, outcome: found, respond: respond)
             }
         }
     }
@@ -71,7 +78,8 @@ final class GraphQLHandler: HTTPHandler {
                       extraHeaders: [("WWW-Authenticate", "Bearer")])
     }
 
-    private func serve(_ request: HTTPRequest, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
+    private func serve(_ request: HTTPRequest, principal: Principal, media: MediaType, outcome: RequestOutcome,
+                       respond: @escaping (HTTPResponse) -> Void) {
         let graphQLRequest: GraphQLRequest
         do {
             if request.method == "POST" {
@@ -95,6 +103,7 @@ final class GraphQLHandler: HTTPHandler {
         switch prepared {
         case .failure(let failure): return respond(failureResponse(failure, media))
         case .success(let (valid, operation)):
+            (outcome.operationType, outcome.operationName) = (operation.kind.rawValue, operation.name?.value)
             if request.method == "GET" && operation.kind != .query {
                 return respond(errorResponse(status: 405, GraphQLError("Mutations must be sent with POST.", code: .badUserInput),
                                              as: media, extraHeaders: [("Allow", "POST")]))
@@ -123,6 +132,7 @@ final class GraphQLHandler: HTTPHandler {
                 done(verdict)
             }
         }) { [self] end in
+            ServiceMetrics.shared.mutationsEnded(plan.fields.map(\.name).filter { !$0.hasPrefix("__") }, applied: end == .committed)
             switch end {
             case .committed, .rolledBack:
                 respond(last!)

@@ -56,6 +56,7 @@ final class MutationTransaction {
     }
 
     private func attempt(_ n: Int, _ operation: @escaping Run, _ ended: @escaping (End) -> Void) {
+        if n > 1 { ServiceMetrics.shared.transactionRetries.increment() }
         pool.lease { [self] leased in
             guard case .success(let lease) = leased else { return ended(.unreachable) }
             // Statements on a lease run in the order sent: BEGIN, the locks, then the operation;

@@ -1,4 +1,35 @@
 import EventLoop
+import Metrics
+
+/// Where a pool reports what it does (RULES.md section 7): statements run and their
+/// durations, and its connections by state. The gauges may be shared by the pools of
+/// several loops: each pool adds the change of its own figures.
+public struct PoolInstruments: Sendable {
+    public let statements: Counter
+    public let statementDuration: Histogram
+    public let idle: Gauge
+    public let busy: Gauge
+    public let waiting: Gauge
+
+    public init(statements: Counter, statementDuration: Histogram, idle: Gauge, busy: Gauge, waiting: Gauge) {
+        self.statements = statements
+        self.statementDuration = statementDuration
+        self.idle = idle
+        self.busy = busy
+        self.waiting = waiting
+    }
+
+    /// Wraps a statement's completion so that it is counted and timed from now.
+    @inline(__always)
+    func timed(_ completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) -> (Result<ResultSet, DatabaseError>) -> Void {
+        let start = EventLoop.hrtime()
+        return { [self] result in
+            statements.increment()
+            statementDuration.observe(nanoseconds: EventLoop.hrtime() &- start)
+            completion(result)
+        }
+    }
+}
 
 /// The PostgreSQL connections of one event loop. Statements wait in order for an idle
 /// connection; connections open on demand up to `size`.
@@ -24,6 +55,9 @@ public final class ConnectionPool {
     private var timer: Timer?
     private var actions = FIFO<Machine.Action>()
     private var running = false
+    private let instruments: PoolInstruments?
+    /// What this pool last added to the shared gauges.
+    private var reported = (idle: 0, busy: 0, waiting: 0)
 
     private enum Waiter {
         case statement(Statement, (Result<ResultSet, DatabaseError>) -> Void)
@@ -39,8 +73,9 @@ public final class ConnectionPool {
 
     /// `gate`: the reconnection schedule shared by the pools of one process (a pool of its
     /// own when not given).
-    public init(loop: EventLoop, conninfo: String, size: Int, gate: ReconnectGate? = nil) {
+    public init(loop: EventLoop, conninfo: String, size: Int, gate: ReconnectGate? = nil, instruments: PoolInstruments? = nil) {
         self.loop = loop
+        self.instruments = instruments
         self.conninfo = conninfo
         connectTimeout = ConnectionTarget.connectTimeoutMilliseconds(conninfo)
         self.gate = gate ?? ReconnectGate(connectTimeoutMilliseconds: connectTimeout)
@@ -62,6 +97,12 @@ public final class ConnectionPool {
         handle(machine.close())
         timer?.close()
         timer = nil
+        if let instruments {
+            instruments.idle.add(Int64(-reported.idle))
+            instruments.busy.add(Int64(-reported.busy))
+            instruments.waiting.add(Int64(-reported.waiting))
+            reported = (0, 0, 0)
+        }
     }
 
     // MARK: running actions
@@ -74,6 +115,21 @@ public final class ConnectionPool {
         running = true
         while let next = actions.pop() { run(next) }
         running = false
+        if instruments != nil { report() }
+    }
+
+    /// Adds the change of this pool's connections by state to the shared gauges.
+    private func report() {
+        guard let instruments else { return }
+        var idle = 0, busy = 0
+        for (_, slot) in machine.slots {
+            if slot == .idle { idle += 1 } else if slot == .busy { busy += 1 }
+        }
+        let waiting = machine.waitingCount
+        if idle != reported.idle { instruments.idle.add(Int64(idle - reported.idle)) }
+        if busy != reported.busy { instruments.busy.add(Int64(busy - reported.busy)) }
+        if waiting != reported.waiting { instruments.waiting.add(Int64(waiting - reported.waiting)) }
+        reported = (idle, busy, waiting)
     }
 
     private func run(_ action: Machine.Action) {
@@ -95,10 +151,10 @@ public final class ConnectionPool {
             }
             switch waiter {
             case .statement(let statement, let completion):
-                connection.send(statement, completion: completion)
+                connection.send(statement, completion: instruments?.timed(completion) ?? completion)
             case .lease(let completion):
                 connection.leased = true
-                completion(.success(Lease(connection: connection) { [weak self] clean in
+                completion(.success(Lease(connection: connection, instruments: instruments) { [weak self] clean in
                     self?.returned(connection, clean: clean)
                 }))
             }
@@ -158,9 +214,11 @@ public final class Lease {
     private var onRelease: ((_ clean: Bool) -> Void)?
     private var queued = FIFO<(Statement, (Result<ResultSet, DatabaseError>) -> Void)>()
     private var running = false
+    private let instruments: PoolInstruments?
 
-    init(connection: AsyncConnection, onRelease: @escaping (_ clean: Bool) -> Void) {
+    init(connection: AsyncConnection, instruments: PoolInstruments? = nil, onRelease: @escaping (_ clean: Bool) -> Void) {
         self.connection = connection
+        self.instruments = instruments
         self.onRelease = onRelease
     }
 
@@ -172,9 +230,10 @@ public final class Lease {
     private func sendNext() {
         guard !running, let (statement, completion) = queued.pop() else { return }
         running = true
+        let finished = instruments?.timed(completion) ?? completion
         connection.send(statement) { [self] result in
             running = false
-            completion(result)
+            finished(result)
             sendNext()
         }
     }

@@ -92,7 +92,19 @@ struct Serve: ParsableCommand {
             help: "PostgreSQL's statement_timeout on every connection, in milliseconds: no statement holds a request for ever.")
     var statementTimeoutMilliseconds: UInt64 = 30_000
 
+    @Option(name: .customLong("admin-listen"),
+            help: "Serve /healthz, /readyz and /metrics on this host:port instead of the main listener (where they then answer 404).")
+    var adminListen: String?
+
+    @Option(name: .customLong("access-log"),
+            help: "on: one JSON line per request on standard output; off: none.")
+    var accessLog: String = "on"
+
     func validate() throws {
+        guard accessLog == "on" || accessLog == "off" else { throw ValidationError("--access-log must be on or off") }
+        if let adminListen, ListenAddress(adminListen) == nil {
+            throw ValidationError("--admin-listen must be host:port, got \(adminListen)")
+        }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard requestTimeoutMilliseconds >= 1 else { throw ValidationError("--request-timeout-ms must be at least 1") }
         guard idleTimeoutMilliseconds >= 1 else { throw ValidationError("--idle-timeout-ms must be at least 1") }
@@ -102,13 +114,20 @@ struct Serve: ParsableCommand {
     func run() throws {
         let text = listen ?? getenv("BILLGRAPH_LISTEN").map { String(cString: $0) } ?? "127.0.0.1:8080"
         guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
-        let service = try BillgraphService(
-            .init(databaseURL: try database.resolved(), listen: address, poolSize: poolSize,
-                  maxResultItems: maxResultItems, loops: loops, maxConnections: maxConnections,
-                  requestTimeoutMilliseconds: requestTimeoutMilliseconds, idleTimeoutMilliseconds: idleTimeoutMilliseconds,
-                  statementTimeoutMilliseconds: statementTimeoutMilliseconds), log: log)
+        var configuration = BillgraphService.Configuration(
+            databaseURL: try database.resolved(), listen: address, poolSize: poolSize,
+            maxResultItems: maxResultItems, loops: loops, maxConnections: maxConnections,
+            requestTimeoutMilliseconds: requestTimeoutMilliseconds, idleTimeoutMilliseconds: idleTimeoutMilliseconds,
+            statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+        configuration.adminListen = adminListen.flatMap(ListenAddress.init)
+        configuration.accessLog = accessLog == "on"
+        let service = try BillgraphService(configuration, log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : ""))")
+        if let adminPort = service.adminPort, let admin = configuration.adminListen {
+            let adminHost = admin.host.contains(":") ? "[\(admin.host)]" : admin.host
+            log("operator endpoints on http://\(adminHost):\(adminPort)/ (healthz, readyz, metrics)")
+        }
         service.run()
         log("stopped")
     }

@@ -79,11 +79,20 @@ def seed(path, customers, orgs=2, seed_value=7):
 class Server:
     """The real billgraph server on a free loopback port. `wrapper` runs it under another
     command (strace); `pid` is the server's own process either way. `env` adds environment
-    variables (the statement trace)."""
+    variables (the statement trace). `access` holds the lines of its access log (standard
+    output), read by a thread of their own."""
 
     def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30):
         self.proc = subprocess.Popen([*wrapper, BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, *options],
-                                     stderr=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {})))
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, **(env or {})))
+        self.access = []
+
+        def read_access():
+            for line in iter(self.proc.stdout.readline, ""):
+                self.access.append(line)
+
+        threading.Thread(target=read_access, daemon=True).start()
         self.pid = self.proc.pid
         # One thread reads everything the server logs, for as long as it runs (so that a full
         # pipe never blocks it), and reports the port it announces; this thread waits for that
