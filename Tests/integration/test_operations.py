@@ -161,7 +161,9 @@ def test_metrics_pass_promtool_and_name_every_series_of_the_contract(world):
     assert metric(text, "billgraph_open_connections") >= 1  # this scrape's own
     assert metric(text, "process_resident_memory_bytes") > 1 << 20
     assert metric(text, "process_open_fds") > 3
-    assert metric(text, "billgraph_event_loop_lag_seconds_count") > 0
+    # Each loop's probe fires every 100 ms.
+    wait_until(lambda: metric(get(server.port, "/metrics")[2].decode(), "billgraph_event_loop_lag_seconds_count") > 0,
+               5, "loop lag observed")
     # The buckets the contract's figures need.
     les = lambda name: re.findall(rf'^{name}_bucket{{.*le="([^"]+)"}}', text, re.M)
     assert {"0.001", "10", "+Inf"} <= set(les("billgraph_http_request_duration_seconds"))
