@@ -47,7 +47,7 @@ let package = Package(
 
         // The fuzz harnesses: built with libFuzzer by scripts/fuzz, and as a plain replay
         // tool by `swift build` (the tests replay Tests/fuzz/regressions/ through it).
-        .executableTarget(name: "billgraph-fuzz", dependencies: ["JSON", "Query", "Schema", "Engine", "Billing", "CLibFuzzer"]),
+        .executableTarget(name: "billgraph-fuzz", dependencies: ["JSON", "Query", "Schema", "Engine", "Billing", "Server", "CLibFuzzer"]),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "QueryTests", dependencies: ["Query"]),

@@ -24,8 +24,10 @@
 ///   answer with `Connection: close`; a connection with nothing to answer closes at once.
 ///
 /// Times are the loop's milliseconds (`uv_now`), given with each event that needs them.
-struct HTTPConnectionStateMachine {
-    enum Action {
+/// Visible to the package (not public) for the `http` fuzz harness, which drives it as
+/// `HTTPConnection` does.
+package struct HTTPConnectionStateMachine {
+    package enum Action {
         case startReading
         case stopReading
         /// Hand the request to the handler; its answer comes back through `responseReady`.
@@ -41,7 +43,7 @@ struct HTTPConnectionStateMachine {
     }
 
     /// What to do with bytes just read.
-    enum Input: Equatable {
+    package enum Input: Equatable {
         /// Give them to the parser.
         case parse
         /// Drop them: no more requests are taken on this connection.
@@ -92,7 +94,7 @@ struct HTTPConnectionStateMachine {
     /// The last time a byte was read, an answer was given to `write`, or a write completed.
     private var lastActivity: UInt64
 
-    init(limits: HTTPServer.Limits, now: UInt64) {
+    package init(limits: HTTPServer.Limits, now: UInt64) {
         self.limits = limits
         lastActivity = now
     }
@@ -100,13 +102,13 @@ struct HTTPConnectionStateMachine {
     // MARK: - Events
 
     /// The connection is accepted.
-    mutating func opened() -> [Action] {
+    package mutating func opened() -> [Action] {
         proceed(now: lastActivity)
     }
 
     /// Bytes arrived. Any byte starts the request clock when no request is being read, so
     /// that blank lines (which http_parser skips without beginning a message) count too.
-    mutating func bytesReceived(now: UInt64) -> Input {
+    package mutating func bytesReceived(now: UInt64) -> Input {
         guard state == .open else { return .discard }
         lastActivity = now
         if requestStarted == nil { requestStarted = now }
@@ -114,19 +116,19 @@ struct HTTPConnectionStateMachine {
     }
 
     /// http_parser began a request (its first bytes may follow a request just completed).
-    mutating func requestBegun(now: UInt64) -> [Action] {
+    package mutating func requestBegun(now: UInt64) -> [Action] {
         if state == .open, requestStarted == nil { requestStarted = now }
         return []
     }
 
     /// The request's head asks for `100 Continue` before its body.
-    mutating func continueExpected() -> [Action] {
+    package mutating func continueExpected() -> [Action] {
         guard state == .open else { return [] }
         return [send(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))]
     }
 
     /// A request arrived whole. `keepAlive` is false when it asks to close the connection.
-    mutating func requestParsed(_ request: HTTPRequest, keepAlive: Bool, now: UInt64) -> [Action] {
+    package mutating func requestParsed(_ request: HTTPRequest, keepAlive: Bool, now: UInt64) -> [Action] {
         guard state == .open else { return [] }
         requestStarted = nil
         queue.append(.request(request, keepAlive: keepAlive))
@@ -135,7 +137,7 @@ struct HTTPConnectionStateMachine {
     }
 
     /// The bytes are not a request the server will read; `refusal` answers them in turn.
-    mutating func parseFailed(refusal: HTTPResponse, now: UInt64) -> [Action] {
+    package mutating func parseFailed(refusal: HTTPResponse, now: UInt64) -> [Action] {
         guard state == .open else { return [] }
         requestStarted = nil
         queue.append(.refusal(refusal))
@@ -145,14 +147,14 @@ struct HTTPConnectionStateMachine {
 
     /// The handler answered the request it was given. After the connection closed, the
     /// answer is dropped.
-    mutating func responseReady(_ response: HTTPResponse, now: UInt64) -> [Action] {
+    package mutating func responseReady(_ response: HTTPResponse, now: UInt64) -> [Action] {
         guard let request = handling, isAnswering else { return [] }
         handling = nil
         return answer(response, keepAlive: request == .yes, refusal: false, now: now) + proceed(now: now)
     }
 
     /// `bytes` given to an earlier `write` are on their way to the client.
-    mutating func writeCompleted(bytes: Int, now: UInt64) -> [Action] {
+    package mutating func writeCompleted(bytes: Int, now: UInt64) -> [Action] {
         guard state != .closed else { return [] }
         unsentBytes -= bytes
         lastActivity = now
@@ -160,13 +162,13 @@ struct HTTPConnectionStateMachine {
     }
 
     /// The write side is shut: the connection closes, unless it lingers for the client.
-    mutating func shutdownCompleted() -> [Action] {
+    package mutating func shutdownCompleted() -> [Action] {
         guard state == .shuttingDown else { return [] }
         return closeNow()
     }
 
     /// The server's clock: closes a connection past one of its time limits.
-    mutating func tick(now: UInt64) -> [Action] {
+    package mutating func tick(now: UInt64) -> [Action] {
         switch state {
         case .closed:
             return []
@@ -182,17 +184,17 @@ struct HTTPConnectionStateMachine {
     }
 
     /// The client closed its end (read EOF), or the socket failed.
-    mutating func peerClosed() -> [Action] {
+    package mutating func peerClosed() -> [Action] {
         closeNow()
     }
 
     /// The server closes the connection whatever it is doing (its drain deadline passed).
-    mutating func abort() -> [Action] {
+    package mutating func abort() -> [Action] {
         closeNow()
     }
 
     /// The server drains (SIGTERM): read no more, answer what was received, then close.
-    mutating func finish(now: UInt64) -> [Action] {
+    package mutating func finish(now: UInt64) -> [Action] {
         guard state == .open || state == .lastRequestQueued else { return [] }
         state = .finishing
         if handling == nil && queue.isEmpty { return end(refusal: false, now: now) + proceed(now: now) }

@@ -10,8 +10,9 @@ import CHTTPParser
 /// Lifetime: the parser and its settings are allocated in `init` and freed in `deinit`;
 /// while `parse` runs, http_parser reaches this object through `data` (unretained: it
 /// cannot outlive the call).
-final class HTTPRequestParser {
-    enum Event {
+/// Visible to the package (not public) for the `http` fuzz harness.
+package final class HTTPRequestParser {
+    package enum Event {
         /// A request line began (http_parser skips blank lines before one without a word).
         case begun
         /// The head asks for `100 Continue` before the body is sent.
@@ -39,7 +40,7 @@ final class HTTPRequestParser {
     private var body: [UInt8] = []
     private var refusal: (status: Int, message: String)?
 
-    init(limits: HTTPServer.Limits) {
+    package init(limits: HTTPServer.Limits) {
         self.limits = limits
         parser.initialize(to: http_parser())
         settings.initialize(to: Self.callbacks)
@@ -53,7 +54,7 @@ final class HTTPRequestParser {
 
     /// What `bytes` held, in order. After `.failed`, later calls return nothing useful:
     /// the connection takes no more requests.
-    func parse(_ bytes: UnsafeRawBufferPointer) -> [Event] {
+    package func parse(_ bytes: UnsafeRawBufferPointer) -> [Event] {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return [] }
         parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         let parsed = http_parser_execute(parser, settings, base.assumingMemoryBound(to: CChar.self), bytes.count)

@@ -19,8 +19,7 @@ let harnesses: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
     ("prepare", fuzzPreparation),
     ("cursor", fuzzCursor),
     ("dataset", fuzzDataset),
-    // The HTTP harness (requests through the HTTP state machine) goes here, in its own file,
-    // and in scripts/fuzz's list of targets, with seeds in Tests/fuzz/corpus/http/.
+    ("http", fuzzHTTP),
 ]
 
 @main
