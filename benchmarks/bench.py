@@ -4,6 +4,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -15,8 +16,13 @@ CACHE = os.path.join(HERE, ".cache")
 BIN = os.environ["BILLGRAPH_BIN"]
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "20000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
-# BENCH_ONLY=mutations measures the mutations alone (after the same import).
+# BENCH_ONLY=mutations measures the mutations alone (after the same import); BENCH_ONLY=overhead
+# measures what the metrics and the access log cost (see overhead_report).
 ONLY = os.environ.get("BENCH_ONLY", "")
+# BENCH_BASELINE_BIN: a billgraph built without them (e.g. main's before they came), for BENCH_ONLY=overhead.
+BASELINE_BIN = os.environ.get("BENCH_BASELINE_BIN", "")
+# BENCH_ROUNDS: how many times BENCH_ONLY=overhead runs each configuration, interleaved.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCURRENCY = [32, 128]
 
 
@@ -56,11 +62,12 @@ def start_database():
     return data, admin.replace("dbname=postgres", "dbname=bench")
 
 
-def start_server(url, trace=False, args=(), stdout=None):
+def start_server(url, trace=False, args=(), stdout=subprocess.DEVNULL, binary=None):
     """Starts the server on a free port of 127.0.0.1 (`args`: more options of `serve`) and
-    returns the process, whose standard error is a pipe the caller reads, and the port."""
+    returns the process, whose standard error is a pipe the caller reads, and the port.
+    Its standard output (the access log) goes to `stdout`: nowhere unless asked."""
     env = dict(os.environ, BILLGRAPH_TRACE_SQL="1" if trace else "0")
-    proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "16", *args],
+    proc = subprocess.Popen([binary or BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "16", *args],
                             stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
     while True:
         line = proc.stderr.readline()
@@ -225,6 +232,53 @@ def explain(url, statements):
     return problems
 
 
+def overhead_report(url, key):
+    """The dashboard query at 32 and 128 connections with three servers, run in turn
+    `ROUNDS` times so that the machine's drift falls on all three alike: BENCH_BASELINE_BIN
+    (a build without metrics and access log), this build with its access log written to a
+    file, and this build with `--access-log off` (metrics are always on: counting is a few
+    atomic additions a request). The overhead is the drop of the median requests/s."""
+    assert BASELINE_BIN, "BENCH_ONLY=overhead needs BENCH_BASELINE_BIN, a build without metrics"
+    body = requests_for(url, None, key)["dashboard (25 customers)"]
+    log_file = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)
+    configurations = [("baseline (no metrics, no access log)", BASELINE_BIN, ()),
+                      ("metrics, access log to a file", BIN, ()),
+                      ("metrics, --access-log off", BIN, ("--access-log", "off"))]
+    runs = {(name, c): [] for name, _, _ in configurations for c in CONCURRENCY}
+    for r in range(ROUNDS):
+        for c in CONCURRENCY:
+            for name, binary, args in configurations:
+                with open(log_file.name, "w") as out:
+                    proc, port = start_server(url, args=args, stdout=out, binary=binary)
+                    try:
+                        post(port, key, body)
+                        log(f"overhead round {r + 1}: {name}, {c} connections")
+                        rps, p50, p99, errors = wrk(port, key, body, c)
+                        assert errors == 0, f"{errors} non-2xx answers"
+                    finally:
+                        proc.terminate()
+                        proc.wait(10)
+                runs[(name, c)].append((rps, p50, p99))
+    logged = os.path.getsize(log_file.name)
+    os.unlink(log_file.name)
+    report = ["## What metrics and the access log cost\n",
+              f"Measured {datetime.date.today().isoformat()} with `BENCH_ONLY=overhead` ({ROUNDS} rounds, each configuration "
+              f"in turn, {SECONDS} s a run): the dashboard query (25 customers), same dataset and machine.\n",
+              "| configuration | connections | requests/s, each run | median | change of the median | p50 (median run) | p99 (median run) |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in CONCURRENCY:
+        base = statistics.median(r[0] for r in runs[(configurations[0][0], c)])
+        for name, _, _ in configurations:
+            figures = runs[(name, c)]
+            median = statistics.median(r[0] for r in figures)
+            middle = sorted(figures)[len(figures) // 2]
+            change = "" if name == configurations[0][0] else f"{(median - base) / base:+.1%}"
+            report.append(f"| {name} | {c} | {', '.join(f'{r[0]:.0f}' for r in figures)} | {median:.0f} | {change} "
+                          f"| {middle[1]} | {middle[2]} |")
+    report.append(f"\nThe last access log written was {logged // 1024} KiB.")
+    return report
+
+
 def main():
     path, key = dataset()
     data, url = start_database()
@@ -238,6 +292,9 @@ def main():
         psql(url, "VACUUM ANALYZE")
         if ONLY == "mutations":
             print("\n".join(mutation_report(url, key)))
+            return
+        if ONLY == "overhead":
+            print("\n".join(overhead_report(url, key)))
             return
         requests = requests_for(url, None, key)
         report = [f"# Benchmarks\n",

@@ -49,7 +49,8 @@ public struct MutationService: MutationResolving {
                 SELECT credit_note_id::text, invoice_id::text FROM bg_void_credit_note($1::uuid, $2::uuid, $3, $4, $5::uuid)
                 """, common + [uuid(input["creditNoteId"])])
         }
-        return .load(MutationLoad(context: context, statement: statement))
+        return .load(MutationLoad(context: context, statement: statement, field: field.name,
+                                  idempotencyKey: field.name == "updateRefund" ? nil : key))
     }
 
     /// For an operation of several mutation fields: the statement that takes, before the
@@ -106,19 +107,42 @@ public struct MutationService: MutationResolving {
 struct MutationLoad: BatchLoad {
     let context: RequestContext
     let statement: Statement
+    /// The mutation field's name, and its idempotency key when it has one: a field with a
+    /// key may have answered with an earlier call's result, which the metrics count apart.
+    let field: String
+    let idempotencyKey: String?
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
-        context.queryRaw(statement) { [context] result in
+        context.queryRaw(statement) { [context, field, idempotencyKey] result in
             switch result {
             case .success(let rows) where rows.rowCount == 1:
                 let node = RowNode(rows, 0, ColumnSet(identity: 2))
-                completion(.success(parents.map { _ in .object(node) }))
+                guard let idempotencyKey else { return completion(.success(parents.map { _ in .object(node) })) }
+                context.queryRaw(Self.replayCheck(organisationID: context.organisationID, key: idempotencyKey)) { checked in
+                    switch checked {
+                    case .success(let rows):
+                        if rows.rowCount == 1 && rows.string(0, 0) == "t" { context.noteReplay(of: field) }
+                        completion(.success(parents.map { _ in .object(node) }))
+                    case .failure(let error):
+                        completion(.failure(context.logFailure(error)))
+                    }
+                }
             case .success:
                 completion(.failure(GraphQLError("Internal server error.", code: .internalServerError)))
             case .failure(let error):
                 completion(.failure(Self.ruleBroken(error) ?? context.logFailure(error)))
             }
         }
+    }
+
+    /// Whether the key's row was written by an earlier transaction (a replay) rather than
+    /// by this one: a statement of its own, so that its snapshot sees what the mutation's
+    /// function did and what a concurrent call with the same key committed meanwhile
+    /// (the functions claim keys without subtransactions, so a row of this transaction
+    /// carries its own transaction id).
+    static func replayCheck(organisationID: String, key: String) -> Statement {
+        Statement("SELECT xmin <> pg_current_xact_id()::xid FROM idempotency_key WHERE organisation_id = $1::uuid AND key = $2",
+                  [organisationID, key])
     }
 
     /// A rule of the contract the function refused the mutation for.

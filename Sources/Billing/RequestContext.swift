@@ -15,6 +15,9 @@ public final class RequestContext {
     /// Set when a statement of the request's transaction lost a serialization conflict or
     /// a deadlock: the whole operation may be run again (RULES.md section 4).
     public private(set) var conflicted = false
+    /// Mutation fields (by name, once each) that answered with an earlier call's result
+    /// under the same idempotency key, for the metrics (RULES.md section 7).
+    public private(set) var replayed: [String] = []
     /// Reads of this request by statement: a field asked at several places of one query
     /// with the same parents makes the same statement, which goes to the database once.
     private var reads: [ReadKey: Read] = [:]
@@ -70,6 +73,8 @@ public final class RequestContext {
         trace?(statement)
         runStatement(statement, completion)
     }
+
+    func noteReplay(of field: String) { replayed.append(field) }
 
     func logFailure(_ error: DatabaseError) -> GraphQLError {
         if error.isRetryable { conflicted = true }

@@ -125,14 +125,17 @@ final class GraphQLHandler: HTTPHandler {
         // RULES.md section 4: the whole operation is one transaction; its answer goes out
         // once the transaction has ended, and tells the truth about it.
         var last: HTTPResponse?
+        var replayed: [String] = []
         let locks = MutationService.lockPrelude(plan.fields, organisationID: principal.organisationID)
         MutationTransaction(pool: pool, prelude: locks, log: log).run({ [self] statements, done in
             run(plan, principal: principal, media: media, statements: statements) { answer, verdict in
                 last = answer
+                replayed = verdict.replayed
                 done(verdict)
             }
         }) { [self] end in
-            ServiceMetrics.shared.mutationsEnded(plan.fields.map(\.name).filter { !$0.hasPrefix("__") }, applied: end == .committed)
+            ServiceMetrics.shared.mutationsEnded(plan.fields.map(\.name).filter { !$0.hasPrefix("__") },
+                                                 applied: end == .committed, replayed: replayed)
             switch end {
             case .committed, .rolledBack:
                 respond(last!)
@@ -172,7 +175,7 @@ final class GraphQLHandler: HTTPHandler {
             switch result {
             case .response(let body):
                 answer(HTTPResponse(status: 200, headers: [("Content-Type", media.contentType)] + statements, body: body),
-                       .init(apply: !execution.hasFieldErrors, conflicted: context.conflicted))
+                       .init(apply: !execution.hasFieldErrors, conflicted: context.conflicted, replayed: context.replayed))
             case .requestError(let error):
                 // No data: a limit was hit, or the database failed under the request.
                 let status = media == .graphQLResponse ? (error.code == .serviceUnavailable ? 503 : 400) : 200

@@ -20,6 +20,8 @@ final class MutationTransaction {
         let apply: Bool
         /// A statement lost a serialization conflict or a deadlock: run it again.
         let conflicted: Bool
+        /// Fields that answered with an earlier call's result (same idempotency key), for the metrics.
+        var replayed: [String] = []
     }
 
     /// How the transaction ended.

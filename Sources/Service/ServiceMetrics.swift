@@ -69,6 +69,9 @@ public final class ServiceMetrics: Sendable {
         _ = dbDuration.labels(["primary"])
         _ = poolWaiting.labels(["primary"])
         for state in ["idle", "busy"] { _ = poolConnections.labels(["primary", state]) }
+        for name in Self.mutationNames {
+            for outcome in ["applied", "replayed", "refused"] { _ = mutations.labels([name, outcome]) }
+        }
     }
 
     func watch(_ budget: ConnectionBudget) {
@@ -82,10 +85,22 @@ public final class ServiceMetrics: Sendable {
                         waiting: poolWaiting.labels([target]))
     }
 
-    /// The mutation fields of one operation, once its transaction has ended.
-    func mutationsEnded(_ fields: [String], applied: Bool) {
-        for field in fields { mutations.labels([field, applied ? "applied" : "refused"]).increment() }
+    /// The mutation fields of one operation, once its transaction has ended: each applied
+    /// (or replayed, when it answered with an earlier call's result) if the transaction
+    /// committed, each refused if not.
+    func mutationsEnded(_ fields: [String], applied: Bool, replayed: [String]) {
+        var replays = replayed
+        for field in fields {
+            var outcome = applied ? "applied" : "refused"
+            if applied, let i = replays.firstIndex(of: field) {
+                replays.remove(at: i)
+                outcome = "replayed"
+            }
+            mutations.labels([field, outcome]).increment()
+        }
     }
+
+    static let mutationNames = ["refundPayment", "createCreditNote", "voidCreditNote", "updateRefund"]
 }
 
 import Synchronization

@@ -383,3 +383,37 @@ def test_access_log_off_writes_nothing_on_standard_output(private_cluster):
         assert server.access == []
     finally:
         server.stop()
+
+
+def test_mutations_are_counted_applied_replayed_or_refused(private_cluster):
+    c = private_cluster
+    writer = c["keys"][(1, "writer")]
+    payment = psql(c["url"], "SELECT id FROM payment WHERE status = 'SUCCEEDED' ORDER BY id LIMIT 1")
+    server = Server(c["url"], "--loops", "2")
+
+    def counts():
+        text = get(server.port, "/metrics")[2].decode()
+        return {(m, o): metric(text, "billgraph_mutations_total", mutation=m, outcome=o)
+                for m in ["refundPayment", "createCreditNote", "voidCreditNote", "updateRefund"]
+                for o in ["applied", "replayed", "refused"]}
+
+    try:
+        before = counts()
+        assert set(before.values()) == {0}, before
+        refund = lambda amount, key=None: server.gql(REFUND, {"paymentId": payment, "amount": amount, "key": key}, key=writer)
+        assert not refund(1, "count-me").errors
+        assert not refund(1, "count-me").errors  # the same key and input: the first answer again
+        assert not refund(1).errors              # no key: applied
+        assert refund(2_000_000_000).codes() == ["AMOUNT_EXCEEDS_REFUNDABLE"]
+        assert refund(2, "count-me").codes() == ["IDEMPOTENCY_KEY_REUSED"]
+        two = server.gql("""mutation($p: ID!) { a: refundPayment(input: {paymentId: $p, amount: 1, idempotencyKey: "count-me"}) { refund { id } }
+                                                b: refundPayment(input: {paymentId: $p, amount: 1, idempotencyKey: "new-one"}) { refund { id } } }""",
+                         {"p": payment}, key=writer)
+        assert not two.errors, two.raw
+        after = counts()
+        changed = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+        assert changed == {("refundPayment", "applied"): 3, ("refundPayment", "replayed"): 2,
+                           ("refundPayment", "refused"): 2}, changed
+        assert int(psql(c["url"], "SELECT count(*) FROM idempotency_key WHERE key IN ('count-me', 'new-one')")) == 2
+    finally:
+        server.stop()
