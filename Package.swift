@@ -57,6 +57,7 @@ let package = Package(
         .testTarget(name: "ServerTests", dependencies: ["Server"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "JSON"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,67 @@
+import JSON
+@testable import Service
+import XCTest
+
+/// The pieces of the operator's side that need no server: the access-log line, request
+/// ids, error codes read from an answer, and the readiness verdict on migrations. The
+/// integration suite (test_operations.py) checks them end to end over HTTP.
+final class OperationsTests: XCTestCase {
+    func testAnAccessLogLineHasEveryFieldInOrderAndEscapesWhatTheClientSent() throws {
+        let entry = AccessLog.Entry(requestID: "id \"1\"", method: "POST", path: "/graphql\n", status: 200,
+                                    durationNanoseconds: 12_345_678, operationType: "query", operationName: "Dashboard",
+                                    keyID: "k", organisationID: "o", statements: 4, bytes: 1234, errorCodes: ["A", "B"])
+        let line = AccessLog.line(entry, time: "2026-11-30T14:05:09.123Z")
+        XCTAssertFalse(line.contains(UInt8(ascii: "\n")))
+        let parsed = try JSONParser.parse(line)
+        guard case .object(let members) = parsed else { return XCTFail("not an object") }
+        XCTAssertEqual(members.map(\.0), ["time", "request_id", "method", "path", "status", "duration_ms", "operation_type",
+                                          "operation_name", "key_id", "organisation_id", "statements", "bytes", "error_codes"])
+        XCTAssertEqual(parsed["request_id"]?.stringValue, "id \"1\"")
+        XCTAssertEqual(parsed["path"]?.stringValue, "/graphql\n")
+        XCTAssertEqual(parsed["duration_ms"], .number("12.346"))
+        XCTAssertEqual(parsed["error_codes"], .array([.string("A"), .string("B")]))
+        let unknown = AccessLog.Entry(requestID: "r", method: "", path: "", status: 413, durationNanoseconds: 400,
+                                      operationType: "none", operationName: nil, keyID: nil, organisationID: nil,
+                                      statements: 0, bytes: 10, errorCodes: [])
+        let second = try JSONParser.parse(AccessLog.line(unknown, time: "t"))
+        XCTAssertEqual(second["duration_ms"], .number("0.000"))
+        XCTAssertEqual(second["key_id"], .null)
+        XCTAssertEqual(second["operation_name"], .null)
+    }
+
+    func testTimesAreRFC3339InUTCWithMilliseconds() {
+        XCTAssertEqual(AccessLog.format(seconds: 0, milliseconds: 7), "1970-01-01T00:00:00.007Z")
+        XCTAssertEqual(AccessLog.format(seconds: 1_796_047_509, milliseconds: 123), "2026-11-30T14:05:09.123Z")
+    }
+
+    func testRequestIdsAreTakenWhenPrintableAndShortElseMade() {
+        XCTAssertEqual(RequestIDs.valid("abc-123"), "abc-123")
+        XCTAssertEqual(RequestIDs.valid(String(repeating: "x", count: 128)), String(repeating: "x", count: 128))
+        XCTAssertNil(RequestIDs.valid(String(repeating: "x", count: 129)))
+        XCTAssertNil(RequestIDs.valid(""))
+        XCTAssertNil(RequestIDs.valid(nil))
+        XCTAssertNil(RequestIDs.valid("caf\u{e9}"))
+        XCTAssertNil(RequestIDs.valid("a\tb"))
+        var ids = RequestIDs()
+        let made = (0..<1000).map { _ in ids.make() }
+        XCTAssertEqual(Set(made).count, 1000)
+        XCTAssertTrue(made.allSatisfy { $0.utf8.count == 32 && $0.allSatisfy(\.isHexDigit) })
+    }
+
+    func testErrorCodesAreReadFromTopLevelErrorsOnly() {
+        let errors = #"{"data":{"errors":[{"extensions":{"code":"NOPE"}}]},"errors":[{"message":"m","extensions":{"code":"FORBIDDEN"}},{"message":"n","extensions":{"code":"FORBIDDEN"}},{"message":"o","extensions":{"code":"NOT_FOUND"}}]}"#
+        XCTAssertEqual(FrontHandler.errorCodes(Array(errors.utf8)), ["FORBIDDEN", "NOT_FOUND"])
+        // An alias named errors in data, without top-level errors: nothing.
+        XCTAssertEqual(FrontHandler.errorCodes(Array(#"{"data":{"errors":[{"extensions":{"code":"X"}}]}}"#.utf8)), [])
+        XCTAssertEqual(FrontHandler.errorCodes(Array(#"{"errors":[{"message":"m","extensions":{"code":"UNAUTHENTICATED"}}]}"#.utf8)),
+                       ["UNAUTHENTICATED"])
+        XCTAssertEqual(FrontHandler.errorCodes([]), [])
+    }
+
+    func testMigrationsAreCurrentOnlyWhenTheyMatchExactly() {
+        XCTAssertNil(Readiness.judge(applied: "1,2,3", expected: [1, 2, 3]))
+        XCTAssertTrue(Readiness.judge(applied: "1,2", expected: [1, 2, 3])!.contains("not applied (3)"))
+        XCTAssertTrue(Readiness.judge(applied: "", expected: [1])!.contains("not applied (1)"))
+        XCTAssertTrue(Readiness.judge(applied: "1,2,3,4", expected: [1, 2, 3])!.contains("does not know (4)"))
+    }
+}
