@@ -15,7 +15,7 @@ public final class RequestContext {
     /// Set when a statement of the request's transaction lost a serialization conflict or
     /// a deadlock: the whole operation may be run again (RULES.md section 4).
     public private(set) var conflicted = false
-    /// Mutation fields (by name, once each) that answered with an earlier call's result
+    /// Mutation fields (by name, an entry for each) that answered with an earlier call's result
     /// under the same idempotency key, for the metrics (RULES.md section 7).
     public private(set) var replayed: [String] = []
     /// Reads of this request by statement: a field asked at several places of one query

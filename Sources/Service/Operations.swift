@@ -262,7 +262,7 @@ final class OperatorEndpoints {
     /// returns nil and leaves it to the next handler.
     func answer(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) -> Void? {
         guard Self.paths.contains(request.path) else { return nil }
-        guard request.method == "GET" || request.method == "HEAD" else {
+        guard request.method == "GET" else {
             return respond(Self.json(405, #"{"error":"use GET"}"#, extra: [("Allow", "GET")]))
         }
         switch request.path {
