@@ -232,6 +232,13 @@ def explain(url, statements):
     return problems
 
 
+def cpu_seconds(pid):
+    """User and system time of a whole process (every thread), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def overhead_report(url, key):
     """The dashboard query at 32 and 128 connections with three servers, run in turn
     `ROUNDS` times so that the machine's drift falls on all three alike: BENCH_BASELINE_BIN
@@ -245,37 +252,50 @@ def overhead_report(url, key):
                       ("metrics, access log to a file", BIN, ()),
                       ("metrics, --access-log off", BIN, ("--access-log", "off"))]
     runs = {(name, c): [] for name, _, _ in configurations for c in CONCURRENCY}
+    cpu = {(name, c): [] for name, _, _ in configurations for c in CONCURRENCY}
+    logged = 0
     for r in range(ROUNDS):
         for c in CONCURRENCY:
-            for name, binary, args in configurations:
+            # Each round starts with another configuration, so that none always runs first.
+            for name, binary, args in configurations[r % 3:] + configurations[:r % 3]:
                 with open(log_file.name, "w") as out:
                     proc, port = start_server(url, args=args, stdout=out, binary=binary)
                     try:
                         post(port, key, body)
                         log(f"overhead round {r + 1}: {name}, {c} connections")
+                        before = cpu_seconds(proc.pid)
                         rps, p50, p99, errors = wrk(port, key, body, c)
+                        used = cpu_seconds(proc.pid) - before
                         assert errors == 0, f"{errors} non-2xx answers"
                     finally:
                         proc.terminate()
                         proc.wait(10)
                 runs[(name, c)].append((rps, p50, p99))
-    logged = os.path.getsize(log_file.name)
+                cpu[(name, c)].append(used / (rps * SECONDS) * 1e6)
+                logged = max(logged, os.path.getsize(log_file.name))
     os.unlink(log_file.name)
     report = ["## What metrics and the access log cost\n",
               f"Measured {datetime.date.today().isoformat()} with `BENCH_ONLY=overhead` ({ROUNDS} rounds, each configuration "
               f"in turn, {SECONDS} s a run): the dashboard query (25 customers), same dataset and machine.\n",
-              "| configuration | connections | requests/s, each run | median | change of the median | p50 (median run) | p99 (median run) |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+              "Server CPU per request: the server process's user and system time during the run (from "
+              "/proc/PID/stat) over the requests it answered; steadier than requests/s, which the database "
+              "and wrk, on the same 2 cores, bound.\n",
+              "| configuration | connections | requests/s, each run | median | change | server CPU µs/request, each run | median | change | p50, p99 (median run) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in CONCURRENCY:
         base = statistics.median(r[0] for r in runs[(configurations[0][0], c)])
+        base_cpu = statistics.median(cpu[(configurations[0][0], c)])
         for name, _, _ in configurations:
             figures = runs[(name, c)]
             median = statistics.median(r[0] for r in figures)
             middle = sorted(figures)[len(figures) // 2]
-            change = "" if name == configurations[0][0] else f"{(median - base) / base:+.1%}"
-            report.append(f"| {name} | {c} | {', '.join(f'{r[0]:.0f}' for r in figures)} | {median:.0f} | {change} "
-                          f"| {middle[1]} | {middle[2]} |")
-    report.append(f"\nThe last access log written was {logged // 1024} KiB.")
+            median_cpu = statistics.median(cpu[(name, c)])
+            first = name == configurations[0][0]
+            report.append(f"| {name} | {c} | {', '.join(f'{r[0]:.0f}' for r in figures)} | {median:.0f} "
+                          f"| {'' if first else f'{(median - base) / base:+.1%}'} "
+                          f"| {', '.join(f'{x:.0f}' for x in cpu[(name, c)])} | {median_cpu:.0f} "
+                          f"| {'' if first else f'{(median_cpu - base_cpu) / base_cpu:+.1%}'} | {middle[1]}, {middle[2]} |")
+    report.append(f"\nThe largest access log of one run was {logged // 1024} KiB.")
     return report
 
 
