@@ -240,61 +240,60 @@ def cpu_seconds(pid):
 
 
 def overhead_report(url, key):
-    """The dashboard query at 32 and 128 connections with three servers, run in turn
-    `ROUNDS` times so that the machine's drift falls on all three alike: BENCH_BASELINE_BIN
-    (a build without metrics and access log), this build with its access log written to a
-    file, and this build with `--access-log off` (metrics are always on: counting is a few
-    atomic additions a request). The overhead is the drop of the median requests/s."""
+    """What metrics and the access log cost. Three servers: BENCH_BASELINE_BIN (a build
+    without them), this build with its access log written to a file, and this build with
+    `--access-log off` (metrics are always on). Two loads: the dashboard query at 32 and 128
+    connections, and `{ __typename }` at 32, which needs no database, so the server's fixed
+    cost per request is all there is to it and is the bottleneck. Each round runs every
+    server once per load, starting with another each round, `ROUNDS` rounds; a change is
+    the median over rounds of a server's figure divided by the baseline's of the same
+    round, so that the machine's drift from round to round cancels."""
     assert BASELINE_BIN, "BENCH_ONLY=overhead needs BENCH_BASELINE_BIN, a build without metrics"
-    body = requests_for(url, None, key)["dashboard (25 customers)"]
-    log_file = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)
+    loads = [("dashboard (25 customers)", requests_for(url, None, key)["dashboard (25 customers)"], CONCURRENCY),
+             ("{ __typename } (no database)", {"query": "{ __typename }"}, [32])]
     configurations = [("baseline (no metrics, no access log)", BASELINE_BIN, ()),
                       ("metrics, access log to a file", BIN, ()),
                       ("metrics, --access-log off", BIN, ("--access-log", "off"))]
-    runs = {(name, c): [] for name, _, _ in configurations for c in CONCURRENCY}
-    cpu = {(name, c): [] for name, _, _ in configurations for c in CONCURRENCY}
+    log_file = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)
+    figures = {}  # (load, connections, configuration) -> [(requests/s, µs of server CPU a request, p50, p99)] by round
     logged = 0
     for r in range(ROUNDS):
-        for c in CONCURRENCY:
-            # Each round starts with another configuration, so that none always runs first.
-            for name, binary, args in configurations[r % 3:] + configurations[:r % 3]:
-                with open(log_file.name, "w") as out:
-                    proc, port = start_server(url, args=args, stdout=out, binary=binary)
-                    try:
-                        post(port, key, body)
-                        log(f"overhead round {r + 1}: {name}, {c} connections")
-                        before = cpu_seconds(proc.pid)
-                        rps, p50, p99, errors = wrk(port, key, body, c)
-                        used = cpu_seconds(proc.pid) - before
-                        assert errors == 0, f"{errors} non-2xx answers"
-                    finally:
-                        proc.terminate()
-                        proc.wait(10)
-                runs[(name, c)].append((rps, p50, p99))
-                cpu[(name, c)].append(used / (rps * SECONDS) * 1e6)
-                logged = max(logged, os.path.getsize(log_file.name))
+        for load, body, concurrency in loads:
+            for c in concurrency:
+                for name, binary, args in configurations[r % 3:] + configurations[:r % 3]:
+                    with open(log_file.name, "w") as out:
+                        proc, port = start_server(url, args=args, stdout=out, binary=binary)
+                        try:
+                            post(port, key, body)
+                            log(f"overhead round {r + 1}: {load}, {name}, {c} connections")
+                            before = cpu_seconds(proc.pid)
+                            rps, p50, p99, errors = wrk(port, key, body, c)
+                            used = cpu_seconds(proc.pid) - before
+                            assert errors == 0, f"{errors} non-2xx answers"
+                        finally:
+                            proc.terminate()
+                            proc.wait(10)
+                    figures.setdefault((load, c, name), []).append((rps, used / (rps * SECONDS) * 1e6, p50, p99))
+                    logged = max(logged, os.path.getsize(log_file.name))
     os.unlink(log_file.name)
     report = ["## What metrics and the access log cost\n",
-              f"Measured {datetime.date.today().isoformat()} with `BENCH_ONLY=overhead` ({ROUNDS} rounds, each configuration "
-              f"in turn, {SECONDS} s a run): the dashboard query (25 customers), same dataset and machine.\n",
-              "Server CPU per request: the server process's user and system time during the run (from "
-              "/proc/PID/stat) over the requests it answered; steadier than requests/s, which the database "
-              "and wrk, on the same 2 cores, bound.\n",
-              "| configuration | connections | requests/s, each run | median | change | server CPU µs/request, each run | median | change | p50, p99 (median run) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for c in CONCURRENCY:
-        base = statistics.median(r[0] for r in runs[(configurations[0][0], c)])
-        base_cpu = statistics.median(cpu[(configurations[0][0], c)])
-        for name, _, _ in configurations:
-            figures = runs[(name, c)]
-            median = statistics.median(r[0] for r in figures)
-            middle = sorted(figures)[len(figures) // 2]
-            median_cpu = statistics.median(cpu[(name, c)])
-            first = name == configurations[0][0]
-            report.append(f"| {name} | {c} | {', '.join(f'{r[0]:.0f}' for r in figures)} | {median:.0f} "
-                          f"| {'' if first else f'{(median - base) / base:+.1%}'} "
-                          f"| {', '.join(f'{x:.0f}' for x in cpu[(name, c)])} | {median_cpu:.0f} "
-                          f"| {'' if first else f'{(median_cpu - base_cpu) / base_cpu:+.1%}'} | {middle[1]}, {middle[2]} |")
+              f"Measured {datetime.date.today().isoformat()} with `BENCH_ONLY=overhead` against main's build from before "
+              f"them ({ROUNDS} rounds, {SECONDS} s a run, same dataset and machine). Server CPU is the server "
+              "process's user and system time during the run (/proc/PID/stat) over the requests it answered. "
+              "A change is the median, over the rounds, of the figure divided by the baseline's of the same round.\n",
+              "| load | connections | configuration | requests/s, each round | change | server CPU µs/request, each round | change | p50, p99 (first round) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for load, _, concurrency in loads:
+        for c in concurrency:
+            base = figures[(load, c, configurations[0][0])]
+            for name, _, _ in configurations:
+                runs = figures[(load, c, name)]
+                first = name == configurations[0][0]
+                rps_change = statistics.median(run[0] / b[0] for run, b in zip(runs, base)) - 1
+                cpu_change = statistics.median(run[1] / b[1] for run, b in zip(runs, base)) - 1
+                report.append(f"| {load} | {c} | {name} | {', '.join(f'{run[0]:.0f}' for run in runs)} "
+                              f"| {'' if first else f'{rps_change:+.1%}'} | {', '.join(f'{run[1]:.0f}' for run in runs)} "
+                              f"| {'' if first else f'{cpu_change:+.1%}'} | {runs[0][2]}, {runs[0][3]} |")
     report.append(f"\nThe largest access log of one run was {logged // 1024} KiB.")
     return report
 

@@ -50,12 +50,8 @@ final class FrontHandler: HTTPHandler {
     func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
         let start = EventLoop.hrtime()
         let id = RequestIDs.valid(request.header("X-Request-Id")) ?? ids.make()
-        if let endpoints, let answer = endpoints.answer(request, respond: { response in
-            respond(Self.tagged(response, id))
-        }) {
-            // Probes and scrapes are neither logged nor counted: they would drown the log.
-            return answer
-        }
+        // Probes and scrapes are neither logged nor counted: they would drown the log.
+        if let endpoints, endpoints.answer(request, respond: { respond(Self.tagged($0, id)) }) { return }
         guard let next else {
             let response = HTTPResponse(status: 404, headers: [("Content-Type", "application/json")],
                                         body: Array(#"{"error":"not found"}"#.utf8))
@@ -258,12 +254,13 @@ final class OperatorEndpoints {
 
     static let paths: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
-    /// Answers the request when it is for one of the endpoints (and returns `()`), or
-    /// returns nil and leaves it to the next handler.
-    func answer(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) -> Void? {
-        guard Self.paths.contains(request.path) else { return nil }
+    /// Answers the request and returns true when it is for one of the endpoints; returns
+    /// false, answering nothing, when it is for the next handler.
+    func answer(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) -> Bool {
+        guard Self.paths.contains(request.path) else { return false }
         guard request.method == "GET" else {
-            return respond(Self.json(405, #"{"error":"use GET"}"#, extra: [("Allow", "GET")]))
+            respond(Self.json(405, #"{"error":"use GET"}"#, extra: [("Allow", "GET")]))
+            return true
         }
         switch request.path {
         case "/healthz":
@@ -285,7 +282,7 @@ final class OperatorEndpoints {
             respond(HTTPResponse(status: 200, headers: [("Content-Type", Registry.contentType), ("Cache-Control", "no-store")],
                                  body: Array(metrics.registry.render().utf8)))
         }
-        return ()
+        return true
     }
 
     private static func json(_ status: Int, _ body: String, extra: [(String, String)] = []) -> HTTPResponse {
@@ -295,14 +292,20 @@ final class OperatorEndpoints {
 }
 
 /// Whether the primary database answers and has exactly the migrations this build
-/// embeds: one small statement through the loop's pool on every `/readyz`, with a time
-/// limit, so the answer follows the database within the probe's own period.
+/// embeds: one small statement through the loop's pool, with a time limit, so the answer
+/// follows the database within the probe's own period. `/readyz` needs no key, so it must
+/// not be a way to load the database: checks asked while one is on its way share it, and
+/// an answer is reused for `reuseMilliseconds`.
 final class Readiness {
     private let loop: EventLoop
     private let pool: ConnectionPool
     private let expected: [Int]
+    /// Who waits for the check on its way (none: no check is).
+    private var waiting: [(String?) -> Void] = []
+    private var last: (at: UInt64, reason: String?)?
     /// A database that takes longer than this to answer is not ready.
     static let timeoutMilliseconds: UInt64 = 1_500
+    static let reuseMilliseconds: UInt64 = 250
 
     init(loop: EventLoop, pool: ConnectionPool, expected: [Int]) {
         self.loop = loop
@@ -315,6 +318,19 @@ final class Readiness {
 
     /// Calls back once with nil (ready) or the reason it is not.
     func check(_ done: @escaping (String?) -> Void) {
+        if let last, loop.now &- last.at < Self.reuseMilliseconds { return done(last.reason) }
+        waiting.append(done)
+        guard waiting.count == 1 else { return }
+        probe { [self] reason in
+            last = (loop.now, reason)
+            let everyone = waiting
+            waiting = []
+            for waiter in everyone { waiter(reason) }
+        }
+    }
+
+    /// One check: the statement, or the time limit, whichever comes first.
+    private func probe(_ done: @escaping (String?) -> Void) {
         var answered = false
         let timer = try? Timer(loop: loop)
         let finish: (String?) -> Void = { reason in

@@ -11,6 +11,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -88,6 +89,15 @@ def test_healthz_and_readyz_need_no_key(world):
     status, headers, body = get(server.port, "/readyz")
     assert (status, json.loads(body)) == (200, {"status": "ready"})
     assert headers["Content-Type"] == "application/json"
+    # No key is needed, so /readyz must not load the database: 40 at once share a few statements.
+    statements = lambda: metric(get(server.port, "/metrics")[2].decode(), "billgraph_db_statements_total", target="primary")
+    before = statements()
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        answers = list(pool.map(lambda _: get(server.port, "/readyz")[0], range(40)))
+    assert answers == [200] * 40
+    assert statements() - before <= 5
+    refused = server.request(raw=b"{}", path="/metrics")
+    assert refused.status == 405 and refused.headers["allow"] == "GET"
 
 
 @pytest.mark.timeout(180)
@@ -120,12 +130,14 @@ def test_readyz_is_unready_while_migrations_are_not_current(private_cluster):
     server = Server(c["url"], "--loops", "1")
     try:
         assert get(server.port, "/readyz")[0] == 200
+        # An answer is reused for 250 ms: each change is seen within a second.
         psql(c["url"], "INSERT INTO schema_migrations (version, name) VALUES (999, '999_from_a_newer_build')")
-        status, _, body = get(server.port, "/readyz")
-        assert status == 503 and "migrations" in json.loads(body)["reason"], body
+        status, _, body = wait_until(lambda: (lambda a: a[0] == 503 and a)(get(server.port, "/readyz")), 1, "unready")
+        assert "does not know (999)" in json.loads(body)["reason"], body
         psql(c["url"], "DELETE FROM schema_migrations WHERE version IN (999, 6)")
-        status, _, body = get(server.port, "/readyz")
-        assert status == 503 and "not applied" in json.loads(body)["reason"] and "6" in json.loads(body)["reason"], body
+        status, _, body = wait_until(lambda: (lambda a: b"not applied" in a[2] and a)(get(server.port, "/readyz")), 1,
+                                     "unready for a missing migration")
+        assert status == 503 and "not applied (6)" in json.loads(body)["reason"], body
     finally:
         server.stop()
 
