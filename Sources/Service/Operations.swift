@@ -37,6 +37,7 @@ final class FrontHandler: HTTPHandler {
     /// a request takes no lock.
     private var children: [Int: (requests: Counter, duration: Histogram)] = [:]
     private var ids = RequestIDs()
+    private var clock = LogClock()
 
     /// `next` nil: a listener of the operator's endpoints alone (`--admin-listen`), where
     /// anything else is 404.
@@ -49,7 +50,7 @@ final class FrontHandler: HTTPHandler {
 
     func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
         let start = EventLoop.hrtime()
-        let id = RequestIDs.valid(request.header("X-Request-Id")) ?? ids.make()
+        let id = RequestIDs.valid(RequestIDs.header(in: request.headers)) ?? ids.make()
         // Probes and scrapes are neither logged nor counted: they would drown the log.
         if let endpoints, endpoints.answer(request, respond: { respond(Self.tagged($0, id)) }) { return }
         guard let next else {
@@ -73,7 +74,7 @@ final class FrontHandler: HTTPHandler {
     /// counted and logged like any other.
     func refusal(status: Int, message: String, head: HTTPRequest) -> HTTPResponse {
         let start = EventLoop.hrtime()
-        let id = RequestIDs.valid(head.header("X-Request-Id")) ?? ids.make()
+        let id = RequestIDs.valid(RequestIDs.header(in: head.headers)) ?? ids.make()
         let base = next?.refusal(status: status, message: message)
             ?? HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(#"{"error":"refused"}"#.utf8))
         let response = Self.tagged(base, id)
@@ -103,12 +104,13 @@ final class FrontHandler: HTTPHandler {
         child.requests.increment()
         child.duration.observe(nanoseconds: elapsed)
         for code in codes { metrics.graphQLErrors.labels([code]).increment() }
-        accessLog?.write(AccessLog.Entry(
+        guard let accessLog else { return }
+        accessLog.write(AccessLog.Entry(
             requestID: id, method: request.method, path: request.path, status: response.status,
             durationNanoseconds: elapsed, operationType: type, operationName: outcome.operationName,
             keyID: outcome.keyID, organisationID: outcome.organisationID,
             statements: response.headers.first { $0.0 == "X-Billgraph-Statements" }.flatMap { Int($0.1) } ?? 0,
-            bytes: response.body.count, errorCodes: codes))
+            bytes: response.body.count, errorCodes: codes), time: clock.now())
     }
 
     /// The codes of a GraphQL response's top-level `errors`. Only a body that ends with
@@ -136,6 +138,16 @@ struct RequestIDs {
         state = seed
     }
 
+    /// The request's `X-Request-Id`, its name compared without regard to case and without
+    /// making a lowercase copy of every header's name (this runs for every request).
+    static func header(in headers: [(String, String)]) -> String? {
+        let wanted = "x-request-id".utf8
+        for (name, value) in headers where name.utf8.count == wanted.count {
+            if zip(name.utf8, wanted).allSatisfy({ $0 | 0x20 == $1 }) { return value }
+        }
+        return nil
+    }
+
     static func valid(_ value: String?) -> String? {
         guard let value, !value.isEmpty, value.utf8.count <= 128,
               value.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else { return nil }
@@ -151,8 +163,15 @@ struct RequestIDs {
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
             return z ^ (z >> 31)
         }
-        let a = String(next(), radix: 16), b = String(next(), radix: 16)
-        return String(repeating: "0", count: 16 - a.count) + a + String(repeating: "0", count: 16 - b.count) + b
+        let (a, b) = (next(), next())
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for i in 0..<16 {
+                buffer[i] = digits.utf8Start[Int((a >> UInt64(60 - 4 * i)) & 0xF)]
+                buffer[16 + i] = digits.utf8Start[Int((b >> UInt64(60 - 4 * i)) & 0xF)]
+            }
+            return 32
+        }
     }
 }
 
@@ -180,8 +199,8 @@ public final class AccessLog: Sendable {
 
     public init(fd: Int32 = 1) { self.fd = fd }
 
-    func write(_ entry: Entry) {
-        var line = Self.line(entry, time: Self.now())
+    func write(_ entry: Entry, time: String) {
+        var line = Self.line(entry, time: time)
         line.append(UInt8(ascii: "\n"))
         lock.withLock { _ in
             line.withUnsafeBytes { raw in
@@ -222,12 +241,6 @@ public final class AccessLog: Sendable {
         return w.bytes
     }
 
-    /// RFC 3339 in UTC with milliseconds: `2026-11-30T14:05:09.123Z`.
-    static func now() -> String {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return format(seconds: Int(spec.tv_sec), milliseconds: Int(spec.tv_nsec / 1_000_000))
-    }
 
     static func format(seconds: Int, milliseconds: Int) -> String {
         var t = time_t(seconds)
@@ -239,6 +252,25 @@ public final class AccessLog: Sendable {
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds), 3))Z"
+    }
+}
+
+/// The access log's `time` for one loop: RFC 3339 in UTC with milliseconds
+/// (`2026-11-30T14:05:09.123Z`), the part up to the second made once a second.
+struct LogClock {
+    private var second = -1
+    private var prefix = ""
+
+    mutating func now() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        let seconds = Int(spec.tv_sec), milliseconds = Int(spec.tv_nsec / 1_000_000)
+        if seconds != second {
+            second = seconds
+            prefix = String(AccessLog.format(seconds: seconds, milliseconds: 0).dropLast(4))
+        }
+        let digits = String(milliseconds)
+        return prefix + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 }
 

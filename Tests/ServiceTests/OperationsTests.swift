@@ -34,6 +34,20 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(AccessLog.format(seconds: 1_796_047_509, milliseconds: 123), "2026-11-30T14:05:09.123Z")
     }
 
+    func testTheRequestIdHeaderIsFoundWhateverItsCase() {
+        XCTAssertEqual(RequestIDs.header(in: [("Accept", "*/*"), ("x-REQUEST-id", "a")]), "a")
+        XCTAssertEqual(RequestIDs.header(in: [("X-Request-Id", "b"), ("X-Request-Id", "c")]), "b")
+        XCTAssertNil(RequestIDs.header(in: [("X-Request-Ids", "d"), ("X-Request_Id", "e"), ("Request-Id", "f")]))
+    }
+
+    func testTheLogClockWritesRFC3339WithMilliseconds() {
+        var clock = LogClock()
+        for _ in 0..<3 {
+            let time = clock.now()
+            XCTAssertNotNil(time.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/), time)
+        }
+    }
+
     func testRequestIdsAreTakenWhenPrintableAndShortElseMade() {
         XCTAssertEqual(RequestIDs.valid("abc-123"), "abc-123")
         XCTAssertEqual(RequestIDs.valid(String(repeating: "x", count: 128)), String(repeating: "x", count: 128))
