@@ -13,8 +13,10 @@ import Glibc
 /// The running service: one event loop per `loops`, each on its own thread with its own
 /// listening socket on the shared port (`SO_REUSEPORT`), its own HTTP connections and its
 /// own PostgreSQL pool. The loops share only the count of open connections
-/// (`ConnectionBudget`, an atomic) and the schedule of database reconnections
-/// (`ReconnectGate`, locked once per connection attempt, never per statement).
+/// (`ConnectionBudget`, an atomic), the schedule of database reconnections
+/// (`ReconnectGate`, locked once per connection attempt, never per statement) and the
+/// slot for a request reading a large result (`HeavyReadGate`, locked when a request
+/// takes or gives it back).
 public final class BillgraphService {
     public struct Configuration: Sendable {
         public var databaseURL: String
@@ -23,6 +25,9 @@ public final class BillgraphService {
         public var poolSize: Int
         /// List items one response may hold, all lists together (RULES.md section 5).
         public var maxResultItems: Int
+        /// Rows a query may read before it reads one statement at a time, taking turns
+        /// with other such queries of the process (`StatementLanes`).
+        public var heavyReadRows: Int
         /// Event loops (threads) serving requests.
         public var loops: Int
         /// Open HTTP connections of the whole process, all loops together (RULES.md section 5).
@@ -33,13 +38,15 @@ public final class BillgraphService {
         public var idleTimeoutMilliseconds: UInt64
         /// PostgreSQL's `statement_timeout` on every connection: no statement holds a request for ever.
         public var statementTimeoutMilliseconds: UInt64
-        public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000, loops: Int = 1,
+        public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000,
+                    heavyReadRows: Int = StatementLanes.defaultHeavyRows, loops: Int = 1,
                     maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000,
                     idleTimeoutMilliseconds: UInt64 = 60_000, statementTimeoutMilliseconds: UInt64 = 30_000) {
             self.databaseURL = databaseURL
             self.listen = listen
             self.poolSize = poolSize
             self.maxResultItems = maxResultItems
+            self.heavyReadRows = heavyReadRows
             self.loops = max(1, loops)
             self.maxConnections = maxConnections
             self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
@@ -73,11 +80,14 @@ public final class BillgraphService {
         let gate = ReconnectGate(connectTimeoutMilliseconds: ConnectionTarget.connectTimeoutMilliseconds(conninfo), log: log)
         let shared = configuration.loops > 1
         let budget = ConnectionBudget(limit: configuration.maxConnections)
-        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, listen: configuration.listen,
+        let heavyReads = HeavyReadGate()
+        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, heavyReads: heavyReads,
+                              listen: configuration.listen,
                               sharedPort: shared, housekeeping: true, log: log)
         let address = ListenAddress(host: configuration.listen.host, port: main.port)
         for _ in 1..<configuration.loops {
-            try startLoop(configuration, conninfo: conninfo, budget: budget, gate: gate, address: address, log: log)
+            try startLoop(configuration, conninfo: conninfo, budget: budget, gate: gate, heavyReads: heavyReads,
+                          address: address, log: log)
         }
         for signal in [SIGINT, SIGTERM] {
             signals.append(try SignalWatcher(loop: main.loop, signal: signal) { [weak self] in self?.shutdown() })
@@ -86,12 +96,13 @@ public final class BillgraphService {
 
     /// Starts one more loop on its own thread and waits until it listens.
     private func startLoop(_ configuration: Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-                           address: ListenAddress, log: @escaping @Sendable (String) -> Void) throws {
+                           heavyReads: HeavyReadGate, address: ListenAddress, log: @escaping @Sendable (String) -> Void) throws {
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let thread = try Thread.start {
             do {
-                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, listen: address,
+                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate,
+                                            heavyReads: heavyReads, listen: address,
                                             sharedPort: true, housekeeping: false, log: log)
                 outcome.trigger = worker.stopTrigger
                 started.signal()
@@ -140,15 +151,17 @@ private final class StartOutcome: @unchecked Sendable {
 final class LoopWorker {
     let loop: EventLoop
     private let pool: ConnectionPool
+    private let lanes: StatementLanes
     private let server: HTTPServer
     private let housekeeping: Timer?
     private var wakeup: AsyncWakeup!
 
     init(_ configuration: BillgraphService.Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-         listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
+         heavyReads: HeavyReadGate, listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
         pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: gate)
-        let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
+        lanes = try StatementLanes(loop: loop, pool: pool, gate: heavyReads, heavyRows: configuration.heavyReadRows)
+        let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool, lanes: lanes,
                                      authenticator: Authenticator(loop: loop, pool: pool),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)
         server = HTTPServer(loop: loop, handler: handler, limits: configuration.httpLimits, budget: budget)
@@ -181,6 +194,7 @@ final class LoopWorker {
         stopping = true
         housekeeping?.close()
         wakeup.close()
+        lanes.close()
         let deadline = try? Timer(loop: loop)
         let finish = { [self] in
             deadline?.close()

@@ -16,6 +16,7 @@ import Glibc
 final class GraphQLHandler: HTTPHandler {
     private let preparation: Preparation
     private let pool: ConnectionPool
+    private let lanes: StatementLanes
     private let authenticator: Authenticator
     private let mutations: MutationResolving?
     private let maxResultItems: Int
@@ -25,11 +26,12 @@ final class GraphQLHandler: HTTPHandler {
     /// BILLGRAPH_TRACE_SQL=1 writes every statement and its parameters to standard error.
     private let traceStatements = getenv("BILLGRAPH_TRACE_SQL").map { String(cString: $0) == "1" } ?? false
 
-    init(preparation: Preparation, pool: ConnectionPool, authenticator: Authenticator,
+    init(preparation: Preparation, pool: ConnectionPool, lanes: StatementLanes, authenticator: Authenticator,
          mutations: MutationResolving?, maxResultItems: Int, log: @escaping (String) -> Void) {
         self.maxResultItems = maxResultItems
         self.preparation = preparation
         self.pool = pool
+        self.lanes = lanes
         self.authenticator = authenticator
         self.mutations = mutations
         self.log = log
@@ -108,8 +110,10 @@ final class GraphQLHandler: HTTPHandler {
 
     private func execute(_ plan: OperationPlan, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
         guard plan.kind == .mutation else {
+            let lane = lanes.lane()
             return run(plan, principal: principal, media: media,
-                       statements: { [pool] statement, completion in pool.run(statement, completion: completion) }) { answer, _ in
+                       statements: { statement, completion in lane.run(statement, completion: completion) }) { answer, _ in
+                lane.finish()
                 respond(answer)
             }
         }

@@ -74,6 +74,12 @@ struct Serve: ParsableCommand {
     @Option(help: "List items one response may hold, all lists together (the contract's limit is 500000).")
     var maxResultItems: Int = 500_000
 
+    @Option(help: """
+        Rows a query may read before it goes on one statement at a time, and only while no other such query \
+        of the process reads: large results take turns, so ordinary requests keep their speed beside them.
+        """)
+    var heavyReadRows: Int = 20_000
+
     @Option(help: "Event loops (threads) serving requests; each has its own connections and pool. Default: one per core.")
     var loops: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
@@ -94,6 +100,7 @@ struct Serve: ParsableCommand {
 
     func validate() throws {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard heavyReadRows >= 0 else { throw ValidationError("--heavy-read-rows must not be negative") }
         guard requestTimeoutMilliseconds >= 1 else { throw ValidationError("--request-timeout-ms must be at least 1") }
         guard idleTimeoutMilliseconds >= 1 else { throw ValidationError("--idle-timeout-ms must be at least 1") }
         guard statementTimeoutMilliseconds >= 1 else { throw ValidationError("--statement-timeout-ms must be at least 1") }
@@ -104,7 +111,7 @@ struct Serve: ParsableCommand {
         guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
         let service = try BillgraphService(
             .init(databaseURL: try database.resolved(), listen: address, poolSize: poolSize,
-                  maxResultItems: maxResultItems, loops: loops, maxConnections: maxConnections,
+                  maxResultItems: maxResultItems, heavyReadRows: heavyReadRows, loops: loops, maxConnections: maxConnections,
                   requestTimeoutMilliseconds: requestTimeoutMilliseconds, idleTimeoutMilliseconds: idleTimeoutMilliseconds,
                   statementTimeoutMilliseconds: statementTimeoutMilliseconds), log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
