@@ -84,6 +84,7 @@ struct OverlapChecker {
                                    reported: inout Set<String>) {
         // Known by place, not text: a fragment's set is the same node wherever it is spread.
         guard checkedSets.insert("\(type.name)@\(set.location)").inserted else { return }
+        if Self.isFlatWithDistinctNames(set) { return }
         var visited = Set<String>()
         let byName = collect(set, on: type, visited: &visited)
         for (_, all) in byName {
@@ -106,6 +107,16 @@ struct OverlapChecker {
             if let sub = entry.field.selectionSet, let def = entry.def, let t = schema[def.type.namedType], t.isComposite {
                 checkSet(sub, on: t, into: &errors, reported: &reported)
             }
+        }
+    }
+
+    /// Leaves only, no fragments, each under a response name of its own: nothing can
+    /// conflict, and an alias flood of thousands of leaves is judged with one hash each.
+    private static func isFlatWithDistinctNames(_ set: SelectionSet) -> Bool {
+        var names = Set<String>(minimumCapacity: set.selections.count)
+        return set.selections.allSatisfy { selection in
+            guard case .field(let field) = selection, field.selectionSet == nil else { return false }
+            return names.insert(field.responseKey).inserted
         }
     }
 

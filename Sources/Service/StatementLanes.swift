@@ -10,7 +10,7 @@ import Synchronization
 /// - each request has at most `maxInFlight` statements with the pool at a time, and the
 ///   rest wait in the request's own lane, not in the pool's queue;
 /// - a request that has read more than `heavyRows` rows (`serve --heavy-read-rows`,
-///   default 20,000) goes on one statement at a time,
+///   default 5,000) goes on one statement at a time,
 ///   and only while it holds the process's one slot for heavy reads (`HeavyReadGate`),
 ///   so at most one such request reads at a time, whatever the loop, and the others
 ///   wait holding what little they read before.
@@ -73,7 +73,7 @@ public final class HeavyReadGate: Sendable {
 /// Lifetime: created and used on its loop's thread; `close()` (when the loop stops)
 /// closes the wakeup handle.
 public final class StatementLanes {
-    public static let defaultHeavyRows = 20_000
+    public static let defaultHeavyRows = 5_000
     /// Statements of one request with the pool at a time.
     static let maxInFlight = 4
 

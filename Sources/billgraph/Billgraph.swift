@@ -78,7 +78,7 @@ struct Serve: ParsableCommand {
         Rows a query may read before it goes on one statement at a time, and only while no other such query \
         of the process reads: large results take turns, so ordinary requests keep their speed beside them.
         """)
-    var heavyReadRows: Int = 20_000
+    var heavyReadRows: Int = StatementLanes.defaultHeavyRows
 
     @Option(help: "Event loops (threads) serving requests; each has its own connections and pool. Default: one per core.")
     var loops: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
