@@ -23,8 +23,9 @@ install_packages() {
 # The test tooling from PyPI, pinned: pytest; graphql-core 3.2 (the corpus test is written
 # against 3.2's rules); pytest-timeout (every test has a time limit, Tests/integration/pytest.ini);
 # pytest-randomly (the suite runs in a random order, whose seed pytest prints: rerun one with
-# `-p randomly --randomly-seed=N`, or keep the file order with `-p no:randomly`).
-BILLGRAPH_PYTHON_TOOLS=(pytest==9.0.3 graphql-core==3.2.8 pytest-timeout==2.4.0 pytest-randomly==4.0.1)
+# `-p randomly --randomly-seed=N`, or keep the file order with `-p no:randomly`); gql with
+# requests (an ordinary Python GraphQL client: its batches and schema checks, test_clients.py).
+BILLGRAPH_PYTHON_TOOLS=(pytest==9.0.3 graphql-core==3.2.8 pytest-timeout==2.4.0 pytest-randomly==4.0.1 "gql[requests]==4.0.0")
 
 # Installs them into .build-python/ of this checkout, not into the system's Python (which other
 # checkouts and projects on the machine share, and whose versions are not ours to pin), and
