@@ -35,6 +35,8 @@ public final class BillgraphService {
         public var statementTimeoutMilliseconds: UInt64
         /// Only documents registered with `billgraph documents add` run (RULES.md section 8).
         public var trustedDocumentsOnly = false
+        /// Where GraphiQL's files are (`serve --graphiql`); nil: no IDE (RULES.md section 8).
+        public var graphiQLDirectory: String?
         public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000, loops: Int = 1,
                     maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000,
                     idleTimeoutMilliseconds: UInt64 = 60_000, statementTimeoutMilliseconds: UInt64 = 30_000) {
@@ -77,11 +79,13 @@ public final class BillgraphService {
         let budget = ConnectionBudget(limit: configuration.maxConnections)
         // One budget of points per API key for the whole process (RULES.md section 8).
         let limiter = RateLimiter()
-        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter, listen: configuration.listen,
+        let graphiQL = GraphiQL(assets: try configuration.graphiQLDirectory.map(GraphiQLAssets.init(directory:)))
+        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter, graphiQL: graphiQL, listen: configuration.listen,
                               sharedPort: shared, housekeeping: true, log: log)
         let address = ListenAddress(host: configuration.listen.host, port: main.port)
         for _ in 1..<configuration.loops {
-            try startLoop(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter, address: address, log: log)
+            try startLoop(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter, graphiQL: graphiQL,
+                          address: address, log: log)
         }
         for signal in [SIGINT, SIGTERM] {
             signals.append(try SignalWatcher(loop: main.loop, signal: signal) { [weak self] in self?.shutdown() })
@@ -90,12 +94,12 @@ public final class BillgraphService {
 
     /// Starts one more loop on its own thread and waits until it listens.
     private func startLoop(_ configuration: Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-                           limiter: RateLimiter, address: ListenAddress, log: @escaping @Sendable (String) -> Void) throws {
+                           limiter: RateLimiter, graphiQL: GraphiQL, address: ListenAddress, log: @escaping @Sendable (String) -> Void) throws {
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let thread = try Thread.start {
             do {
-                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter, listen: address,
+                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter, graphiQL: graphiQL, listen: address,
                                             sharedPort: true, housekeeping: false, log: log)
                 outcome.trigger = worker.stopTrigger
                 started.signal()
@@ -149,14 +153,14 @@ final class LoopWorker {
     private var wakeup: AsyncWakeup!
 
     init(_ configuration: BillgraphService.Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-         limiter: RateLimiter, listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
+         limiter: RateLimiter, graphiQL: GraphiQL, listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
         pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: gate)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
                                      authenticator: Authenticator(loop: loop, pool: pool),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, limiter: limiter,
                                      persisted: PersistedDocuments(loop: loop, pool: pool),
-                                     trustedDocumentsOnly: configuration.trustedDocumentsOnly, log: log)
+                                     trustedDocumentsOnly: configuration.trustedDocumentsOnly, graphiQL: graphiQL, log: log)
         server = HTTPServer(loop: loop, handler: handler, limits: configuration.httpLimits, budget: budget)
         try server.listen(on: listen, sharedPort: sharedPort)
         if housekeeping {

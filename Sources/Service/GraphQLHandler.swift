@@ -24,6 +24,7 @@ final class GraphQLHandler: HTTPHandler {
     private let persisted: PersistedDocuments
     /// `serve --trusted-documents-only` (RULES.md section 8).
     private let trustedDocumentsOnly: Bool
+    private let graphiQL: GraphiQL
     /// 8 MiB of documents per loop.
     private var documents = DocumentCache(capacityBytes: 8 << 20)
     /// BILLGRAPH_TRACE_SQL=1 writes every statement and its parameters to standard error.
@@ -31,7 +32,8 @@ final class GraphQLHandler: HTTPHandler {
 
     init(preparation: Preparation, pool: ConnectionPool, authenticator: Authenticator,
          mutations: MutationResolving?, maxResultItems: Int, limiter: RateLimiter, persisted: PersistedDocuments,
-         trustedDocumentsOnly: Bool, log: @escaping (String) -> Void) {
+         trustedDocumentsOnly: Bool, graphiQL: GraphiQL, log: @escaping (String) -> Void) {
+        self.graphiQL = graphiQL
         self.limiter = limiter
         self.persisted = persisted
         self.trustedDocumentsOnly = trustedDocumentsOnly
@@ -48,6 +50,7 @@ final class GraphQLHandler: HTTPHandler {
     }
 
     func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
+        if let page = graphiQL.answer(request) { return respond(page) }
         guard request.path == "/graphql" else {
             return respond(errorResponse(status: 404, GraphQLError("Not found: GraphQL is served at /graphql.", code: .badUserInput), as: .json))
         }

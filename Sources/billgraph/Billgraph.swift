@@ -96,6 +96,10 @@ struct Serve: ParsableCommand {
     @Flag(help: "Run only the documents registered with `billgraph documents add`; refuse any other unparsed (DOCUMENT_NOT_TRUSTED).")
     var trustedDocumentsOnly = false
 
+    @Option(name: .customLong("graphiql"),
+            help: "Folder of GraphiQL's built files, served to browsers at /graphql (default: $BILLGRAPH_GRAPHIQL_DIR; scripts/run fetches them).")
+    var graphiQLDirectory: String?
+
     func validate() throws {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard requestTimeoutMilliseconds >= 1 else { throw ValidationError("--request-timeout-ms must be at least 1") }
@@ -112,9 +116,11 @@ struct Serve: ParsableCommand {
             requestTimeoutMilliseconds: requestTimeoutMilliseconds, idleTimeoutMilliseconds: idleTimeoutMilliseconds,
             statementTimeoutMilliseconds: statementTimeoutMilliseconds)
         configuration.trustedDocumentsOnly = trustedDocumentsOnly
+        configuration.graphiQLDirectory = graphiQLDirectory ?? getenv("BILLGRAPH_GRAPHIQL_DIR").map { String(cString: $0) }
         let service = try BillgraphService(configuration, log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : ""))")
+        if configuration.graphiQLDirectory != nil { log("GraphiQL for browsers at http://\(host):\(service.port)/graphql") }
         service.run()
         log("stopped")
     }
