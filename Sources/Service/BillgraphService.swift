@@ -80,7 +80,8 @@ public final class BillgraphService {
         // One budget of points per API key for the whole process (RULES.md section 8).
         let limiter = RateLimiter()
         let graphiQL = GraphiQL(assets: try configuration.graphiQLDirectory.map(GraphiQLAssets.init(directory:)))
-        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter, graphiQL: graphiQL, listen: configuration.listen,
+        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter, graphiQL: graphiQL,
+                              listen: configuration.listen,
                               sharedPort: shared, housekeeping: true, log: log)
         let address = ListenAddress(host: configuration.listen.host, port: main.port)
         for _ in 1..<configuration.loops {
@@ -94,12 +95,14 @@ public final class BillgraphService {
 
     /// Starts one more loop on its own thread and waits until it listens.
     private func startLoop(_ configuration: Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-                           limiter: RateLimiter, graphiQL: GraphiQL, address: ListenAddress, log: @escaping @Sendable (String) -> Void) throws {
+                           limiter: RateLimiter, graphiQL: GraphiQL, address: ListenAddress,
+                           log: @escaping @Sendable (String) -> Void) throws {
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let thread = try Thread.start {
             do {
-                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter, graphiQL: graphiQL, listen: address,
+                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, limiter: limiter,
+                                            graphiQL: graphiQL, listen: address,
                                             sharedPort: true, housekeeping: false, log: log)
                 outcome.trigger = worker.stopTrigger
                 started.signal()
@@ -153,7 +156,8 @@ final class LoopWorker {
     private var wakeup: AsyncWakeup!
 
     init(_ configuration: BillgraphService.Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-         limiter: RateLimiter, graphiQL: GraphiQL, listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
+         limiter: RateLimiter, graphiQL: GraphiQL, listen: ListenAddress, sharedPort: Bool, housekeeping: Bool,
+         log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
         pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: gate)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,

@@ -1,9 +1,5 @@
 import Server
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// GraphiQL's built files, read once when the service starts and shared read-only by
 /// every loop. They come from a PyPI wheel that the setup command fetches, pinned by
 /// version and SHA-256 (`install_graphiql` in scripts/lib/common.sh), never from a CDN
@@ -28,24 +24,12 @@ public struct GraphiQLAssets: Sendable {
     public init(directory: String) throws {
         var files: [String: File] = [:]
         for (name, contentType) in Self.names {
-            guard let bytes = Self.read(directory + "/" + name) else {
+            guard let bytes = readWholeFile(directory + "/" + name) else {
                 throw ServiceError(message: "GraphiQL's file \(name) is not in \(directory) (scripts/run fetches them)")
             }
             files[name] = File(contentType: contentType, bytes: bytes)
         }
         self.files = files
-    }
-
-    private static func read(_ path: String) -> [UInt8]? {
-        guard let file = fopen(path, "rb") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            bytes += chunk[0..<count]
-            if count < chunk.count { return ferror(file) == 0 ? bytes : nil }
-        }
     }
 }
 

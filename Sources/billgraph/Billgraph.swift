@@ -413,16 +413,3 @@ struct Documents: ParsableCommand {
         }
     }
 }
-
-/// A whole file's bytes, or nil when it cannot be read.
-func readWholeFile(_ path: String) -> [UInt8]? {
-    guard let file = fopen(path, "rb") else { return nil }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = fread(&chunk, 1, chunk.count, file)
-        bytes += chunk[0..<count]
-        if count < chunk.count { return ferror(file) == 0 ? bytes : nil }
-    }
-}
