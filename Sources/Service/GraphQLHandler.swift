@@ -160,9 +160,11 @@ final class GraphQLHandler: HTTPHandler {
             respond(refusal)
         case .allowed(let allowance):
             execute(plan, principal: principal, media: media) { response in
-                var response = response
-                response.body = RateLimiter.withCost(response.body, requested: cost, remaining: allowance?.remaining)
-                respond(allowance.map { RateLimiter.withHeaders(response, $0) } ?? response)
+                // A key with no limit has no budget to report.
+                guard let allowance else { return respond(response) }
+                var response = RateLimiter.withHeaders(response, allowance)
+                response.body = RateLimiter.withCost(response.body, requested: cost, remaining: allowance.remaining)
+                respond(response)
             }
         }
     }

@@ -10,8 +10,8 @@ import Store
 ///
 /// Each loop keeps what it has read in a cache bounded in bytes: a document's text never
 /// changes for its hash, so a text once read serves for ever; whether it is trusted can
-/// change (`documents remove`), so that, and a hash the database did not know, are
-/// believed for `ttlMilliseconds` only. Lookups of one hash share one statement, and at
+/// change (`documents remove`), so that, and (under `--trusted-documents-only`) a hash the
+/// database did not know, are believed for `ttlMilliseconds` only. Lookups of one hash share one statement, and at
 /// most `maxPendingLookups` distinct ones wait on the database at once, so a flood of
 /// unknown hashes cannot queue without bound.
 final class PersistedDocuments {
@@ -61,7 +61,9 @@ final class PersistedDocuments {
         if let entry = entries[hash] {
             let young = loop.now < entry.checked + ttlMilliseconds
             if let document = entry.document, young || !freshTrust { return completion(.found(document)) }
-            if entry.document == nil, young { return completion(.missing) }
+            // An unknown hash is believed for a while only where trust is asked: an automatic
+            // persisted query may have been stored by another loop or process since.
+            if entry.document == nil, young, freshTrust { return completion(.missing) }
         }
         if pending[hash] != nil { return pending[hash]!.append(completion) }
         guard pending.count < Self.maxPendingLookups else { return completion(.unavailable) }

@@ -115,11 +115,10 @@ extension RateLimiter {
     }
 
     /// `extensions.cost` = `{"requested": N, "remaining": M}` added to a response object
-    /// the engine wrote (it never writes `extensions` itself); `remaining` is null for a
-    /// key with no limit.
-    static func withCost(_ body: [UInt8], requested: Int, remaining: Int?) -> [UInt8] {
+    /// the engine wrote (it never writes `extensions` itself).
+    static func withCost(_ body: [UInt8], requested: Int, remaining: Int) -> [UInt8] {
         guard body.count >= 2, body.last == UInt8(ascii: "}") else { return body }
-        let cost = "{\"requested\":\(requested),\"remaining\":\(remaining.map(String.init) ?? "null")}"
+        let cost = "{\"requested\":\(requested),\"remaining\":\(remaining)}"
         return body.dropLast() + Array(",\"extensions\":{\"cost\":\(cost)}}".utf8)
     }
 }
