@@ -5,27 +5,22 @@ import Server
 /// it had been sent alone. The requests run one after another, so a mutation in a batch
 /// is its own transaction and sees what the requests before it did.
 ///
-/// The batch's HTTP answer is 200 whatever its elements came to (each element's status
-/// would have been for its own answer); `X-Billgraph-Statements` is their sum.
+/// An element that is not a request object refuses the whole batch with HTTP 400, before
+/// anything of it runs (`RequestParameters`). Otherwise the batch's HTTP answer is 200
+/// whatever its elements came to (each element's status would have been for its own
+/// answer); `X-Billgraph-Statements` is their sum.
 enum Batch {
     typealias Answer = (ClientRequest, @escaping (HTTPResponse) -> Void) -> Void
 
-    static func run(_ requests: [Result<ClientRequest, RequestParameters.Malformed>], answer: @escaping Answer,
-                    malformed: @escaping (RequestParameters.Malformed) -> HTTPResponse, media: MediaType,
+    static func run(_ requests: [ClientRequest], answer: @escaping Answer, media: MediaType,
                     respond: @escaping (HTTPResponse) -> Void) {
         var responses: [HTTPResponse] = []
         responses.reserveCapacity(requests.count)
         func next() {
             guard responses.count < requests.count else { return respond(combined(responses, media: media)) }
-            switch requests[responses.count] {
-            case .failure(let error):
-                responses.append(malformed(error))
+            answer(requests[responses.count]) { response in
+                responses.append(response)
                 next()
-            case .success(let request):
-                answer(request) { response in
-                    responses.append(response)
-                    next()
-                }
             }
         }
         next()

@@ -107,8 +107,7 @@ final class GraphQLHandler: HTTPHandler {
         case .batch(let requests):
             Batch.run(requests, answer: { [self] one, done in
                 answer(one, method: request.method, principal: principal, media: media, respond: done)
-            }, malformed: { [self] in errorResponse(status: 400, GraphQLError($0.message, code: .badUserInput), as: media) },
-               media: media, respond: respond)
+            }, media: media, respond: respond)
         }
     }
 

@@ -11,7 +11,7 @@ enum RequestParameters {
     /// What a POST body holds: one request, or a batch of them (RULES.md section 8).
     enum Body {
         case single(ClientRequest)
-        case batch([Result<ClientRequest, Malformed>])
+        case batch([ClientRequest])
     }
 
     /// A batch holds 1 to `maxBatch` request objects (RULES.md section 8).
@@ -30,14 +30,16 @@ enum RequestParameters {
             guard (1...maxBatch).contains(items.count) else {
                 throw Malformed(message: "A batch holds 1 to \(maxBatch) requests; this one holds \(items.count).")
             }
-            // Each element must be an object; what it holds is judged as if it had been sent
-            // alone, so a malformed element gets its own error in its place.
-            var requests: [Result<ClientRequest, Malformed>] = []
-            for item in items {
+            // Every element must be a request object as a request alone must be; one that is
+            // not refuses the whole batch, before anything of it runs.
+            var requests: [ClientRequest] = []
+            for (index, item) in items.enumerated() {
                 guard case .object(let members) = item else {
-                    throw Malformed(message: "Every element of a batch must be a request object.")
+                    throw Malformed(message: "Element \(index) of the batch is not a request object.")
                 }
-                do { requests.append(.success(try request(members))) } catch { requests.append(.failure(error)) }
+                do { requests.append(try request(members)) } catch {
+                    throw Malformed(message: "Element \(index) of the batch: \(error.message)")
+                }
             }
             return .batch(requests)
         default:
