@@ -1,6 +1,6 @@
 import ArgumentParser
-import Digest
 import Billing
+import Digest
 import JSON
 import Server
 import Service
@@ -263,7 +263,9 @@ struct Keys: ParsableCommand {
         var rateLimit: Int = 6000
 
         func validate() throws {
-            guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 (no limit) or more") }
+            guard (0...Int(Int32.max)).contains(rateLimit) else {
+                throw ValidationError("--rate-limit must be 0 (no limit) to \(Int32.max)")
+            }
         }
 
         func run() throws {
