@@ -37,7 +37,7 @@ let package = Package(
         .executableTarget(
             name: "billgraph",
             dependencies: [
-                "Service", "Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON",
+                "Service", "Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Digest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -53,6 +53,7 @@ let package = Package(
         .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema"]),
         .testTarget(name: "ServerTests", dependencies: ["Server"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,11 +12,7 @@ import Glibc
 
 /// The running service: one event loop per `loops`, each on its own thread with its own
 /// listening socket on the shared port (`SO_REUSEPORT`), its own HTTP connections and its
-/// own PostgreSQL pool. The loops share only the count of open connections
-/// (`ConnectionBudget`, an atomic), the schedule of database reconnections
-/// (`ReconnectGate`, locked once per connection attempt, never per statement) and the
-/// slot for a request reading a large result (`HeavyReadGate`, locked when a request
-/// takes or gives it back).
+/// own PostgreSQL pool. The loops share only `SharedByLoops`, never locked per statement.
 public final class BillgraphService {
     public struct Configuration: Sendable {
         public var databaseURL: String
@@ -38,6 +34,10 @@ public final class BillgraphService {
         public var idleTimeoutMilliseconds: UInt64
         /// PostgreSQL's `statement_timeout` on every connection: no statement holds a request for ever.
         public var statementTimeoutMilliseconds: UInt64
+        /// Only documents registered with `billgraph documents add` run (RULES.md section 8).
+        public var trustedDocumentsOnly = false
+        /// Where GraphiQL's files are (`serve --graphiql`); nil: no IDE (RULES.md section 8).
+        public var graphiQLDirectory: String?
         public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000,
                     heavyReadRows: Int = StatementLanes.defaultHeavyRows, loops: Int = 1,
                     maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000,
@@ -77,17 +77,17 @@ public final class BillgraphService {
         signal(SIGPIPE, SIG_IGN)
         // One reconnection schedule for every loop's pool: while the database is down the
         // process as a whole makes about one connection attempt a second.
-        let gate = ReconnectGate(connectTimeoutMilliseconds: ConnectionTarget.connectTimeoutMilliseconds(conninfo), log: log)
-        let shared = configuration.loops > 1
-        let budget = ConnectionBudget(limit: configuration.maxConnections)
-        let heavyReads = HeavyReadGate()
-        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, heavyReads: heavyReads,
-                              listen: configuration.listen,
-                              sharedPort: shared, housekeeping: true, log: log)
+        let shared = SharedByLoops(
+            connections: ConnectionBudget(limit: configuration.maxConnections),
+            reconnect: ReconnectGate(connectTimeoutMilliseconds: ConnectionTarget.connectTimeoutMilliseconds(conninfo), log: log),
+            heavyReads: HeavyReadGate(),
+            limiter: RateLimiter(),
+            graphiQL: GraphiQL(assets: try configuration.graphiQLDirectory.map(GraphiQLAssets.init(directory:))))
+        main = try LoopWorker(configuration, conninfo: conninfo, shared: shared, listen: configuration.listen,
+                              sharedPort: configuration.loops > 1, housekeeping: true, log: log)
         let address = ListenAddress(host: configuration.listen.host, port: main.port)
         for _ in 1..<configuration.loops {
-            try startLoop(configuration, conninfo: conninfo, budget: budget, gate: gate, heavyReads: heavyReads,
-                          address: address, log: log)
+            try startLoop(configuration, conninfo: conninfo, shared: shared, address: address, log: log)
         }
         for signal in [SIGINT, SIGTERM] {
             signals.append(try SignalWatcher(loop: main.loop, signal: signal) { [weak self] in self?.shutdown() })
@@ -95,14 +95,13 @@ public final class BillgraphService {
     }
 
     /// Starts one more loop on its own thread and waits until it listens.
-    private func startLoop(_ configuration: Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-                           heavyReads: HeavyReadGate, address: ListenAddress, log: @escaping @Sendable (String) -> Void) throws {
+    private func startLoop(_ configuration: Configuration, conninfo: String, shared: SharedByLoops, address: ListenAddress,
+                           log: @escaping @Sendable (String) -> Void) throws {
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let thread = try Thread.start {
             do {
-                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate,
-                                            heavyReads: heavyReads, listen: address,
+                let worker = try LoopWorker(configuration, conninfo: conninfo, shared: shared, listen: address,
                                             sharedPort: true, housekeeping: false, log: log)
                 outcome.trigger = worker.stopTrigger
                 started.signal()
@@ -140,6 +139,20 @@ struct ServiceError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+/// What the loops of one process share; each part is safe to use from any thread.
+struct SharedByLoops: Sendable {
+    /// The count of open HTTP connections, all loops together (an atomic).
+    let connections: ConnectionBudget
+    /// The schedule of database reconnections (locked once per connection attempt).
+    let reconnect: ReconnectGate
+    /// The slot for a request reading a large result (locked when a request takes or gives it back).
+    let heavyReads: HeavyReadGate
+    /// One budget of points per API key for the whole process (RULES.md section 8).
+    let limiter: RateLimiter
+    /// GraphiQL's files, read once.
+    let graphiQL: GraphiQL
+}
+
 /// What a starting loop reports back to the thread that waits for it (guarded by the semaphore).
 private final class StartOutcome: @unchecked Sendable {
     var trigger: AsyncWakeup.Trigger?
@@ -156,15 +169,17 @@ final class LoopWorker {
     private let housekeeping: Timer?
     private var wakeup: AsyncWakeup!
 
-    init(_ configuration: BillgraphService.Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-         heavyReads: HeavyReadGate, listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
+    init(_ configuration: BillgraphService.Configuration, conninfo: String, shared: SharedByLoops, listen: ListenAddress,
+         sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
-        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: gate)
-        lanes = try StatementLanes(loop: loop, pool: pool, gate: heavyReads, heavyRows: configuration.heavyReadRows)
+        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: shared.reconnect)
+        lanes = try StatementLanes(loop: loop, pool: pool, gate: shared.heavyReads, heavyRows: configuration.heavyReadRows)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool, lanes: lanes,
                                      authenticator: Authenticator(loop: loop, pool: pool),
-                                     mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)
-        server = HTTPServer(loop: loop, handler: handler, limits: configuration.httpLimits, budget: budget)
+                                     mutations: MutationService(), maxResultItems: configuration.maxResultItems, limiter: shared.limiter,
+                                     persisted: PersistedDocuments(loop: loop, pool: pool),
+                                     trustedDocumentsOnly: configuration.trustedDocumentsOnly, graphiQL: shared.graphiQL, log: log)
+        server = HTTPServer(loop: loop, handler: handler, limits: configuration.httpLimits, budget: shared.connections)
         try server.listen(on: listen, sharedPort: sharedPort)
         if housekeeping {
             // Expired idempotency keys go a minute after start, then every ten minutes.
