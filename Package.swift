@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "billgraph",
             dependencies: [
-                "Service", "Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON",
+                "Service", "Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Digest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

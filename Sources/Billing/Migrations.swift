@@ -846,4 +846,19 @@ BEGIN
     RETURN QUERY SELECT ref.id, ref.payment_id;
 END $$;
 """#),
+    Migration(version: 7, name: "007_api_key_rate_limit", sql: #"""
+-- RULES.md section 8: each API key spends a budget of points per minute; 0 means none.
+ALTER TABLE api_key ADD COLUMN rate_limit integer NOT NULL DEFAULT 6000 CHECK (rate_limit >= 0);
+"""#),
+    Migration(version: 8, name: "008_persisted_document", sql: #"""
+-- RULES.md section 8: operation documents by the SHA-256 of their text. Automatic
+-- persisted queries store any document a client sends with its hash; `billgraph documents
+-- add` stores and trusts one. Only trusted documents run under --trusted-documents-only.
+CREATE TABLE persisted_document (
+    sha256     bytea PRIMARY KEY CHECK (octet_length(sha256) = 32),
+    body       text NOT NULL,
+    trusted    boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+"""#),
 ]

@@ -20,6 +20,9 @@ public final class RequestContext {
     public private(set) var replayed: [String] = []
     /// Reads of this request by statement: a field asked at several places of one query
     /// with the same parents makes the same statement, which goes to the database once.
+    /// Rows are remembered weakly: this cache never keeps a result alive that its loader
+    /// let go of (a load that went over its share of the item budget drops its rows, and
+    /// a refused request must not hold a budget's worth of them until it ends).
     private var reads: [ReadKey: Read] = [:]
 
     private struct ReadKey: Hashable {
@@ -29,7 +32,12 @@ public final class RequestContext {
 
     private enum Read {
         case waiting([(Result<ResultSet, GraphQLError>) -> Void])
-        case done(Result<ResultSet, GraphQLError>)
+        case read(WeakResultSet)
+        case failed(GraphQLError)
+    }
+
+    private struct WeakResultSet {
+        weak var rows: ResultSet?
     }
 
     public init(organisationID: String, apiKeyID: String, scopes: Set<String>,
@@ -47,8 +55,11 @@ public final class RequestContext {
     func query(_ statement: Statement, completion: @escaping (Result<ResultSet, GraphQLError>) -> Void) {
         let key = ReadKey(sql: statement.sql, parameters: statement.parameters)
         switch reads[key] {
-        case .done(let result)?:
-            return completion(result)
+        case .read(let remembered)?:
+            if let rows = remembered.rows { return completion(.success(rows)) }
+            reads[key] = .waiting([completion])  // let go of: read again
+        case .failed(let error)?:
+            return completion(.failure(error))
         case .waiting(let others)?:
             reads[key] = .waiting(others + [completion])
             return
@@ -60,7 +71,10 @@ public final class RequestContext {
         runStatement(statement) { [self] result in
             let outcome = result.mapError(logFailure)
             guard case .waiting(let waiters)? = reads[key] else { return }
-            reads[key] = .done(outcome)
+            switch outcome {
+            case .success(let rows): reads[key] = .read(WeakResultSet(rows: rows))
+            case .failure(let error): reads[key] = .failed(error)
+            }
             for waiter in waiters { waiter(outcome) }
         }
     }

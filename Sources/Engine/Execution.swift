@@ -256,10 +256,16 @@ public final class Execution {
     private func spend(_ items: Int) -> Bool {
         itemBudget -= items
         if itemBudget < 0 {
-            fail(GraphQLError("The result would hold more than \(itemLimit) list items.", code: .queryTooComplex))
+            fail(tooManyItems)
             return false
         }
         return true
+    }
+
+    /// The refusal of a result over the limit, worded with the request's limit (a loader
+    /// knows only the share it was given).
+    private var tooManyItems: GraphQLError {
+        GraphQLError("The result would hold more than \(itemLimit) list items.", code: .queryTooComplex)
     }
 
     private func attach(_ loads: [(PlannedField, Work, BatchLoad)], _ results: [Result<[ChildValue], GraphQLError>],
@@ -294,7 +300,11 @@ public final class Execution {
         let (field, item, _) = load
         switch result {
         case .failure(let error):
-            if error.code == .serviceUnavailable || error.code == .queryTooComplex || error.code == .internalServerError {
+            if error.code == .queryTooComplex {
+                fail(tooManyItems)
+                return false
+            }
+            if error.code == .serviceUnavailable || error.code == .internalServerError {
                 fail(error)
                 return false
             }

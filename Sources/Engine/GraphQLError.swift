@@ -18,6 +18,12 @@ public enum ErrorCode: String, Sendable {
     case queryTooComplex = "QUERY_TOO_COMPLEX"
     case serviceUnavailable = "SERVICE_UNAVAILABLE"
     case internalServerError = "INTERNAL_SERVER_ERROR"
+    /// RULES.md section 8: the API key's budget of points for this minute is spent.
+    case rateLimited = "RATE_LIMITED"
+    /// RULES.md section 8: a persisted query's hash that the server does not know.
+    case persistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
+    /// RULES.md section 8: a document refused by `serve --trusted-documents-only`.
+    case documentNotTrusted = "DOCUMENT_NOT_TRUSTED"
 }
 
 public enum PathElement: Sendable, Equatable {

@@ -129,7 +129,16 @@ struct Lexer {
         let start = position
         var end = start + 1
         while let c = char(end), isNameContinue(c) { end += 1 }
-        return make(.name, from: start, to: end, value: text(start, end))
+        return make(.name, from: start, to: end, value: asciiText(start, end))
+    }
+
+    /// A name's text: names are ASCII, so each scalar is one byte (the general `text` costs
+    /// several times more, and an alias flood is thousands of names).
+    private func asciiText(_ start: Int, _ end: Int) -> String {
+        String(unsafeUninitializedCapacity: end - start) { bytes in
+            for i in start..<end { bytes[i - start] = UInt8(truncatingIfNeeded: body[i].value) }
+            return end - start
+        }
     }
 
     private func text(_ start: Int, _ end: Int) -> String {

@@ -6,7 +6,8 @@ import Query
 /// The work stays linear in the document (RULES.md section 5), as graphql-js's
 /// OverlappingFieldsCanBeMerged does with its caches: fields are known by their
 /// signature (their text, fragment spreads unexpanded), a selection set is checked once
-/// whatever number of places it is spread in, and a pair of fields is compared once.
+/// whatever number of places it is spread in (it is one node of the document), and a pair
+/// of fields is compared once.
 /// What remains quadratic (many distinct fields under one response name) is bounded by
 /// `maxComparisons`; past it the document is refused as too complex to judge.
 struct OverlapChecker {
@@ -17,7 +18,7 @@ struct OverlapChecker {
     static let maxComparisons = 20_000
     private(set) var comparisons = 0
     var exhausted: Bool { comparisons > Self.maxComparisons }
-    /// Selection sets already checked, by parent type and text.
+    /// Selection sets already checked, by parent type and place in the document.
     private var checkedSets = Set<String>()
     /// Pairs of fields already compared, by their signatures: the result of each.
     private var comparedPairs: [String: Conflict?] = [:]
@@ -32,13 +33,16 @@ struct OverlapChecker {
         let field: Field
         let def: FieldDef?
         /// The field as text (parent type, name, arguments, selections): two entries with
-        /// the same signature can never conflict, so only one of them is compared.
-        let signature: String
+        /// the same signature can never conflict, so only one of them is compared. Made
+        /// when asked: most fields share their response name with no other, and are
+        /// never compared (an alias flood is thousands of them).
+        var signature: String { parentType.name + "." + OverlapChecker.print(field) }
     }
 
     /// One entry per signature: repeating a field a thousand times must not cost a
     /// million comparisons.
     static func distinct(_ entries: [Entry]) -> [Entry] {
+        if entries.count < 2 { return entries }  // most response names: no set to build
         var seen = Set<String>()
         return entries.filter { seen.insert($0.signature).inserted }
     }
@@ -78,7 +82,9 @@ struct OverlapChecker {
 
     private mutating func checkSet(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError],
                                    reported: inout Set<String>) {
-        guard checkedSets.insert(type.name + Self.print(set)).inserted else { return }
+        // Known by place, not text: a fragment's set is the same node wherever it is spread.
+        guard checkedSets.insert("\(type.name)@\(set.location)").inserted else { return }
+        if Self.isFlatWithDistinctNames(set) { return }
         var visited = Set<String>()
         let byName = collect(set, on: type, visited: &visited)
         for (_, all) in byName {
@@ -97,10 +103,20 @@ struct OverlapChecker {
             }
         }
         // Nested selection sets are checked on their own too.
-        for entry in Self.distinct(byName.values.flatMap({ $0 })) {
+        for entry in Self.distinct(byName.values.flatMap({ $0 }).filter { $0.field.selectionSet != nil }) {
             if let sub = entry.field.selectionSet, let def = entry.def, let t = schema[def.type.namedType], t.isComposite {
                 checkSet(sub, on: t, into: &errors, reported: &reported)
             }
+        }
+    }
+
+    /// Leaves only, no fragments, each under a response name of its own: nothing can
+    /// conflict, and an alias flood of thousands of leaves is judged with one hash each.
+    private static func isFlatWithDistinctNames(_ set: SelectionSet) -> Bool {
+        var names = Set<String>(minimumCapacity: set.selections.count)
+        return set.selections.allSatisfy { selection in
+            guard case .field(let field) = selection, field.selectionSet == nil else { return false }
+            return names.insert(field.responseKey).inserted
         }
     }
 
@@ -115,8 +131,7 @@ struct OverlapChecker {
         for selection in set.selections {
             switch selection {
             case .field(let f):
-                out.append(f.responseKey, Entry(parentType: type, field: f, def: schema.field(f.name.value, on: type),
-                                                signature: type.name + "." + Self.print(f)))
+                out.append(f.responseKey, Entry(parentType: type, field: f, def: schema.field(f.name.value, on: type)))
             case .inlineFragment(let i):
                 let t = i.typeCondition.flatMap { schema[$0.value] } ?? type
                 collect(i.selectionSet, on: t, into: &out, visited: &visited)
@@ -131,8 +146,9 @@ struct OverlapChecker {
 
     /// `compare`, once per pair of signatures.
     private mutating func findConflict(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
-        if a.signature == b.signature { return nil }  // the same field twice merges
-        let key = (parentsMutuallyExclusive ? "1" : "0") + a.signature + "\u{0}" + b.signature
+        let (signatureA, signatureB) = (a.signature, b.signature)
+        if signatureA == signatureB { return nil }  // the same field twice merges
+        let key = (parentsMutuallyExclusive ? "1" : "0") + signatureA + "\u{0}" + signatureB
         if let known = comparedPairs[key] { return known }
         comparisons += 1
         if exhausted { return nil }

@@ -8,6 +8,8 @@ struct Principal {
     let keyID: String
     let organisationID: String
     let scopes: Set<String>
+    /// Points the key may spend a minute; 0 for no limit (RULES.md section 8).
+    let rateLimit: Int
 }
 
 /// Looks API keys up by their SHA-256 (keys are stored hashed) and remembers answers
@@ -57,7 +59,7 @@ final class Authenticator {
 
     private func lookUp(_ digest: String) {
         let statement = Statement("""
-            SELECT id::text, organisation_id::text, array_to_string(scopes, ' ')
+            SELECT id::text, organisation_id::text, array_to_string(scopes, ' '), rate_limit
             FROM api_key WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
             """, [digest])
         pool.run(statement) { [self] result in
@@ -70,7 +72,7 @@ final class Authenticator {
                 var principal: Principal?
                 if rows.rowCount == 1, let id = rows.string(0, 0), let org = rows.string(0, 1) {
                     let scopes = Set((rows.string(0, 2) ?? "").split(separator: " ").map(String.init))
-                    principal = Principal(keyID: id, organisationID: org, scopes: scopes)
+                    principal = Principal(keyID: id, organisationID: org, scopes: scopes, rateLimit: rows.int(0, 3) ?? 0)
                 }
                 remember(digest, principal)
                 outcome = principal.map(Outcome.valid) ?? .invalid

@@ -12,9 +12,7 @@ import Glibc
 
 /// The running service: one event loop per `loops`, each on its own thread with its own
 /// listening socket on the shared port (`SO_REUSEPORT`), its own HTTP connections and its
-/// own PostgreSQL pool. The loops share only the count of open connections
-/// (`ConnectionBudget`, an atomic) and the schedule of database reconnections
-/// (`ReconnectGate`, locked once per connection attempt, never per statement).
+/// own PostgreSQL pool. The loops share only `SharedByLoops`, never locked per statement.
 public final class BillgraphService {
     public struct Configuration: Sendable {
         public var databaseURL: String
@@ -23,6 +21,9 @@ public final class BillgraphService {
         public var poolSize: Int
         /// List items one response may hold, all lists together (RULES.md section 5).
         public var maxResultItems: Int
+        /// Rows a query may read before it reads one statement at a time, taking turns
+        /// with other such queries of the process (`StatementLanes`).
+        public var heavyReadRows: Int
         /// Event loops (threads) serving requests.
         public var loops: Int
         /// Open HTTP connections of the whole process, all loops together (RULES.md section 5).
@@ -38,13 +39,19 @@ public final class BillgraphService {
         public var adminListen: ListenAddress?
         /// One JSON line per request on standard output (RULES.md section 7).
         public var accessLog = true
-        public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000, loops: Int = 1,
+        /// Only documents registered with `billgraph documents add` run (RULES.md section 8).
+        public var trustedDocumentsOnly = false
+        /// Where GraphiQL's files are (`serve --graphiql`); nil: no IDE (RULES.md section 8).
+        public var graphiQLDirectory: String?
+        public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000,
+                    heavyReadRows: Int = StatementLanes.defaultHeavyRows, loops: Int = 1,
                     maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000,
                     idleTimeoutMilliseconds: UInt64 = 60_000, statementTimeoutMilliseconds: UInt64 = 30_000) {
             self.databaseURL = databaseURL
             self.listen = listen
             self.poolSize = poolSize
             self.maxResultItems = maxResultItems
+            self.heavyReadRows = heavyReadRows
             self.loops = max(1, loops)
             self.maxConnections = maxConnections
             self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
@@ -76,13 +83,16 @@ public final class BillgraphService {
         signal(SIGPIPE, SIG_IGN)
         // One reconnection schedule for every loop's pool: while the database is down the
         // process as a whole makes about one connection attempt a second.
-        let gate = ReconnectGate(connectTimeoutMilliseconds: ConnectionTarget.connectTimeoutMilliseconds(conninfo), log: log)
-        let shared = configuration.loops > 1
-        let budget = ConnectionBudget(limit: configuration.maxConnections)
-        ServiceMetrics.shared.watch(budget)
-        let accessLog = configuration.accessLog ? AccessLog() : nil
-        main = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, listen: configuration.listen,
-                              sharedPort: shared, housekeeping: true, accessLog: accessLog, log: log)
+        let shared = SharedByLoops(
+            connections: ConnectionBudget(limit: configuration.maxConnections),
+            reconnect: ReconnectGate(connectTimeoutMilliseconds: ConnectionTarget.connectTimeoutMilliseconds(conninfo), log: log),
+            heavyReads: HeavyReadGate(),
+            limiter: RateLimiter(),
+            graphiQL: GraphiQL(assets: try configuration.graphiQLDirectory.map(GraphiQLAssets.init(directory:))),
+            accessLog: configuration.accessLog ? AccessLog() : nil)
+        ServiceMetrics.shared.watch(shared.connections)
+        main = try LoopWorker(configuration, conninfo: conninfo, shared: shared, listen: configuration.listen,
+                              sharedPort: configuration.loops > 1, housekeeping: true, log: log)
         if let adminAddress = configuration.adminListen {
             // The operator's endpoints on a listener of their own, on the main loop, with a
             // small connection budget of their own: a full main listener cannot starve them.
@@ -95,7 +105,7 @@ public final class BillgraphService {
         }
         let address = ListenAddress(host: configuration.listen.host, port: main.port)
         for _ in 1..<configuration.loops {
-            try startLoop(configuration, conninfo: conninfo, budget: budget, gate: gate, address: address, accessLog: accessLog, log: log)
+            try startLoop(configuration, conninfo: conninfo, shared: shared, address: address, log: log)
         }
         for signal in [SIGINT, SIGTERM] {
             signals.append(try SignalWatcher(loop: main.loop, signal: signal) { [weak self] in self?.shutdown() })
@@ -103,14 +113,14 @@ public final class BillgraphService {
     }
 
     /// Starts one more loop on its own thread and waits until it listens.
-    private func startLoop(_ configuration: Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-                           address: ListenAddress, accessLog: AccessLog?, log: @escaping @Sendable (String) -> Void) throws {
+    private func startLoop(_ configuration: Configuration, conninfo: String, shared: SharedByLoops, address: ListenAddress,
+                           log: @escaping @Sendable (String) -> Void) throws {
         let started = DispatchSemaphore(value: 0)
         let outcome = StartOutcome()
         let thread = try Thread.start {
             do {
-                let worker = try LoopWorker(configuration, conninfo: conninfo, budget: budget, gate: gate, listen: address,
-                                            sharedPort: true, housekeeping: false, accessLog: accessLog, log: log)
+                let worker = try LoopWorker(configuration, conninfo: conninfo, shared: shared, listen: address,
+                                            sharedPort: true, housekeeping: false, log: log)
                 outcome.trigger = worker.stopTrigger
                 started.signal()
                 worker.run()
@@ -150,6 +160,22 @@ struct ServiceError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+/// What the loops of one process share; each part is safe to use from any thread.
+struct SharedByLoops: Sendable {
+    /// The count of open HTTP connections, all loops together (an atomic).
+    let connections: ConnectionBudget
+    /// The schedule of database reconnections (locked once per connection attempt).
+    let reconnect: ReconnectGate
+    /// The slot for a request reading a large result (locked when a request takes or gives it back).
+    let heavyReads: HeavyReadGate
+    /// One budget of points per API key for the whole process (RULES.md section 8).
+    let limiter: RateLimiter
+    /// GraphiQL's files, read once.
+    let graphiQL: GraphiQL
+    /// The access log, whose lines are written whole under its lock (RULES.md section 7).
+    let accessLog: AccessLog?
+}
+
 /// What a starting loop reports back to the thread that waits for it (guarded by the semaphore).
 private final class StartOutcome: @unchecked Sendable {
     var trigger: AsyncWakeup.Trigger?
@@ -161,6 +187,7 @@ private final class StartOutcome: @unchecked Sendable {
 final class LoopWorker {
     let loop: EventLoop
     private let pool: ConnectionPool
+    private let lanes: StatementLanes
     private let server: HTTPServer
     private let housekeeping: Timer?
     private var wakeup: AsyncWakeup!
@@ -170,20 +197,23 @@ final class LoopWorker {
     /// The `--admin-listen` server, on the main loop only.
     var admin: HTTPServer?
 
-    init(_ configuration: BillgraphService.Configuration, conninfo: String, budget: ConnectionBudget, gate: ReconnectGate,
-         listen: ListenAddress, sharedPort: Bool, housekeeping: Bool, accessLog: AccessLog?, log: @escaping (String) -> Void) throws {
+    init(_ configuration: BillgraphService.Configuration, conninfo: String, shared: SharedByLoops, listen: ListenAddress,
+         sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
         loop = try EventLoop()
         let metrics = ServiceMetrics.shared
-        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: gate,
+        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: shared.reconnect,
                               instruments: metrics.pool(target: "primary"))
-        let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool,
+        lanes = try StatementLanes(loop: loop, pool: pool, gate: shared.heavyReads, heavyRows: configuration.heavyReadRows)
+        let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool, lanes: lanes,
                                      authenticator: Authenticator(loop: loop, pool: pool),
-                                     mutations: MutationService(), maxResultItems: configuration.maxResultItems, log: log)
+                                     mutations: MutationService(), maxResultItems: configuration.maxResultItems, limiter: shared.limiter,
+                                     persisted: PersistedDocuments(loop: loop, pool: pool),
+                                     trustedDocumentsOnly: configuration.trustedDocumentsOnly, graphiQL: shared.graphiQL, log: log)
         endpoints = OperatorEndpoints(readiness: Readiness(loop: loop, pool: pool, expected: billingMigrations.map(\.version)),
                                       metrics: metrics)
         let front = FrontHandler(next: handler, endpoints: configuration.adminListen == nil ? endpoints : nil,
-                                 accessLog: accessLog, metrics: metrics)
-        server = HTTPServer(loop: loop, handler: front, limits: configuration.httpLimits, budget: budget)
+                                 accessLog: shared.accessLog, metrics: metrics)
+        server = HTTPServer(loop: loop, handler: front, limits: configuration.httpLimits, budget: shared.connections)
         lagProbe = try LoopLagProbe(loop: loop, histogram: metrics.loopLag)
         try server.listen(on: listen, sharedPort: sharedPort)
         if housekeeping {
@@ -216,6 +246,7 @@ final class LoopWorker {
         lagProbe.close()
         wakeup.close()
         admin?.close()
+        lanes.close()
         let deadline = try? Timer(loop: loop)
         let finish = { [self] in
             deadline?.close()

@@ -16,20 +16,32 @@ import Glibc
 final class GraphQLHandler: HTTPHandler {
     private let preparation: Preparation
     private let pool: ConnectionPool
+    private let lanes: StatementLanes
     private let authenticator: Authenticator
     private let mutations: MutationResolving?
     private let maxResultItems: Int
     private let log: (String) -> Void
+    private let limiter: RateLimiter
+    private let persisted: PersistedDocuments
+    /// `serve --trusted-documents-only` (RULES.md section 8).
+    private let trustedDocumentsOnly: Bool
+    private let graphiQL: GraphiQL
     /// 8 MiB of documents per loop.
     private var documents = DocumentCache(capacityBytes: 8 << 20)
     /// BILLGRAPH_TRACE_SQL=1 writes every statement and its parameters to standard error.
     private let traceStatements = getenv("BILLGRAPH_TRACE_SQL").map { String(cString: $0) == "1" } ?? false
 
-    init(preparation: Preparation, pool: ConnectionPool, authenticator: Authenticator,
-         mutations: MutationResolving?, maxResultItems: Int, log: @escaping (String) -> Void) {
+    init(preparation: Preparation, pool: ConnectionPool, lanes: StatementLanes, authenticator: Authenticator,
+         mutations: MutationResolving?, maxResultItems: Int, limiter: RateLimiter, persisted: PersistedDocuments,
+         trustedDocumentsOnly: Bool, graphiQL: GraphiQL, log: @escaping (String) -> Void) {
+        self.graphiQL = graphiQL
+        self.limiter = limiter
+        self.persisted = persisted
+        self.trustedDocumentsOnly = trustedDocumentsOnly
         self.maxResultItems = maxResultItems
         self.preparation = preparation
         self.pool = pool
+        self.lanes = lanes
         self.authenticator = authenticator
         self.mutations = mutations
         self.log = log
@@ -45,6 +57,7 @@ final class GraphQLHandler: HTTPHandler {
 
     /// `outcome` learns the key and the operation as they are found (for the access log).
     func handle(_ request: HTTPRequest, outcome found: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
+        if let page = graphiQL.answer(request) { return respond(page) }
         guard request.path == "/graphql" else {
             return respond(errorResponse(status: 404, GraphQLError("Not found: GraphQL is served at /graphql.", code: .badUserInput), as: .json))
         }
@@ -80,7 +93,9 @@ final class GraphQLHandler: HTTPHandler {
 
     private func serve(_ request: HTTPRequest, principal: Principal, media: MediaType, outcome: RequestOutcome,
                        respond: @escaping (HTTPResponse) -> Void) {
-        let graphQLRequest: GraphQLRequest
+        // RULES.md section 8: every answer to a known key says what its budget has left.
+        let respond = { [limiter] (response: HTTPResponse) in respond(limiter.withHeaders(response, for: principal)) }
+        let body: RequestParameters.Body
         do {
             if request.method == "POST" {
                 guard let type = request.header("Content-Type") else {
@@ -89,36 +104,87 @@ final class GraphQLHandler: HTTPHandler {
                 guard type.split(separator: ";").first.map({ String($0).trimmingSpaces.lowercased() }) == "application/json" else {
                     return respond(errorResponse(status: 415, GraphQLError("Only application/json request bodies are accepted.", code: .badUserInput), as: media))
                 }
-                graphQLRequest = try RequestParameters.fromJSONBody(request.body)
+                body = try RequestParameters.fromJSONBody(request.body)
             } else {
-                graphQLRequest = try RequestParameters.fromQueryString(request.query)
+                body = .single(try RequestParameters.fromQueryString(request.query))
             }
         } catch {
             return respond(errorResponse(status: 400, GraphQLError(error.message, code: .badUserInput), as: media))
         }
-        let prepared = documents.lookup(graphQLRequest.query) { preparation.validDocument($0) }
+        switch body {
+        case .single(let one):
+            answer(one, method: request.method, principal: principal, media: media, outcome: outcome, respond: respond)
+        case .batch(let requests):
+            Batch.run(requests, answer: { [self] one, done in
+                answer(one, method: request.method, principal: principal, media: media, outcome: outcome, respond: done)
+            }, media: media, respond: respond)
+        }
+    }
+
+    /// Answers one request (alone, or one of a batch): finds its document (its text, or a
+    /// persisted query's hash), prepares it, pays its cost and runs it.
+    private func answer(_ request: ClientRequest, method: String, principal: Principal, media: MediaType,
+                        outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
+        persisted.text(of: request, trustedOnly: trustedDocumentsOnly) { [self] found in
+            switch found {
+            case .failure(let refusal):
+                respond(errorResponse(status: refusal.status, refusal.error, as: media, extraHeaders: [("X-Billgraph-Statements", "0")]))
+            case .success(let text):
+                prepare(text, request, method: method, principal: principal, media: media, outcome: outcome, respond: respond)
+            }
+        }
+    }
+
+    private func prepare(_ text: String, _ request: ClientRequest, method: String, principal: Principal, media: MediaType,
+                         outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
+        let prepared = documents.lookup(text) { preparation.validDocument($0) }
             .flatMap { valid in
-                preparation.operation(in: valid, named: graphQLRequest.operationName).map { (valid, $0) }
+                preparation.operation(in: valid, named: request.operationName).map { (valid, $0) }
             }
         switch prepared {
         case .failure(let failure): return respond(failureResponse(failure, media))
         case .success(let (valid, operation)):
-            (outcome.operationType, outcome.operationName) = (operation.kind.rawValue, operation.name?.value)
-            if request.method == "GET" && operation.kind != .query {
+            outcome.found(operation.kind.rawValue, named: operation.name?.value)
+            if method == "GET" && operation.kind != .query {
                 return respond(errorResponse(status: 405, GraphQLError("Mutations must be sent with POST.", code: .badUserInput),
                                              as: media, extraHeaders: [("Allow", "POST")]))
             }
-            switch preparation.plan(operation, in: valid, variables: graphQLRequest.variables) {
+            switch preparation.plan(operation, in: valid, variables: request.variables) {
             case .failure(let failure): respond(failureResponse(failure, media))
-            case .success(let plan): execute(plan, principal: principal, media: media, respond: respond)
+            case .success(let plan): pay(for: plan, principal: principal, media: media, respond: respond)
+            }
+        }
+    }
+
+    /// RULES.md section 8: the operation's cost, from its plan, is paid from the key's
+    /// budget before any database work, or the operation is refused whole with 429.
+    private func pay(for plan: OperationPlan, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
+        let cost = OperationCost.of(plan, organisationID: principal.organisationID, apiKeyID: principal.keyID, scopes: principal.scopes)
+        switch limiter.spend(cost, for: principal) {
+        case .refused(let allowance):
+            var refusal = errorResponse(status: 429, GraphQLError(
+                "This API key has spent its budget of \(allowance.limit) points a minute; this operation costs \(cost). Try again in \(allowance.resetSeconds) s.",
+                code: .rateLimited), as: media,
+                extraHeaders: [("Retry-After", String(allowance.resetSeconds)), ("X-Billgraph-Statements", "0")] + allowance.headers)
+            refusal.body = RateLimiter.withCost(refusal.body, requested: cost, remaining: allowance.remaining)
+            respond(refusal)
+        case .allowed(let allowance):
+            execute(plan, principal: principal, media: media) { response in
+                // A key with no limit has no budget to report.
+                guard let allowance else { return respond(response) }
+                var response = RateLimiter.withHeaders(response, allowance)
+                response.body = RateLimiter.withCost(response.body, requested: cost, remaining: allowance.remaining)
+                respond(response)
             }
         }
     }
 
     private func execute(_ plan: OperationPlan, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
         guard plan.kind == .mutation else {
+            let lane = lanes.lane()
             return run(plan, principal: principal, media: media,
-                       statements: { [pool] statement, completion in pool.run(statement, completion: completion) }) { answer, _ in
+                       statements: { statement, completion in lane.run(statement, completion: completion) }) { answer, _ in
+                lane.finish()
                 respond(answer)
             }
         }

@@ -21,8 +21,21 @@ final class RequestOutcome {
     var operationName: String?
     var keyID: String?
     var organisationID: String?
+    private var operations = 0
 
     init() {}
+
+    /// An operation of the request was found. A batch (RULES.md section 8) has several:
+    /// it is a `mutation` when any of them is, and has no one name.
+    func found(_ type: String, named name: String?) {
+        operations += 1
+        if operations == 1 {
+            (operationType, operationName) = (type, name)
+        } else {
+            operationName = nil
+            if type == "mutation" { operationType = type }
+        }
+    }
 }
 
 /// The first handler of every request on a listener: answers the operator's endpoints

@@ -8,20 +8,53 @@ enum RequestParameters {
         let message: String
     }
 
-    static func fromJSONBody(_ body: [UInt8]) throws(Malformed) -> GraphQLRequest {
+    /// What a POST body holds: one request, or a batch of them (RULES.md section 8).
+    enum Body {
+        case single(ClientRequest)
+        case batch([ClientRequest])
+    }
+
+    /// A batch holds 1 to `maxBatch` request objects (RULES.md section 8).
+    static let maxBatch = 20
+
+    static func fromJSONBody(_ body: [UInt8]) throws(Malformed) -> Body {
         guard !body.isEmpty else { throw Malformed(message: "The request has no body.") }
         let json: JSONValue
         do { json = try JSONParser.parse(body) } catch {
             throw Malformed(message: "The body is not valid JSON: \(error.message).")
         }
-        guard case .object(let members) = json else { throw Malformed(message: "The body must be a JSON object.") }
+        switch json {
+        case .object(let members):
+            return .single(try request(members))
+        case .array(let items):
+            guard (1...maxBatch).contains(items.count) else {
+                throw Malformed(message: "A batch holds 1 to \(maxBatch) requests; this one holds \(items.count).")
+            }
+            // Every element must be a request object as a request alone must be; one that is
+            // not refuses the whole batch, before anything of it runs.
+            var requests: [ClientRequest] = []
+            for (index, item) in items.enumerated() {
+                guard case .object(let members) = item else {
+                    throw Malformed(message: "Element \(index) of the batch is not a request object.")
+                }
+                do { requests.append(try request(members)) } catch {
+                    throw Malformed(message: "Element \(index) of the batch: \(error.message)")
+                }
+            }
+            return .batch(requests)
+        default:
+            throw Malformed(message: "The body must be a JSON object, or an array of them (a batch).")
+        }
+    }
+
+    private static func request(_ members: [(String, JSONValue)]) throws(Malformed) -> ClientRequest {
         var params: [String: JSONValue] = [:]
         for (k, v) in members { params[k] = v }
         return try request(query: params["query"], variables: params["variables"],
                            operationName: params["operationName"], extensions: params["extensions"])
     }
 
-    static func fromQueryString(_ query: String?) throws(Malformed) -> GraphQLRequest {
+    static func fromQueryString(_ query: String?) throws(Malformed) -> ClientRequest {
         var params: [String: String] = [:]
         for pair in (query ?? "").split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -42,9 +75,15 @@ enum RequestParameters {
     }
 
     private static func request(query: JSONValue?, variables: JSONValue?, operationName: JSONValue?,
-                                extensions: JSONValue?) throws(Malformed) -> GraphQLRequest {
-        guard case .string(let text)? = query else {
-            throw Malformed(message: query == nil || query == .null ? "The request has no query." : "The query must be a string.")
+                                extensions: JSONValue?) throws(Malformed) -> ClientRequest {
+        let persisted = try persistedQueryHash(extensions)
+        var text: String?
+        switch query {
+        case .string(let s)?: text = s
+        case nil, .null?:
+            // Without a query, only a persisted query's hash says what to run.
+            guard persisted != nil else { throw Malformed(message: "The request has no query.") }
+        default: throw Malformed(message: "The query must be a string.")
         }
         var variableValues: [(String, JSONValue)] = []
         switch variables {
@@ -58,11 +97,27 @@ enum RequestParameters {
         case .string(let s)?: name = s
         default: throw Malformed(message: "The operationName must be a string.")
         }
+        return ClientRequest(query: text, variables: variableValues, operationName: name, persistedQueryHash: persisted)
+    }
+
+    /// `extensions.persistedQuery.sha256Hash` (Apollo's automatic persisted queries,
+    /// version 1), in lowercase hexadecimal; nil when the request carries none.
+    private static func persistedQueryHash(_ extensions: JSONValue?) throws(Malformed) -> String? {
         switch extensions {
-        case nil, .null?, .object?: break
+        case nil, .null?: return nil
+        case .object?: break
         default: throw Malformed(message: "The extensions must be a JSON object.")
         }
-        return GraphQLRequest(query: text, variables: variableValues, operationName: name)
+        guard let persisted = extensions?["persistedQuery"], persisted != .null else { return nil }
+        guard case .object = persisted, persisted["version"] == .number("1"),
+              case .string(let hash)? = persisted["sha256Hash"] else {
+            throw Malformed(message: "extensions.persistedQuery must be {\"version\": 1, \"sha256Hash\": \"<64 hexadecimal digits>\"}.")
+        }
+        let lower = hash.lowercased()
+        guard lower.utf8.count == 64, lower.utf8.allSatisfy({ hex($0) != nil }) else {
+            throw Malformed(message: "extensions.persistedQuery.sha256Hash must be 64 hexadecimal digits.")
+        }
+        return lower
     }
 
     /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; UTF-8 required.
@@ -89,6 +144,16 @@ enum RequestParameters {
         default: return nil
         }
     }
+}
+
+/// One GraphQL-over-HTTP request as the client sent it: the document's text, or only a
+/// persisted query's hash (RULES.md section 8), or both.
+struct ClientRequest {
+    var query: String?
+    var variables: [(String, JSONValue)]
+    var operationName: String?
+    /// `extensions.persistedQuery.sha256Hash`, lowercase.
+    var persistedQueryHash: String?
 }
 
 /// The response media type a client accepts (GraphQL-over-HTTP, "Accept").

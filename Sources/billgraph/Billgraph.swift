@@ -1,5 +1,6 @@
 import ArgumentParser
 import Billing
+import Digest
 import JSON
 import Server
 import Service
@@ -20,7 +21,7 @@ struct Billgraph: ParsableCommand {
             "host=127.0.0.1 port=5432 dbname=billgraph" or "postgresql://user@host/db".
             The server listens on --listen or BILLGRAPH_LISTEN (default 127.0.0.1:8080).
             """,
-        subcommands: [Serve.self, Migrate.self, Import.self, Seed.self, Keys.self, Housekeeping.self])
+        subcommands: [Serve.self, Migrate.self, Import.self, Seed.self, Keys.self, Documents.self, Housekeeping.self])
 }
 
 /// Reports a failure on standard error and ends the command with status 1.
@@ -74,6 +75,12 @@ struct Serve: ParsableCommand {
     @Option(help: "List items one response may hold, all lists together (the contract's limit is 500000).")
     var maxResultItems: Int = 500_000
 
+    @Option(help: """
+        Rows a query may read before it goes on one statement at a time, and only while no other such query \
+        of the process reads: large results take turns, so ordinary requests keep their speed beside them.
+        """)
+    var heavyReadRows: Int = StatementLanes.defaultHeavyRows
+
     @Option(help: "Event loops (threads) serving requests; each has its own connections and pool. Default: one per core.")
     var loops: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
@@ -100,12 +107,20 @@ struct Serve: ParsableCommand {
             help: "on: one JSON line per request on standard output; off: none.")
     var accessLog: String = "on"
 
+    @Flag(help: "Run only the documents registered with `billgraph documents add`; refuse any other unparsed (DOCUMENT_NOT_TRUSTED).")
+    var trustedDocumentsOnly = false
+
+    @Option(name: .customLong("graphiql"),
+            help: "Folder of GraphiQL's built files, served to browsers at /graphql (default: $BILLGRAPH_GRAPHIQL_DIR; scripts/run fetches them).")
+    var graphiQLDirectory: String?
+
     func validate() throws {
         guard accessLog == "on" || accessLog == "off" else { throw ValidationError("--access-log must be on or off") }
         if let adminListen, ListenAddress(adminListen) == nil {
             throw ValidationError("--admin-listen must be host:port, got \(adminListen)")
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard heavyReadRows >= 0 else { throw ValidationError("--heavy-read-rows must not be negative") }
         guard requestTimeoutMilliseconds >= 1 else { throw ValidationError("--request-timeout-ms must be at least 1") }
         guard idleTimeoutMilliseconds >= 1 else { throw ValidationError("--idle-timeout-ms must be at least 1") }
         guard statementTimeoutMilliseconds >= 1 else { throw ValidationError("--statement-timeout-ms must be at least 1") }
@@ -116,14 +131,17 @@ struct Serve: ParsableCommand {
         guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
         var configuration = BillgraphService.Configuration(
             databaseURL: try database.resolved(), listen: address, poolSize: poolSize,
-            maxResultItems: maxResultItems, loops: loops, maxConnections: maxConnections,
+            maxResultItems: maxResultItems, heavyReadRows: heavyReadRows, loops: loops, maxConnections: maxConnections,
             requestTimeoutMilliseconds: requestTimeoutMilliseconds, idleTimeoutMilliseconds: idleTimeoutMilliseconds,
             statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+        configuration.trustedDocumentsOnly = trustedDocumentsOnly
+        configuration.graphiQLDirectory = graphiQLDirectory ?? getenv("BILLGRAPH_GRAPHIQL_DIR").map { String(cString: $0) }
         configuration.adminListen = adminListen.flatMap(ListenAddress.init)
         configuration.accessLog = accessLog == "on"
         let service = try BillgraphService(configuration, log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : ""))")
+        if configuration.graphiQLDirectory != nil { log("GraphiQL for browsers at http://\(host):\(service.port)/graphql") }
         if let adminPort = service.adminPort, let admin = configuration.adminListen {
             let adminHost = admin.host.contains(":") ? "[\(admin.host)]" : admin.host
             log("operator endpoints on http://\(adminHost):\(adminPort)/ (healthz, readyz, metrics)")
@@ -266,6 +284,14 @@ struct Keys: ParsableCommand {
         @Option(help: "Comma-separated scopes: billing:read, refunds:write, credit_notes:write.")
         var scopes: String = "billing:read"
         @Option(help: "A note to recognise the key by.") var label: String?
+        @Option(help: "Points the key may spend a minute (an operation costs the statements it needs, 10 a mutation field); 0 for no limit.")
+        var rateLimit: Int = 6000
+
+        func validate() throws {
+            guard (0...Int(Int32.max)).contains(rateLimit) else {
+                throw ValidationError("--rate-limit must be 0 (no limit) to \(Int32.max)")
+            }
+        }
 
         func run() throws {
             let scopeList = scopes.split(separator: ",").map { String($0).trimmingCharacters() }
@@ -277,10 +303,10 @@ struct Keys: ParsableCommand {
             let secret = "bg_" + (0..<4).map { _ in String(generator.next() as UInt64, radix: 16).leftPadded(16) }.joined()
             do {
                 let rows = try connection.query("""
-                    INSERT INTO api_key (organisation_id, key_hash, scopes, label)
-                    SELECT id, sha256(convert_to($2, 'UTF8')), $3::text[], $4 FROM organisation WHERE id::text = $1
+                    INSERT INTO api_key (organisation_id, key_hash, scopes, label, rate_limit)
+                    SELECT id, sha256(convert_to($2, 'UTF8')), $3::text[], $4, $5::integer FROM organisation WHERE id::text = $1
                     RETURNING id::text
-                    """, [organisation, secret, "{" + scopeList.joined(separator: ",") + "}", label])
+                    """, [organisation, secret, "{" + scopeList.joined(separator: ",") + "}", label, String(rateLimit)])
                 guard rows.rowCount == 1 else { throw failure("no organisation \(organisation)") }
                 print("key id: \(rows.string(0, 0)!)")
                 print("key:    \(secret)")
@@ -296,12 +322,13 @@ struct Keys: ParsableCommand {
 
         func run() throws {
             let rows = try database.connect().query("""
-                SELECT id::text, array_to_string(scopes, ','), COALESCE(label, ''), created_at::text, COALESCE(revoked_at::text, '')
+                SELECT id::text, array_to_string(scopes, ','), COALESCE(label, ''), created_at::text, COALESCE(revoked_at::text, ''),
+                       rate_limit
                 FROM api_key WHERE organisation_id::text = $1 ORDER BY created_at, id
                 """, [organisation])
             for r in 0..<rows.rowCount {
                 let revoked = rows.string(r, 4)!.isEmpty ? "" : " revoked \(rows.string(r, 4)!)"
-                print("\(rows.string(r, 0)!) \(rows.string(r, 1)!) \(rows.string(r, 2)!) created \(rows.string(r, 3)!)\(revoked)")
+                print("\(rows.string(r, 0)!) \(rows.string(r, 1)!) \(rows.string(r, 2)!) created \(rows.string(r, 3)!) rate-limit \(rows.string(r, 5)!)\(revoked)")
             }
         }
     }
@@ -342,4 +369,74 @@ extension String {
         return String(s)
     }
 
+}
+
+/// Trusted documents (RULES.md section 8): operation documents registered by the SHA-256
+/// of their text, the only ones `serve --trusted-documents-only` runs.
+struct Documents: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Register, list and remove trusted documents.",
+        discussion: """
+            A document is named by the SHA-256 of its exact text (what clients send as
+            extensions.persistedQuery.sha256Hash). Running servers see a change within a few
+            seconds (their document cache).
+            """,
+        subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Trust the documents in these files (one document a file), printing each one's hash.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "Files holding one GraphQL document each.") var files: [String]
+
+        func run() throws {
+            var documents: [(hash: String, text: String, file: String)] = []
+            for file in files {
+                guard let bytes = readWholeFile(file) else { throw failure("cannot read \(file)") }
+                guard let text = String(validating: bytes, as: UTF8.self) else { throw failure("\(file) is not UTF-8") }
+                documents.append((SHA256.hex(bytes), text, file))
+            }
+            let connection = try database.connect()
+            // All of them or none: one transaction.
+            _ = try connection.query("BEGIN")
+            for document in documents {
+                _ = try connection.query("""
+                    INSERT INTO persisted_document (sha256, body, trusted) VALUES (decode($1, 'hex'), $2, true)
+                    ON CONFLICT (sha256) DO UPDATE SET trusted = true
+                    """, [document.hash, document.text])
+            }
+            _ = try connection.query("COMMIT")
+            for document in documents { print("\(document.hash) \(document.file)") }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the trusted documents: hash, when added, first line.")
+        @OptionGroup var database: DatabaseOptions
+
+        func run() throws {
+            let rows = try database.connect().query("""
+                SELECT encode(sha256, 'hex'), created_at::text, split_part(btrim(body, E' \\n\\t\\r'), E'\\n', 1)
+                FROM persisted_document WHERE trusted ORDER BY created_at, sha256
+                """)
+            for r in 0..<rows.rowCount { print("\(rows.string(r, 0)!) \(rows.string(r, 1)!) \(rows.string(r, 2)!)") }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop trusting a document.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The document's SHA-256, as documents add or list print it.") var hash: String
+
+        func run() throws {
+            let lower = hash.lowercased()
+            guard lower.utf8.count == 64, lower.allSatisfy(\.isHexDigit) else {
+                throw ValidationError("a hash is 64 hexadecimal digits")
+            }
+            let rows = try database.connect().query(
+                "UPDATE persisted_document SET trusted = false WHERE sha256 = decode($1, 'hex') AND trusted RETURNING 1", [lower])
+            guard rows.rowCount == 1 else { throw failure("no trusted document \(lower)") }
+            log("removed \(lower) from the trusted documents")
+        }
+    }
 }

@@ -214,6 +214,10 @@ def open_data(customers, seed_value, orgs=2):
     keys = seed(path, customers=customers, orgs=orgs, seed_value=seed_value)
     url = create_database()
     run_cli("import", path, url=url)
+    # The generated keys have no rate limit (RULES.md section 8), so that the tests of
+    # everything else may send as much as they need; test_clients.py tests the budgets
+    # with keys of its own.
+    psql(url, "UPDATE api_key SET rate_limit = 0")
     return {"model": Model(path), "keys": keys, "url": url, "path": path}
 
 
@@ -252,6 +256,7 @@ def private_cluster():
         path = os.path.join(workdir, "data.jsonl")
         keys = seed(path, customers=10, orgs=1)
         run_cli("import", path, url=url)
+        psql(url, "UPDATE api_key SET rate_limit = 0")  # as in open_data
         yield {"data": data, "port": port, "url": url, "keys": keys}
     finally:
         cluster("pg_stop", data)
@@ -365,9 +370,9 @@ def backends_waiting_on_a_lock(url, text):
     return [int(pid) for pid in out.split()]
 
 
-def create_key(url, organisation, scopes):
+def create_key(url, organisation, scopes, *options):
     """Creates an API key through the command line; returns (its id, the key)."""
-    created = run_cli("keys", "create", "--organisation", organisation, "--scopes", scopes, url=url)
+    created = run_cli("keys", "create", "--organisation", organisation, "--scopes", scopes, *options, url=url)
     key = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("key:"))
     key_id = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("key id:"))
     return key_id, key

@@ -4,6 +4,7 @@ refused cheaply and clearly, and the server goes on answering everybody else."""
 import base64
 import json
 import os
+import socket
 import threading
 import time
 
@@ -67,10 +68,61 @@ def test_the_result_budget_is_shared_by_every_statement_of_a_request(world):
     try:
         key = read_key(world)
         ten = "{ " + " ".join(f"a{i}: invoices(first: 10) {{ nodes {{ id }} }}" for i in range(10)) + " }"
-        assert server.gql(ten, key=key).codes() == ["QUERY_TOO_COMPLEX"]
+        r = server.gql(ten, key=key)
+        assert r.codes() == ["QUERY_TOO_COMPLEX"] and "data" not in r.json
+        # Worded with the request's limit, not the share of it a load was given (5 here).
+        assert "more than 50 list items" in r.errors[0]["message"]
+        # Nested lists go over their shares too: 30 customers' 3 lists of up to 5 invoices.
+        nested = ("{ customers(first: 30) { nodes { " +
+                  " ".join(f"a{i}: invoices(first: 5) {{ id }}" for i in range(3)) + " } } }")
+        r = server.gql(nested, key=key)
+        assert r.codes() == ["QUERY_TOO_COMPLEX"] and "more than 50 list items" in r.errors[0]["message"]
         four = "{ " + " ".join(f"a{i}: invoices(first: 10) {{ nodes {{ id }} }}" for i in range(4)) + " }"
         r = server.gql(four, key=key)
         assert r.errors == [] and all(len(r.data[f"a{i}"]["nodes"]) == 10 for i in range(4))
+    finally:
+        server.stop()
+
+
+def test_large_reads_take_turns_and_the_turn_always_passes_on(world):
+    """With --heavy-read-rows 5 every request below reads past the threshold and must take
+    the process's one slot for heavy reads, on two loops. Six at once are all answered,
+    each list exactly the model's; and after requests that were refused over the item
+    limit, or whose client went away, the slot is free again: a request after them is
+    answered (a slot that leaked would leave it waiting for ever)."""
+    server = Server(world["url"], "--heavy-read-rows", "5", "--loops", "2", "--max-result-items", "1000")
+    try:
+        key, model = read_key(world), world["model"]
+        org = model.orgs[0]
+        heavy = "{ " + " ".join(f"a{i}: invoices(first: {10 + i}) {{ nodes {{ id }} }}" for i in range(8)) + " }"
+        expected = [inv["id"] for inv in model.invoices_of(org)]
+
+        def check(r):
+            assert r.errors == [], r.errors
+            for i in range(8):
+                assert [n["id"] for n in r.data[f"a{i}"]["nodes"]] == expected[:10 + i]
+
+        answers = [None] * 6
+        threads = [threading.Thread(target=lambda n=n: answers.__setitem__(n, server.gql(heavy, key=key)))
+                   for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        for r in answers:
+            check(r)
+        # Refused over the item limit while holding the slot (8 lists of 200 > 1,000 items).
+        over = "{ " + " ".join(f"a{i}: invoices(first: {200 - i}) {{ nodes {{ id }} }}" for i in range(8)) + " }"
+        for _ in range(3):
+            assert server.gql(over, key=key).codes() == ["QUERY_TOO_COMPLEX"]
+        # A client that goes away before its heavy answer.
+        body = json.dumps({"query": heavy}).encode()
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Authorization: Bearer " + key.encode() + b"\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        check(server.gql(heavy, key=key))
     finally:
         server.stop()
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import Server, canonical, cluster, psql, wait_until
+from conftest import Server, canonical, cluster, create_key, psql, wait_until
 
 LOG_FIELDS = ["time", "request_id", "method", "path", "status", "duration_ms", "operation_type", "operation_name",
               "key_id", "organisation_id", "statements", "bytes", "error_codes"]
@@ -357,8 +357,13 @@ def test_every_access_log_line_is_complete_and_right_and_tells_no_secret(private
         assert r.headers["x-request-id"] == "r-413"
         r = server.request({"query": "{ nope }"}, key=full, headers={"X-Request-Id": "r-doc"})
         assert line_for(server, "r-doc")["error_codes"] == ["GRAPHQL_VALIDATION_FAILED"]
-        # 429 (RATE_LIMITED): rate limits come with issue 11; when they land, add here a request over
-        # a key's budget and check its line: status 429, error_codes ["RATE_LIMITED"], statements 0.
+        # 429: a key whose budget (1 point a minute) is smaller than the operation's cost.
+        limited_id, limited = create_key(c["url"], organisation, "billing:read", "--rate-limit", "1")
+        r = server.request({"query": "{ customers(first: 1) { totalCount } }"}, key=limited, headers={"X-Request-Id": "r-429"})
+        assert r.status == 429, r.raw
+        e = line_for(server, "r-429")
+        assert_well_formed(e)
+        assert (e["status"], e["error_codes"], e["statements"], e["key_id"]) == (429, ["RATE_LIMITED"], 0, limited_id)
 
         # A database outage: the line says SERVICE_UNAVAILABLE.
         cluster("pg_stop", c["data"])
@@ -376,10 +381,10 @@ def test_every_access_log_line_is_complete_and_right_and_tells_no_secret(private
 
         # Every line parses and has every field; none holds a key, a variable's value or customer data.
         lines = list(server.access)
-        assert len(lines) == 10
+        assert len(lines) == 11
         for line in lines:
             assert_well_formed(json.loads(line))
-            for secret in [full, writer, "bg_unknown_0123456789abcdef", "idem-SECRET-77", "VAR-SECRET-7331", payment,
+            for secret in [full, writer, limited, "bg_unknown_0123456789abcdef", "idem-SECRET-77", "VAR-SECRET-7331", payment,
                            *customer_names, *customer_emails]:
                 assert secret not in line, (secret, line)
         assert not any(line.strip().startswith("{") for line in server.log), "access-log lines went to standard error"

@@ -23,8 +23,11 @@ install_packages() {
 # The test tooling from PyPI, pinned: pytest; graphql-core 3.2 (the corpus test is written
 # against 3.2's rules); pytest-timeout (every test has a time limit, Tests/integration/pytest.ini);
 # pytest-randomly (the suite runs in a random order, whose seed pytest prints: rerun one with
-# `-p randomly --randomly-seed=N`, or keep the file order with `-p no:randomly`).
-BILLGRAPH_PYTHON_TOOLS=(pytest==9.0.3 graphql-core==3.2.8 pytest-timeout==2.4.0 pytest-randomly==4.0.1)
+# `-p randomly --randomly-seed=N`, or keep the file order with `-p no:randomly`); gql with
+# requests (an ordinary Python GraphQL client: its batches and schema checks, test_clients.py);
+# Selenium (drives Debian's chromium through chromium-driver: test_graphiql.py).
+BILLGRAPH_PYTHON_TOOLS=(pytest==9.0.3 graphql-core==3.2.8 pytest-timeout==2.4.0 pytest-randomly==4.0.1 "gql[requests]==4.0.0"
+                        selenium==4.40.0)
 
 # Installs them into .build-python/ of this checkout, not into the system's Python (which other
 # checkouts and projects on the machine share, and whose versions are not ours to pin), and
@@ -40,6 +43,44 @@ install_python_tools() {
     echo "${BILLGRAPH_PYTHON_TOOLS[*]}" > "$dir/.pinned"
   fi
   export PYTHONPATH="$dir${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+# GraphiQL's built files (RULES.md section 8: the IDE works with no internet), from a PyPI
+# wheel that ships them: graphene-django-graphiql-static (GraphiQL 2 with React 17), pinned
+# by version and by the wheel's SHA-256. Only the files the page loads are kept, in
+# .build-graphiql/ of this checkout (never committed); `billgraph serve --graphiql DIR`
+# serves them.
+BILLGRAPH_GRAPHIQL_WHEEL=graphene-django-graphiql-static==0.8
+BILLGRAPH_GRAPHIQL_SHA256=f5a8669485fdf2ef292ad024867093d057c63d165f52a64d58f4313fd6b5e3c5
+BILLGRAPH_GRAPHIQL_FILES=(graphiql.min.js graphiql.min.css react.production.min.js react-dom.production.min.js)
+
+install_graphiql() {
+  local dir="$PWD/.build-graphiql"
+  [ "$(cat "$dir/.pinned" 2>/dev/null)" = "$BILLGRAPH_GRAPHIQL_SHA256" ] && return 0
+  python3 -m pip --version >/dev/null 2>&1 || install_packages python3-pip
+  say "fetching GraphiQL's files ($BILLGRAPH_GRAPHIQL_WHEEL)"
+  local download
+  download=$(mktemp -d)
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: -d "$download" "$BILLGRAPH_GRAPHIQL_WHEEL"
+  local wheel
+  wheel=$(ls "$download"/*.whl)
+  echo "$BILLGRAPH_GRAPHIQL_SHA256  $wheel" | sha256sum --check --quiet || {
+    echo "the GraphiQL wheel's SHA-256 is not the pinned one" >&2
+    rm -rf "$download"
+    return 1
+  }
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  python3 - "$wheel" "$dir" "${BILLGRAPH_GRAPHIQL_FILES[@]}" <<'PY'
+import sys, zipfile
+wheel, target, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    for name in names:
+        with open(f"{target}/{name}", "wb") as out:
+            out.write(z.read(f"graphene_django_graphiql_static/static/graphene_django_graphiql_static/{name}"))
+PY
+  rm -rf "$download"
+  echo "$BILLGRAPH_GRAPHIQL_SHA256" > "$dir/.pinned"
 }
 
 pg_bin() {
