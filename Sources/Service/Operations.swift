@@ -126,18 +126,44 @@ final class FrontHandler: HTTPHandler {
             bytes: response.body.count, errorCodes: codes), time: clock.now())
     }
 
-    /// The codes of a GraphQL response's top-level `errors`. Only a body that ends with
-    /// `]}` can have them (`data` is an object or null and comes first), so answers
-    /// without errors cost a two-byte look; the others are parsed.
+    /// The codes of a GraphQL response's top-level `errors`. The engine writes `errors`
+    /// after `data` (an object or null), and the rate limiter may add a short
+    /// `"extensions":{"cost":...}` after both (RULES.md section 8), so an answer can hold
+    /// errors only when it begins with them or when, that tail aside, it ends with `]`:
+    /// answers without errors cost a look at their last bytes; the others are parsed
+    /// (and what the parse finds at the top level is what counts).
     static func errorCodes(_ body: [UInt8]) -> [String] {
-        guard body.count >= 2, body[body.count - 1] == UInt8(ascii: "}"), body[body.count - 2] == UInt8(ascii: "]"),
-              case .array(let errors)? = (try? JSONParser.parse(body))?["errors"] else { return [] }
+        guard mayHoldErrors(body), case .array(let errors)? = (try? JSONParser.parse(body))?["errors"] else { return [] }
         var codes: [String] = []
         for error in errors {
             if let code = error["extensions"]?["code"]?.stringValue, !codes.contains(code) { codes.append(code) }
         }
         return codes
     }
+}
+
+extension FrontHandler {
+    static func mayHoldErrors(_ body: [UInt8]) -> Bool {
+        guard body.count >= 2, body.last == UInt8(ascii: "}") else { return false }
+        if body.starts(with: Self.errorsFirst) { return true }
+        var end = body.count - 2  // the byte before the closing brace
+        // A trailing `,"extensions":{"cost":{...}}` of a few dozen bytes: look before it.
+        let marker = Self.extensionsMarker
+        let window = max(0, body.count - 256)
+        var i = body.count - marker.count
+        while i >= window {
+            if body[i] == marker[0] && body[i..<(i + marker.count)].elementsEqual(marker) {
+                end = i - 1
+                break
+            }
+            i -= 1
+        }
+        return end >= 0 && body[end] == UInt8(ascii: "]")
+    }
+
+    private static let errorsFirst = Array(#"{"errors":"#.utf8)
+    /// The rate limiter's tail (`RateLimiter.withCost`); errors' own `extensions` hold a `code`.
+    private static let extensionsMarker = Array(#","extensions":{"cost":"#.utf8)
 }
 
 /// `X-Request-Id`: the client's when it is 1 to 128 printable ASCII characters, else made here.

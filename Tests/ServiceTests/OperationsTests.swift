@@ -70,6 +70,14 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(FrontHandler.errorCodes(Array(#"{"errors":[{"message":"m","extensions":{"code":"UNAUTHENTICATED"}}]}"#.utf8)),
                        ["UNAUTHENTICATED"])
         XCTAssertEqual(FrontHandler.errorCodes([]), [])
+        // The rate limiter's `extensions` after them (RULES.md section 8).
+        let costed = #"{"data":{"a":null},"errors":[{"message":"m","extensions":{"code":"FORBIDDEN"}}],"extensions":{"cost":{"requested":2,"remaining":5}}}"#
+        XCTAssertEqual(FrontHandler.errorCodes(Array(costed.utf8)), ["FORBIDDEN"])
+        let refused = #"{"errors":[{"message":"m","extensions":{"code":"RATE_LIMITED"}}],"extensions":{"cost":{"requested":9,"remaining":1}}}"#
+        XCTAssertEqual(FrontHandler.errorCodes(Array(refused.utf8)), ["RATE_LIMITED"])
+        let clean = #"{"data":{"a":[1,2]},"extensions":{"cost":{"requested":2,"remaining":5}}}"#
+        XCTAssertFalse(FrontHandler.mayHoldErrors(Array(clean.utf8)))
+        XCTAssertFalse(FrontHandler.mayHoldErrors(Array(#"{"data":{"a":[1,2]}}"#.utf8)))
     }
 
     func testMigrationsAreCurrentOnlyWhenTheyMatchExactly() {
