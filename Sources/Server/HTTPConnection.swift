@@ -57,16 +57,7 @@ final class HTTPConnection {
         let now = server.loop.now
         guard machine.bytesReceived(now: now) == .parse else { return }
         for event in parser.parse(bytes) {
-            switch event {
-            case .begun:
-                run(machine.requestBegun(now: now))
-            case .continueExpected:
-                run(machine.continueExpected())
-            case .request(let request, let keepAlive):
-                run(machine.requestParsed(request, keepAlive: keepAlive, now: now))
-            case .failed(let status, let message):
-                run(machine.parseFailed(refusal: server.handler.refusal(status: status, message: message), now: now))
-            }
+            run(machine.parsed(event, now: now, refusal: server.handler.refusal))
         }
     }
 
