@@ -57,16 +57,10 @@ final class HTTPConnection {
         let now = server.loop.now
         guard machine.bytesReceived(now: now) == .parse else { return }
         for event in parser.parse(bytes) {
-            switch event {
-            case .begun:
-                run(machine.requestBegun(now: now))
-            case .continueExpected:
-                run(machine.continueExpected())
-            case .request(let request, let keepAlive):
-                run(machine.requestParsed(request, keepAlive: keepAlive, now: now))
-            case .failed(let status, let message):
-                run(machine.parseFailed(refusal: server.handler.refusal(status: status, message: message, head: parser.refusedHead), now: now))
-            }
+            // The refusal is told what was read of the request (for the access log).
+            run(machine.parsed(event, now: now) { status, message in
+                server.handler.refusal(status: status, message: message, head: parser.refusedHead)
+            })
         }
     }
 

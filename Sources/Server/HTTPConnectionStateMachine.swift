@@ -136,6 +136,18 @@ package struct HTTPConnectionStateMachine {
         return proceed(now: now)
     }
 
+    /// What http_parser found in bytes just read, as the event it is for this machine.
+    /// `refusal` makes the answer to bytes that are not a request the server reads.
+    package mutating func parsed(_ event: HTTPRequestParser.Event, now: UInt64,
+                                 refusal: (_ status: Int, _ message: String) -> HTTPResponse) -> [Action] {
+        switch event {
+        case .begun: return requestBegun(now: now)
+        case .continueExpected: return continueExpected()
+        case .request(let request, let keepAlive): return requestParsed(request, keepAlive: keepAlive, now: now)
+        case .failed(let status, let message): return parseFailed(refusal: refusal(status, message), now: now)
+        }
+    }
+
     /// The bytes are not a request the server will read; `refusal` answers them in turn.
     package mutating func parseFailed(refusal: HTTPResponse, now: UInt64) -> [Action] {
         guard state == .open else { return [] }

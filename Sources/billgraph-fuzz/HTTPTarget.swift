@@ -85,23 +85,20 @@ private struct SimulatedConnection {
         let events = piece.withUnsafeBytes { parser.parse($0) }
         for event in events {
             switch event {
-            case .begun:
-                run(machine.requestBegun(now: now))
-            case .continueExpected:
-                run(machine.continueExpected())
-            case .request(let request, let keepAlive):
+            case .request(let request, _):
                 // Counted in scalars: a byte that is not UTF-8 was read as one U+FFFD (three bytes).
                 let target = request.path.unicodeScalars.count + (request.query?.unicodeScalars.count ?? 0)
                 let headerBytes = request.headers.reduce(target) { $0 + $1.0.unicodeScalars.count + $1.1.unicodeScalars.count }
                 precondition(request.body.count <= limits.maxBodyBytes, "a body over the limit was read")
                 precondition(headerBytes <= limits.maxHeaderBytes, "headers over the limit were read")
                 if !closed { answers.append(nil) }
-                run(machine.requestParsed(request, keepAlive: keepAlive, now: now))
-            case .failed(let status, let message):
+            case .failed(let status, _):
                 precondition([400, 413, 431].contains(status), "a refusal with status \(status)")
                 if !closed { answers.append(status) }
-                run(machine.parseFailed(refusal: HTTPResponse(status: status, body: Array(message.utf8)), now: now))
+            case .begun, .continueExpected:
+                break
             }
+            run(machine.parsed(event, now: now) { HTTPResponse(status: $0, body: Array($1.utf8)) })
         }
     }
 
