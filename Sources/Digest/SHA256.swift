@@ -29,14 +29,23 @@ public struct SHA256 {
     }
 
     public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
-        for byte in bytes {
-            pending.append(byte)
-            length &+= 1
-            if pending.count == 64 {
-                compress(pending)
-                pending.removeAll(keepingCapacity: true)
-            }
+        // One copy into an array (a memcpy for a string's UTF-8), then whole blocks straight
+        // from it: byte by byte through a generic sequence cost several times the hashing.
+        let input = Array(bytes)
+        length &+= UInt64(input.count)
+        var offset = 0
+        if !pending.isEmpty {
+            offset = min(64 - pending.count, input.count)
+            pending.append(contentsOf: input[..<offset])
+            guard pending.count == 64 else { return }
+            compress(pending)
+            pending.removeAll(keepingCapacity: true)
         }
+        while input.count - offset >= 64 {
+            compress(input[offset..<offset + 64])
+            offset += 64
+        }
+        pending.append(contentsOf: input[offset...])
     }
 
     public mutating func finalize() -> [UInt8] {

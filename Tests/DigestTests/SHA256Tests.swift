@@ -14,6 +14,20 @@ final class SHA256Tests: XCTestCase {
                        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
+    func testBytesGivenInPiecesOfAnySizeHashAsOne() throws {
+        let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 17 &+ 3) }
+        let whole = try sha256sum(bytes)
+        for pieces in [[1000], [1, 999], [63, 1, 64, 872], [65, 65, 870], [7, 120, 3, 870], [0, 500, 0, 500]] {
+            var hasher = SHA256()
+            var start = 0
+            for size in pieces {
+                hasher.update(bytes[start..<start + size])
+                start += size
+            }
+            XCTAssertEqual(hasher.finalize().map { String(format: "%02x", $0) }.joined(), whole, "pieces \(pieces)")
+        }
+    }
+
     func testEveryLengthAroundTheBlockEdgesAgreesWithSha256sum() throws {
         for length in [0, 1, 54, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000] {
             let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
