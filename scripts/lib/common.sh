@@ -115,6 +115,8 @@ pg_start() {
     say "creating a PostgreSQL cluster in $dir"
     as_owner "$bin/initdb" -D "$dir" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   fi
+  # Already running (scripts/run again after Ctrl-C, which stops only the server): keep it.
+  if as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then return 0; fi
   as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 ${3:-}" start >/dev/null
 }
