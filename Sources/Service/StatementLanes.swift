@@ -21,25 +21,17 @@ import Synchronization
 /// The process's single slot for reading a large result. Shared by every loop.
 public final class HeavyReadGate: Sendable {
     private struct State {
-        var holder: UInt64?
-        var waiting: [(id: UInt64, wake: @Sendable () -> Void)] = []
-        var lastID: UInt64 = 0
+        var holder: ObjectIdentifier?
+        var waiting: [(id: ObjectIdentifier, wake: @Sendable () -> Void)] = []
     }
 
     private let state = Mutex(State())
 
     public init() {}
 
-    func newID() -> UInt64 {
-        state.withLock { s in
-            s.lastID += 1
-            return s.lastID
-        }
-    }
-
     /// True when `id` holds the slot now. Otherwise `id` waits in line, and `wake` is
     /// called (on whichever thread releases the slot) once it holds it.
-    func acquire(_ id: UInt64, wake: @escaping @Sendable () -> Void) -> Bool {
+    func acquire(_ id: ObjectIdentifier, wake: @escaping @Sendable () -> Void) -> Bool {
         state.withLock { s in
             if s.holder == nil {
                 s.holder = id
@@ -51,7 +43,7 @@ public final class HeavyReadGate: Sendable {
     }
 
     /// `id` is done, holding the slot or waiting for it: the slot passes to the next in line.
-    func release(_ id: UInt64) {
+    func release(_ id: ObjectIdentifier) {
         let next: (@Sendable () -> Void)? = state.withLock { s in
             s.waiting.removeAll { $0.id == id }
             guard s.holder == id else { return nil }
@@ -82,7 +74,7 @@ public final class StatementLanes {
     private let gate: HeavyReadGate
     private var wakeup: AsyncWakeup!
     /// Lanes waiting for the heavy slot, by id.
-    private var waiting: [UInt64: StatementLane] = [:]
+    private var waiting: [ObjectIdentifier: StatementLane] = [:]
     /// Set when the loop stops, before the wakeup closes: no other thread fires it after.
     private let closed = Flag()
 
@@ -95,7 +87,7 @@ public final class StatementLanes {
 
     /// A lane for one request; `finish()` it when the request is answered.
     func lane() -> StatementLane {
-        StatementLane(id: gate.newID(), lanes: self)
+        StatementLane(lanes: self)
     }
 
     /// The loop stops: its waiting lanes leave the line, so that the slot is never handed
@@ -124,7 +116,7 @@ public final class StatementLanes {
         return false
     }
 
-    fileprivate func release(_ id: UInt64) {
+    fileprivate func release(_ id: ObjectIdentifier) {
         waiting[id] = nil
         gate.release(id)
     }
@@ -147,7 +139,9 @@ private final class Flag: Sendable {
 final class StatementLane {
     typealias Completion = (Result<ResultSet, DatabaseError>) -> Void
 
-    let id: UInt64
+    /// Known to the gate by identity: a lane is alive while it waits for the slot or holds
+    /// it (it gives it back in `finish`, at the latest when it goes), so no two share one.
+    var id: ObjectIdentifier { ObjectIdentifier(self) }
     private let lanes: StatementLanes
     private var queued: [(Statement, Completion)] = []
     private var next = 0
@@ -157,8 +151,7 @@ final class StatementLane {
     private var weight = Weight.light
     fileprivate var grant: Flag?
 
-    fileprivate init(id: UInt64, lanes: StatementLanes) {
-        self.id = id
+    fileprivate init(lanes: StatementLanes) {
         self.lanes = lanes
     }
 
