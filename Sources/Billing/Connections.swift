@@ -32,7 +32,7 @@ enum Connections {
             }
             after = cursor
         }
-        return ConnectionLoad(context: context, name: field.name, table: table, columns: Columns.needed(table, by: field),
+        return ConnectionLoad(context: context, name: field.name, table: table, columns: Columns.needed(table, by: field, sortKey: true),
                               first: first, after: after,
                               newestFirst: newestFirst, filterFingerprint: fingerprint, filters: filters,
                               wantsTotal: field.selects("totalCount"))

@@ -3,33 +3,80 @@ import JSON
 import Schema
 import Store
 
-/// The key a child load needs from each parent: a column of the parent's row.
+/// The key a child load needs from each parent: a column of the parent's row, always a
+/// `uuid` (an id, or a reference to one).
 struct ParentKey {
     let column: Int
-    func value(_ node: Node) -> String? { (node as? RowNode)?.string(column) }
 }
 
-/// Each parent's key (read once), and the distinct non-null keys in first-seen order.
-private func parentKeys(_ parents: [Node], _ key: ParentKey) -> (each: [String?], distinct: [String]) {
-    var seen = Set<String>()
-    var distinct: [String] = []
-    let each = parents.map { p -> String? in
-        let k = key.value(p)
-        if let k, seen.insert(k).inserted { distinct.append(k) }
-        return k
+/// A `uuid` as two words, read from PostgreSQL's text without making a `String`: keys
+/// are compared and hashed for every parent and every row of a load, so this is cheap.
+struct UUIDKey: Hashable {
+    let high: UInt64
+    let low: UInt64
+
+    /// From `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (any case); nil for other text.
+    init?(_ text: UnsafeBufferPointer<UInt8>) {
+        guard text.count == 36 else { return nil }
+        var words: (UInt64, UInt64) = (0, 0)
+        var nibbles = 0
+        for (i, byte) in text.enumerated() {
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                guard byte == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte &- UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte &- UInt8(ascii: "a") &+ 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte &- UInt8(ascii: "A") &+ 10
+            default: return nil
+            }
+            if nibbles < 16 { words.0 = words.0 << 4 | UInt64(value) } else { words.1 = words.1 << 4 | UInt64(value) }
+            nibbles += 1
+        }
+        (high, low) = words
     }
-    return (each, distinct)
 }
 
-/// Groups rows by the ordinal of their parent key (the last column), keeping row order.
-private func groupByOrdinal(_ rows: ResultSet, keys: [String], shape: ColumnSet) -> [String: [Node]] {
+/// The parents' keys of one load: each parent's place among the distinct keys, and those
+/// keys as the array literal the statement unnests (its ordinality is that place + 1).
+struct ParentKeys {
+    /// For each parent, the index of its key among the distinct ones; -1 when it has none.
+    private(set) var slots: [Int] = []
+    private(set) var distinctCount = 0
+    private var literal: [UInt8] = [UInt8(ascii: "{")]
+
+    init(_ parents: [Node], _ key: ParentKey) {
+        var seen: [UUIDKey: Int] = [:]
+        slots.reserveCapacity(parents.count)
+        for parent in parents {
+            let slot = (parent as? RowNode)?.withBytes(key.column) { bytes -> Int in
+                guard let id = UUIDKey(bytes) else { return -1 }
+                if let known = seen[id] { return known }
+                seen[id] = distinctCount
+                if distinctCount > 0 { literal.append(UInt8(ascii: ",")) }
+                literal.append(contentsOf: bytes)
+                distinctCount += 1
+                return distinctCount - 1
+            }
+            slots.append(slot ?? -1)
+        }
+    }
+
+    /// `{id,id,...}`, for a `uuid[]` parameter.
+    var arrayLiteral: String { String(decoding: literal + [UInt8(ascii: "}")], as: UTF8.self) }
+}
+
+/// Rows grouped by the ordinality of their parent key (the last column), keeping row order.
+private func groupByOrdinal(_ rows: ResultSet, groups: Int, shape: ColumnSet) -> [[Node]] {
     let ordColumn = rows.columnCount - 1
-    var groups: [String: [Node]] = [:]
+    var grouped = [[Node]](repeating: [], count: groups)
     for r in 0..<rows.rowCount {
-        guard let ord = rows.int(r, ordColumn), ord >= 1, ord <= keys.count else { continue }
-        groups[keys[ord - 1], default: []].append(RowNode(rows, r, shape))
+        guard let ord = rows.int(r, ordColumn), ord >= 1, ord <= groups else { continue }
+        grouped[ord - 1].append(RowNode(rows, r, shape))
     }
-    return groups
+    return grouped
 }
 
 private func budgetExceeded(_ limit: Int) -> GraphQLError {
@@ -44,28 +91,29 @@ struct ByIdLoad: BatchLoad {
     let columns: ColumnSet
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
-        let (each, keys) = parentKeys(parents, key)
-        if keys.isEmpty { return completion(.success(parents.map { _ in .object(nil) })) }
+        let keys = ParentKeys(parents, key)
+        if keys.distinctCount == 0 { return completion(.success(parents.map { _ in .object(nil) })) }
         var p = Parameters()
         // One primary-key probe per id, never a scan of the table, however many ids a
         // level asks for. (LIMIT 1 keeps PostgreSQL from flattening the lateral subquery
         // into a hash join over the whole table.)
         let sql = """
-            SELECT x.* FROM unnest(\(p.bind(Parameters.arrayLiteral(keys)))::uuid[]) AS k(id)
+            SELECT x.* FROM unnest(\(p.bind(keys.arrayLiteral))::uuid[]) WITH ORDINALITY AS k(id, ord)
             CROSS JOIN LATERAL (
-                SELECT \(columns.selectList) FROM \(table.from)
+                SELECT \(columns.selectList), k.ord FROM \(table.from)
                 WHERE \(table.alias).id = k.id AND \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid
                 LIMIT 1
             ) x
             """
-        let idColumn = columns.position[table.column("id")]
         context.query(Statement(sql, p.values)) { [columns] result in
             completion(result.map { rows in
-                var byID: [String: Node] = [:]
+                var found = [Node?](repeating: nil, count: keys.distinctCount)
+                let ordColumn = rows.columnCount - 1
                 for r in 0..<rows.rowCount {
-                    if let id = rows.string(r, idColumn) { byID[id] = RowNode(rows, r, columns) }
+                    guard let ord = rows.int(r, ordColumn), ord >= 1, ord <= found.count else { continue }
+                    found[ord - 1] = RowNode(rows, r, columns)
                 }
-                return each.map { k in .object(k.flatMap { byID[$0] }) }
+                return keys.slots.map { slot in .object(slot < 0 ? nil : found[slot]) }
             })
         }
     }
@@ -96,10 +144,10 @@ struct ChildListLoad: BatchLoad {
     let filters: [(inout Parameters) -> String]
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
-        let (each, keys) = parentKeys(parents, key)
-        if keys.isEmpty { return completion(.success(parents.map { _ in .list([]) })) }
+        let keys = ParentKeys(parents, key)
+        if keys.distinctCount == 0 { return completion(.success(parents.map { _ in .list([]) })) }
         var p = Parameters()
-        let keyParam = p.bind(Parameters.arrayLiteral(keys))
+        let keyParam = p.bind(keys.arrayLiteral)
         var conditions = [query.parentMatch, "\(query.organisationColumn) = \(p.bind(context.organisationID))::uuid"]
         for filter in filters { conditions.append(filter(&p)) }
         let direction = newestFirst ? " DESC" : ""
@@ -117,8 +165,8 @@ struct ChildListLoad: BatchLoad {
         context.query(Statement(sql, p.values)) { [columns] result in
             completion(result.flatMap { rows in
                 if rows.rowCount > itemBudget { return .failure(budgetExceeded(itemBudget)) }
-                let byKey = groupByOrdinal(rows, keys: keys, shape: columns)
-                return .success(each.map { k in .list(k.flatMap { byKey[$0] } ?? []) })
+                let lists = groupByOrdinal(rows, groups: keys.distinctCount, shape: columns)
+                return .success(keys.slots.map { slot in .list(slot < 0 ? [] : lists[slot]) })
             })
         }
     }
@@ -263,8 +311,9 @@ struct ConnectionLoad: BatchLoad {
     }
 
     private func cursor(_ rows: ResultSet, _ row: Int) -> String {
-        Cursor(connection: name, order: newestFirst ? "NEWEST_FIRST" : "OLDEST_FIRST", filterFingerprint: filterFingerprint,
-               sortKey: rows.string(row, columns.sortKeyPosition) ?? "",
+        let sortKey = rows.string(row, columns.sortKeyPosition) ?? ""
+        return Cursor(connection: name, order: newestFirst ? "NEWEST_FIRST" : "OLDEST_FIRST", filterFingerprint: filterFingerprint,
+               sortKey: table.sortKeyCast == Table.timestampCast ? Timestamps.precise(sortKey) : sortKey,
                id: rows.string(row, columns.position[table.column("id")]) ?? "").encoded
     }
 }

@@ -224,10 +224,11 @@ enum Relations {
 /// Which columns a load must read: those its objects' selected fields show, the keys
 /// their relations follow, and the id.
 enum Columns {
-    static func needed(_ table: Table, by field: PlannedField) -> ColumnSet {
+    /// `sortKey`: also the sort key, which a page's cursors carry.
+    static func needed(_ table: Table, by field: PlannedField, sortKey: Bool = false) -> ColumnSet {
         var columns = Set(table.index["id"].map { [$0] } ?? [])
         collect(table, objectFields(of: field), into: &columns)
-        return ColumnSet(table, columns: columns)
+        return ColumnSet(table, columns: columns, sortKey: sortKey)
     }
 
     /// The fields selected on the objects a field returns (through a connection's

@@ -25,9 +25,27 @@ public final class RequestContext {
     /// a refused request must not hold a budget's worth of them until it ends).
     private var reads: [ReadKey: Read] = [:]
 
+    /// A statement as the key of `reads`. Its hash is computed once: a key is looked up
+    /// and stored several times, and its parameters may be kilobytes of ids.
     private struct ReadKey: Hashable {
         let sql: String
         let parameters: [String?]
+        private let hash: Int
+
+        init(_ statement: Statement) {
+            sql = statement.sql
+            parameters = statement.parameters
+            var hasher = Hasher()
+            hasher.combine(sql)
+            hasher.combine(parameters)
+            hash = hasher.finalize()
+        }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+
+        static func == (a: ReadKey, b: ReadKey) -> Bool {
+            a.hash == b.hash && a.sql == b.sql && a.parameters == b.parameters
+        }
     }
 
     private enum Read {
@@ -53,7 +71,7 @@ public final class RequestContext {
     /// Runs a statement; database errors become the contract's codes, and their text
     /// (which may hold SQL) goes to the log, never to the client.
     func query(_ statement: Statement, completion: @escaping (Result<ResultSet, GraphQLError>) -> Void) {
-        let key = ReadKey(sql: statement.sql, parameters: statement.parameters)
+        let key = ReadKey(statement)
         switch reads[key] {
         case .read(let remembered)?:
             if let rows = remembered.rows { return completion(.success(rows)) }

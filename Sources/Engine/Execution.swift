@@ -6,10 +6,14 @@ import Schema
 /// (a database row, a page of rows, a schema type); the engine only keeps children.
 /// A node must never refer to a node above it: children are held strongly, so such a
 /// reference would be a cycle that keeps the whole response in memory.
+/// A node belongs to one execution (it records that execution's children and marks).
 open class Node {
     /// Children loaded for this object, by planned field id. A node has few, so a short
     /// array searched in order is cheaper than hashing.
     final var loaded: ContiguousArray<(field: Int, value: ChildValue)> = []
+    /// The collection of children that took this node last, and its place there
+    /// (`Execution.Children`).
+    final var collected: (token: Int, index: Int) = (-1, 0)
     public init() {}
 
     final func child(_ field: Int) -> ChildValue? {
@@ -119,17 +123,22 @@ public final class Execution {
         let weights: [Int]
     }
 
-    /// Children of one planned field, deduplicated, each with its summed weight.
+    /// Children of one planned field, deduplicated, each with its summed weight. A node
+    /// remembers which collection took it last and where (`Node.collected`), so finding a
+    /// node seen before costs no hashing: this runs for every row of a response.
     struct Children {
         private(set) var nodes: [Node] = []
         private(set) var weights: [Int] = []
-        private var index: [ObjectIdentifier: Int] = [:]
+        private let token: Int
+
+        /// `token`: unique among the collections of one execution (`Execution.nextToken`).
+        init(token: Int) { self.token = token }
 
         mutating func add(_ node: Node, weight: Int) {
-            if let i = index[ObjectIdentifier(node)] {
-                weights[i] += weight
+            if node.collected.token == token {
+                weights[node.collected.index] += weight
             } else {
-                index[ObjectIdentifier(node)] = nodes.count
+                node.collected = (token, nodes.count)
                 nodes.append(node)
                 weights.append(weight)
             }
@@ -138,6 +147,13 @@ public final class Execution {
         func work(_ fields: [PlannedField]) -> Work? {
             fields.isEmpty || nodes.isEmpty ? nil : Work(fields: fields, nodes: nodes, weights: weights)
         }
+    }
+
+    private var lastToken = 0
+
+    private func newChildren() -> Children {
+        lastToken += 1
+        return Children(token: lastToken)
     }
 
     public func run(completion: @escaping (ExecutionResult) -> Void) {
@@ -202,7 +218,7 @@ public final class Execution {
             i += 1
             for field in item.fields {
                 guard let r = resolution(for: field) else { continue }
-                var children = Children()
+                var children = newChildren()
                 var items = 0
                 switch r {
                 case .scalar, .cell: continue
@@ -311,7 +327,7 @@ public final class Execution {
             for p in item.nodes { p.setChild(field.id, .error(error)) }
             hasFieldErrors = true
         case .success(let values):
-            var children = Children()
+            var children = newChildren()
             var items = 0
             for ((parent, weight), value) in zip(zip(item.nodes, item.weights), values) {
                 parent.setChild(field.id, value)
