@@ -10,20 +10,30 @@ import sys
 import tempfile
 import time
 
+import floor
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CACHE = os.path.join(HERE, ".cache")
 BIN = os.environ["BILLGRAPH_BIN"]
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "20000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
-# BENCH_ONLY=mutations measures the mutations alone (after the same import); BENCH_ONLY=overhead
-# measures what the metrics and the access log cost (see overhead_report).
+# BENCH_ONLY (see benchmarks/run): floor, scaling, mutations, or overhead (see overhead_report).
 ONLY = os.environ.get("BENCH_ONLY", "")
 # BENCH_BASELINE_BIN: a billgraph built without them (e.g. main's before they came), for BENCH_ONLY=overhead.
 BASELINE_BIN = os.environ.get("BENCH_BASELINE_BIN", "")
 # BENCH_ROUNDS: how many times BENCH_ONLY=overhead runs each configuration, interleaved.
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCURRENCY = [32, 128]
+# The dashboard's concurrencies for the chart of throughput and p99 (benchmarks/dashboard-scaling.svg).
+SCALING = [8, 32, 128, 512]
+FLOOR_NOTE = ("Floor: what a per-request batching DataLoader sends PostgreSQL for the same request (benchmarks/floor.py: the "
+              "key looked up, then one statement per level with the level's keys as an array), run by `pgbench -M prepared` "
+              "as one transaction per request, at the same concurrency, on the same random pages (dashboard pages 2 to the "
+              "last, random invoices with payments and refunds, invoices pages 2 to the last). Ratio = billgraph's "
+              "requests/s ÷ the floor's transactions/s. CPU per request from /proc: the server process, and every process "
+              "of the cluster (backends that ended included), over the requests or transactions of the run. p50 and p99: "
+              "wrk's, and pgbench's per-transaction log.\n")
 
 
 def log(message):
@@ -54,12 +64,22 @@ def dataset():
 def start_database():
     work = tempfile.mkdtemp()
     os.chmod(work, 0o755)
-    port = sh("free_port")
+    port = os.environ.get("BENCH_PG_PORT") or sh("free_port")
     data = os.path.join(work, "pg")
-    sh(f'pg_start "{data}" {port} "-c shared_buffers=1GB -c fsync=off -c max_connections=300"')
+    sh(f'pg_start "{data}" {port} "-c shared_buffers=1GB -c fsync=off -c max_connections=600"')
     admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
     psql(admin, "CREATE DATABASE bench")
     return data, admin.replace("dbname=postgres", "dbname=bench")
+
+
+def floor_report(data, url, key, plan, chart):
+    """The floor comparison's table, and the scaling chart when `chart` (the dashboard at SCALING)."""
+    rows, figures = floor_comparison(data, url, key, plan)
+    report = [FLOOR_NOTE, *FLOOR_HEADER, *rows, ""]
+    if chart:
+        path = scaling_chart(figures, SCALING)
+        report.append(f"![requests/s and p99 against connections]({os.path.basename(path)})\n")
+    return report
 
 
 def start_server(url, trace=False, args=(), stdout=subprocess.DEVNULL, binary=None):
@@ -194,14 +214,142 @@ def mutation_report(url, key):
     return lines
 
 
-def pgbench(url, statements, connections):
-    script = tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False)
-    for s in statements:
-        script.write(" ".join(literal(s["sql"], s["parameters"]).split()) + ";\n")
+def latency_ms(text):
+    """wrk's latency ("870.00us", "25.55ms", "1.14s") in milliseconds."""
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+
+def wrk_bodies(port, key, bodies, connections):
+    """wrk with a body drawn at random from `bodies` for every request. Returns requests/s,
+    requests answered, p50 and p99 in ms, and non-2xx answers."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write("local bodies = {\n" + ",\n".join("[==[" + json.dumps(b) + "]==]" for b in bodies) + "}\n")
+    script.write(f"""wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("seed", counter) end
+function init(args) math.randomseed(os.time() * 100 + seed) end
+request = function() return wrk.format(nil, nil, nil, bodies[math.random(#bodies)]) end
+""")
     script.close()
-    out = subprocess.run(["pgbench", "-n", "-c", str(connections), "-j", "2", "-T", str(SECONDS), "-f", script.name, url],
-                         capture_output=True, text=True, check=True).stdout
-    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{SECONDS}s", "--latency", "-s", script.name,
+                          f"http://127.0.0.1:{port}/graphql"], capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    count = int(re.search(r"(\d+) requests in", out).group(1))
+    p50 = latency_ms(re.search(r"\s50%\s+([\d.]+\w+)", out).group(1))
+    p99 = latency_ms(re.search(r"\s99%\s+([\d.]+\w+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, count, p50, p99, int(errors.group(1)) if errors else 0
+
+
+def cursors(port, key, connection, size, pages):
+    """The `after` cursor of pages 2..pages of `connection` (in its default order) at `size`
+    items a page: the cursor of item (p - 1) * size."""
+    query = f"query($after: String) {{ {connection}(first: 1000, after: $after) {{ edges {{ cursor }} pageInfo {{ hasNextPage endCursor }} }} }}"
+    every, after = [], None
+    while len(every) < (pages - 1) * size:
+        page = post(port, key, {"query": query, "variables": {"after": after}})["data"][connection]
+        every += [e["cursor"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    return [every[(p - 1) * size - 1] for p in range(2, pages + 1)]
+
+
+def floor_requests(url, port, key, org, sizes):
+    """For each canonical query, the bodies wrk draws from, in the floor's page order (page 2
+    first, or invoice 1), and a function from a body's index to the floor's variables."""
+    dashboard = canonical("dashboard")
+    invoices_page = canonical("invoices_page")
+    detail_ids = psql(url, "SELECT id FROM bench_invoice ORDER BY n").split()
+    return {
+        "dashboard": ([{"query": dashboard, "variables": {"first": floor.DASHBOARD_PAGE, "after": c}}
+                       for c in cursors(port, key, "customers", floor.DASHBOARD_PAGE, sizes["dashboard"])],
+                      lambda i: {"page": i + 2}),
+        "invoice_detail": ([{"query": canonical("invoice_detail"), "variables": {"id": i}} for i in detail_ids],
+                           lambda i: {"n": i + 1}),
+        "invoices_page": ([{"query": invoices_page, "variables": {"after": c}}
+                           for c in cursors(port, key, "invoices", floor.INVOICES_PAGE, sizes["invoices_page"])],
+                          lambda i: {"page": i + 2}),
+    }
+
+
+def check_floor(url, port, key, name, bodies, variables, defines):
+    """Fails the run unless the floor's statements return, for a few requests, what billgraph
+    answers to them: the same rows and figures (see floor.seen_by_server)."""
+    for i in sorted({0, len(bodies) // 2, len(bodies) - 1}):
+        answer = post(port, key, bodies[i])
+        assert "errors" not in answer, answer.get("errors")
+        server = floor.seen_by_server(name, answer["data"])
+        rows = floor.floor_rows(url, name, {**defines, **variables(i)})
+        assert server == floor.seen_by_floor(name, rows), f"the floor of {name} disagrees with billgraph at request {i}"
+
+
+def floor_comparison(data, url, key, plan):
+    """billgraph under wrk and the floor under pgbench, each query of `plan` (pairs of a
+    query and its concurrencies) at each concurrency; the rows of the report's table, and
+    per (query, connections) the figures for the chart."""
+    org = psql(url, f"SELECT organisation_id FROM api_key WHERE key_hash = decode('{floor.key_hash(key)}', 'hex')")
+    sizes = floor.prepare(psql_script, url, org)
+    proc, port = start_server(url)
+    try:
+        requests = floor_requests(url, port, key, org, sizes)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    rows, figures = [], {}
+    for name, concurrency in plan:
+        bodies, variables = requests[name]
+        defines = {"org": org, "keyhash": floor.key_hash(key), "pages": sizes[name]}
+        for c in concurrency:
+            proc, port = start_server(url)
+            try:
+                if c == concurrency[0]:
+                    check_floor(url, port, key, name, bodies, variables, defines)
+                post(port, key, bodies[0])
+                log(f"{name}: wrk, {c} connections")
+                server_before, pg_before = floor.process_cpu(proc.pid), floor.cluster_cpu(data)
+                rps, count, p50, p99, errors = wrk_bodies(port, key, bodies, c)
+                server_ms = (floor.process_cpu(proc.pid) - server_before) / count * 1000
+                pg_ms = (floor.cluster_cpu(data) - pg_before) / count * 1000
+                rss, peak = memory_kb(proc.pid)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+            log(f"{name}: pgbench floor, {c} connections")
+            before = floor.cluster_cpu(data)
+            tps, transactions, floor_p50, floor_p99 = floor.pgbench(url, name, c, SECONDS, defines)
+            floor_pg_ms = (floor.cluster_cpu(data) - before) / transactions * 1000
+            figures[name, c] = ((rps, p99), (tps, floor_p99))
+            rows.append(f"| {name} | {c} | {rps:.0f} | {p50:.1f} | {p99:.1f} | {errors} | {rss // 1024} MiB ({peak // 1024} MiB) "
+                        f"| {server_ms:.2f} | {pg_ms:.2f} | {tps:.0f} | {floor_p50:.1f} | {floor_p99:.1f} | {floor_pg_ms:.2f} "
+                        f"| {rps / tps:.2f} |")
+    return rows, figures
+
+
+FLOOR_HEADER = ["| query | connections | requests/s | p50 ms | p99 ms | non-2xx | server RSS (peak) | server CPU ms/request "
+                "| PostgreSQL CPU ms/request | floor tps | floor p50 ms | floor p99 ms | floor PostgreSQL CPU ms/transaction "
+                "| ratio |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+
+def scaling_chart(figures, concurrency):
+    """benchmarks/dashboard-scaling.svg from the dashboard's figures at each concurrency."""
+    path = os.path.join(HERE, "dashboard-scaling.svg")
+    floor.chart(path, "Dashboard (25 customers, random pages): billgraph and the DataLoader floor", concurrency,
+                {"billgraph": [figures["dashboard", c][0] for c in concurrency],
+                 "floor (pgbench -M prepared)": [figures["dashboard", c][1] for c in concurrency]})
+    return path
+
+
+def psql_script(url, sql, variables):
+    args = ["psql", url, "-v", "ON_ERROR_STOP=1", "-q"]
+    for k, v in variables.items():
+        args += ["-v", f"{k}={v}"]
+    subprocess.run(args, input=sql, check=True, capture_output=True, text=True)
 
 
 def memory_kb(pid):
@@ -317,6 +465,10 @@ def main():
         if ONLY == "overhead":
             print("\n".join(overhead_report(url, key)))
             return
+        if ONLY in ("floor", "scaling"):
+            concurrency = CONCURRENCY if ONLY == "floor" else SCALING
+            print("\n".join(floor_report(data, url, key, [("dashboard", concurrency)], chart=ONLY == "scaling")))
+            return
         requests = requests_for(url, None, key)
         report = [f"# Benchmarks\n",
                   f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores, "
@@ -325,35 +477,12 @@ def main():
                   f"The server runs its default one loop per core ({os.cpu_count()}), 16 PostgreSQL connections each.",
                   f"Dataset: `billgraph seed --customers {CUSTOMERS} --orgs 2`, {lines} lines, imported in "
                   f"{import_seconds:.1f} s. Each run lasts {SECONDS} s; the server and the database share the 2 cores "
-                  f"with wrk or pgbench.\n",
-                  "Floor: the same SQL statements the server sends for one request (captured with "
-                  "BILLGRAPH_TRACE_SQL=1), replayed by pgbench as one transaction per request at the same "
-                  "concurrency. Ratio = server requests/s ÷ pgbench transactions/s. pgbench sends the "
-                  "statements as literal SQL, which PostgreSQL plans every time; the server prepares each "
-                  "statement once per connection, which is why it can beat this floor when planning is a "
-                  "large part of the database's work. Absolute figures on this shared 2-core machine vary by "
-                  "about a third from one run to the next (the floor with them); the ratios vary less.\n",
-                  "| query | connections | requests/s | p50 | p99 | non-2xx | server RSS (peak) | pgbench floor tps | ratio |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  f"with wrk or pgbench.\n"]
+        report += floor_report(data, url, key, [("dashboard", SCALING), ("invoice_detail", CONCURRENCY),
+                                                ("invoices_page", CONCURRENCY)], chart=True)
         plans = []
         for name, body in requests.items():
-            statements = traced_statements(url, key, body)
-            plans += explain(url, statements)
-            for c in CONCURRENCY:
-                proc, port = start_server(url)
-                try:
-                    post(port, key, body)
-                    log(f"{name}: wrk, {c} connections")
-                    rps, p50, p99, errors = wrk(port, key, body, c)
-                    rss, peak = memory_kb(proc.pid)
-                finally:
-                    proc.terminate()
-                    proc.wait(10)
-                log(f"{name}: pgbench, {c} connections")
-                floor = pgbench(url, statements, c)
-                report.append(f"| {name} | {c} | {rps:.0f} | {p50} | {p99} | {errors} | {rss // 1024} MiB ({peak // 1024} MiB) "
-                              f"| {floor:.0f} | {rps / floor:.2f} |")
-        report.append("")
+            plans += explain(url, traced_statements(url, key, body))
         report.append(f"Statements per request: " + ", ".join(
             f"{name}: {len(traced_statements(url, key, body))}" for name, body in requests.items()) + ".\n")
         report.append("EXPLAIN of every statement of the three queries: " +
