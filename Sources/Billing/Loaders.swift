@@ -15,6 +15,14 @@ struct UUIDKey: Hashable {
     let high: UInt64
     let low: UInt64
 
+    /// From the 16 bytes of the binary format.
+    init(binary bytes: UnsafeBufferPointer<UInt8>) {
+        var words: (UInt64, UInt64) = (0, 0)
+        for i in 0..<8 { words.0 = words.0 << 8 | UInt64(bytes[i]) }
+        for i in 8..<16 { words.1 = words.1 << 8 | UInt64(bytes[i]) }
+        (high, low) = words
+    }
+
     /// From `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (any case); nil for other text.
     init?(_ text: UnsafeBufferPointer<UInt8>) {
         guard text.count == 36 else { return nil }
@@ -39,24 +47,34 @@ struct UUIDKey: Hashable {
     }
 }
 
-/// The parents' keys of one load: each parent's place among the distinct keys, and those
-/// keys as the array literal the statement unnests (its ordinality is that place + 1).
+/// The parents' keys of one load: each parent's place among the keys sent, and those keys
+/// as the array literal the statement unnests (its ordinality is that place + 1).
 struct ParentKeys {
-    /// For each parent, the index of its key among the distinct ones; -1 when it has none.
+    /// For each parent, the index of its key among those sent; -1 when it has none.
     private(set) var slots: [Int] = []
     private(set) var distinctCount = 0
     private var literal: [UInt8] = [UInt8(ascii: "{")]
 
-    init(_ parents: [Node], _ key: ParentKey) {
+    /// `deduplicated`: parents with the same key share one place (and one read). Lists
+    /// are read per parent instead, with no hashing: parents of a list level rarely
+    /// share a key, and when they do each parent's list is in the response anyway, so
+    /// the rows read stay within what the item budget allows.
+    init(_ parents: [Node], _ key: ParentKey, deduplicated: Bool) {
         var seen: [UUIDKey: Int] = [:]
         slots.reserveCapacity(parents.count)
         for parent in parents {
+            // Rows of loads are binary (16 bytes); a mutation's own result row is text.
             let slot = (parent as? RowNode)?.withBytes(key.column) { bytes -> Int in
-                guard let id = UUIDKey(bytes) else { return -1 }
-                if let known = seen[id] { return known }
-                seen[id] = distinctCount
+                let binary = bytes.count == 16
+                if deduplicated {
+                    guard let id = binary ? UUIDKey(binary: bytes) : UUIDKey(bytes) else { return -1 }
+                    if let known = seen[id] { return known }
+                    seen[id] = distinctCount
+                } else if !binary && UUIDKey(bytes) == nil {
+                    return -1
+                }
                 if distinctCount > 0 { literal.append(UInt8(ascii: ",")) }
-                literal.append(contentsOf: bytes)
+                if binary { BinaryCells.appendUUID(bytes, to: &literal) } else { literal.append(contentsOf: bytes) }
                 distinctCount += 1
                 return distinctCount - 1
             }
@@ -91,7 +109,7 @@ struct ByIdLoad: BatchLoad {
     let columns: ColumnSet
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
-        let keys = ParentKeys(parents, key)
+        let keys = ParentKeys(parents, key, deduplicated: true)
         if keys.distinctCount == 0 { return completion(.success(parents.map { _ in .object(nil) })) }
         var p = Parameters()
         // One primary-key probe per id, never a scan of the table, however many ids a
@@ -105,7 +123,7 @@ struct ByIdLoad: BatchLoad {
                 LIMIT 1
             ) x
             """
-        context.query(Statement(sql, p.values)) { [columns] result in
+        context.query(Statement(sql, p.values, binaryResults: true)) { [columns] result in
             completion(result.map { rows in
                 var found = [Node?](repeating: nil, count: keys.distinctCount)
                 let ordColumn = rows.columnCount - 1
@@ -144,7 +162,7 @@ struct ChildListLoad: BatchLoad {
     let filters: [(inout Parameters) -> String]
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
-        let keys = ParentKeys(parents, key)
+        let keys = ParentKeys(parents, key, deduplicated: false)
         if keys.distinctCount == 0 { return completion(.success(parents.map { _ in .list([]) })) }
         var p = Parameters()
         let keyParam = p.bind(keys.arrayLiteral)
@@ -162,7 +180,7 @@ struct ChildListLoad: BatchLoad {
             ) x
             LIMIT \(p.bind(String(itemBudget + 1)))
             """
-        context.query(Statement(sql, p.values)) { [columns] result in
+        context.query(Statement(sql, p.values, binaryResults: true)) { [columns] result in
             completion(result.flatMap { rows in
                 if rows.rowCount > itemBudget { return .failure(budgetExceeded(itemBudget)) }
                 let lists = groupByOrdinal(rows, groups: keys.distinctCount, shape: columns)
@@ -301,7 +319,7 @@ struct ConnectionLoad: BatchLoad {
             ORDER BY \(table.sortColumn)\(direction), \(a).id\(direction)
             LIMIT \(p.bind(String(first + 1)))
             """
-        return Statement(sql, p.values)
+        return Statement(sql, p.values, binaryResults: true)
     }
 
     private func countStatement() -> Statement {
@@ -311,9 +329,8 @@ struct ConnectionLoad: BatchLoad {
     }
 
     private func cursor(_ rows: ResultSet, _ row: Int) -> String {
-        let sortKey = rows.string(row, columns.sortKeyPosition) ?? ""
+        func text(_ column: Int) -> String { rows.withBytes(row, column) { BinaryCells.text($0, type: rows.type(column)) } ?? "" }
         return Cursor(connection: name, order: newestFirst ? "NEWEST_FIRST" : "OLDEST_FIRST", filterFingerprint: filterFingerprint,
-               sortKey: table.sortKeyCast == Table.timestampCast ? Timestamps.precise(sortKey) : sortKey,
-               id: rows.string(row, columns.position[table.column("id")]) ?? "").encoded
+                      sortKey: text(columns.sortKeyPosition), id: text(columns.position[table.column("id")])).encoded
     }
 }

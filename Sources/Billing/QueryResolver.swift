@@ -55,7 +55,7 @@ public final class BillingResolver: Resolver {
         guard let column = table.index[field.name] else {
             throw GraphQLError("No resolver for \(table.typeName).\(field.name).", code: .internalServerError)
         }
-        return .cell(column: column, kind: table.columns[column].kind.cell)
+        return .cell(column: column, kind: .raw)  // rows of tables are binary: written by type
     }
 
     private func resolve(_ relation: Relation, _ field: PlannedField, parent: Table) throws(GraphQLError) -> Resolution {
@@ -121,7 +121,8 @@ public final class BillingResolver: Resolver {
             SELECT \(columns.selectList) FROM \(table.from)
             WHERE \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid AND \(column) = \(p.bind(value))\(cast)
             """
-        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values), shape: columns, list: false))
+        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values, binaryResults: true), shape: columns,
+                                     list: false))
     }
 
     // MARK: - Connections, edges, page info

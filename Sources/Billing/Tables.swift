@@ -2,27 +2,12 @@ import Engine
 import JSON
 import Store
 
-/// How a column's text becomes a JSON value. Columns are selected plain, never
-/// formatted by PostgreSQL (`to_char`, `::text`): the text output of `uuid`, `date` (with
-/// `DateStyle` ISO, which every connection sets), integers and `jsonb` is already the
-/// contract's, and a timestamp's needs only a `T` and a `Z` (RULES.md section 1), which
-/// the writer adds. Formatting every row inside PostgreSQL cost it about a third more
-/// time on the dashboard's invoices.
-enum ColumnKind {
-    case string, int, json
-    /// A `timestamp` (UTC) as PostgreSQL prints it, `YYYY-MM-DD HH:MM:SS[.ffffff]`,
-    /// written as the contract's `DateTime`, `YYYY-MM-DDTHH:MM:SSZ`.
-    case timestamp
-
-    /// Integers and `JSON` values are already JSON text; strings are quoted and escaped.
-    var cell: CellKind { self == .string || self == .timestamp ? .string : .raw }
-}
-
-/// One column of a type's select list: the field it serves (or an internal name) and its SQL.
+/// One column of a type's select list: the field it serves (or an internal name) and its
+/// SQL. Columns are selected plain, never formatted by PostgreSQL (`to_char`, `::text`),
+/// and read in binary: how a cell is written follows from its type (`BinaryCells`).
 struct Column {
     let field: String
     let sql: String
-    let kind: ColumnKind
 }
 
 /// The columns one object type can be read with. A load reads only the columns its
@@ -35,19 +20,16 @@ struct Table {
     let columns: [Column]
     /// The date the type's lists are ordered by, then by id (RULES.md section 2).
     let sortColumn: String  // e.g. "c.created_at"
-    /// The sort key as cursors carry it (UTC for timestamps), and how to turn a cursor's
-    /// text back into it.
-    let sortKeyText: String
+    /// How a cursor's sort key (`BinaryCells.text`) is turned back into the sort column's type.
     let sortKeyCast: String
     let index: [String: Int]
 
-    init(typeName: String, from: String, alias: String, sortColumn: String, sortKeyText: String, sortKeyCast: String,
+    init(typeName: String, from: String, alias: String, sortColumn: String, sortKeyCast: String,
          columns: [Column]) {
         self.typeName = typeName
         self.from = from
         self.alias = alias
         self.sortColumn = sortColumn
-        self.sortKeyText = sortKeyText
         self.sortKeyCast = sortKeyCast
         self.columns = columns
         var index: [String: Int] = [:]
@@ -60,8 +42,6 @@ struct Table {
         return i
     }
 
-    /// A `timestamptz` column in UTC, whatever the session's time zone.
-    static func utc(_ sql: String) -> String { "(\(sql) AT TIME ZONE 'UTC')" }
 
     static let timestampCast = "::timestamp AT TIME ZONE 'UTC'"
     static let dateCast = "::date"
@@ -70,120 +50,120 @@ struct Table {
 enum Tables {
     static let customer = Table(
         typeName: "Customer", from: "customer c", alias: "c", sortColumn: "c.created_at",
-        sortKeyText: Table.utc("c.created_at"), sortKeyCast: Table.timestampCast,
+        sortKeyCast: Table.timestampCast,
         columns: [
-            Column(field: "id", sql: "c.id", kind: .string),
-            Column(field: "externalId", sql: "c.external_id", kind: .string),
-            Column(field: "name", sql: "c.name", kind: .string),
-            Column(field: "email", sql: "c.email", kind: .string),
-            Column(field: "currency", sql: "c.currency", kind: .string),
-            Column(field: "createdAt", sql: Table.utc("c.created_at"), kind: .timestamp),
-            Column(field: "creditBalance", sql: "c.credit_balance", kind: .int),
-            Column(field: "invoiced", sql: "c.total_invoiced", kind: .int),
-            Column(field: "paid", sql: "c.total_paid", kind: .int),
-            Column(field: "refunded", sql: "c.total_refunded", kind: .int),
-            Column(field: "credited", sql: "c.total_credited", kind: .int),
-            Column(field: "outstanding", sql: "c.total_outstanding", kind: .int),
+            Column(field: "id", sql: "c.id"),
+            Column(field: "externalId", sql: "c.external_id"),
+            Column(field: "name", sql: "c.name"),
+            Column(field: "email", sql: "c.email"),
+            Column(field: "currency", sql: "c.currency"),
+            Column(field: "createdAt", sql: "c.created_at"),
+            Column(field: "creditBalance", sql: "c.credit_balance"),
+            Column(field: "invoiced", sql: "c.total_invoiced"),
+            Column(field: "paid", sql: "c.total_paid"),
+            Column(field: "refunded", sql: "c.total_refunded"),
+            Column(field: "credited", sql: "c.total_credited"),
+            Column(field: "outstanding", sql: "c.total_outstanding"),
         ])
 
     static let invoice = Table(
         typeName: "Invoice", from: "invoice i", alias: "i", sortColumn: "i.issued_on",
-        sortKeyText: "i.issued_on", sortKeyCast: Table.dateCast,
+        sortKeyCast: Table.dateCast,
         columns: [
-            Column(field: "id", sql: "i.id", kind: .string),
-            Column(field: "number", sql: "i.number", kind: .string),
-            Column(field: "customerId", sql: "i.customer_id", kind: .string),
-            Column(field: "status", sql: "i.status", kind: .string),
-            Column(field: "currency", sql: "i.currency", kind: .string),
-            Column(field: "issuedOn", sql: "i.issued_on", kind: .string),
-            Column(field: "dueOn", sql: "i.due_on", kind: .string),
-            Column(field: "createdAt", sql: Table.utc("i.created_at"), kind: .timestamp),
-            Column(field: "total", sql: "i.total", kind: .int),
-            Column(field: "amountPaid", sql: "i.amount_paid", kind: .int),
-            Column(field: "amountCredited", sql: "i.amount_credited", kind: .int),
-            Column(field: "amountReturned", sql: "i.amount_returned", kind: .int),
-            Column(field: "balance", sql: "i.balance", kind: .int),
+            Column(field: "id", sql: "i.id"),
+            Column(field: "number", sql: "i.number"),
+            Column(field: "customerId", sql: "i.customer_id"),
+            Column(field: "status", sql: "i.status"),
+            Column(field: "currency", sql: "i.currency"),
+            Column(field: "issuedOn", sql: "i.issued_on"),
+            Column(field: "dueOn", sql: "i.due_on"),
+            Column(field: "createdAt", sql: "i.created_at"),
+            Column(field: "total", sql: "i.total"),
+            Column(field: "amountPaid", sql: "i.amount_paid"),
+            Column(field: "amountCredited", sql: "i.amount_credited"),
+            Column(field: "amountReturned", sql: "i.amount_returned"),
+            Column(field: "balance", sql: "i.balance"),
         ])
 
     static let payment = Table(
         typeName: "Payment", from: "payment p", alias: "p", sortColumn: "p.received_on",
-        sortKeyText: "p.received_on", sortKeyCast: Table.dateCast,
+        sortKeyCast: Table.dateCast,
         columns: [
-            Column(field: "id", sql: "p.id", kind: .string),
-            Column(field: "customerId", sql: "p.customer_id", kind: .string),
-            Column(field: "mode", sql: "p.mode", kind: .string),
-            Column(field: "status", sql: "p.status", kind: .string),
-            Column(field: "currency", sql: "p.currency", kind: .string),
-            Column(field: "amount", sql: "p.amount", kind: .int),
-            Column(field: "bankCharges", sql: "p.bank_charges", kind: .int),
-            Column(field: "receivedOn", sql: "p.received_on", kind: .string),
-            Column(field: "referenceNumber", sql: "p.reference_number", kind: .string),
-            Column(field: "description", sql: "p.description", kind: .string),
-            Column(field: "createdAt", sql: Table.utc("p.created_at"), kind: .timestamp),
-            Column(field: "amountRefunded", sql: "p.amount_refunded", kind: .int),
+            Column(field: "id", sql: "p.id"),
+            Column(field: "customerId", sql: "p.customer_id"),
+            Column(field: "mode", sql: "p.mode"),
+            Column(field: "status", sql: "p.status"),
+            Column(field: "currency", sql: "p.currency"),
+            Column(field: "amount", sql: "p.amount"),
+            Column(field: "bankCharges", sql: "p.bank_charges"),
+            Column(field: "receivedOn", sql: "p.received_on"),
+            Column(field: "referenceNumber", sql: "p.reference_number"),
+            Column(field: "description", sql: "p.description"),
+            Column(field: "createdAt", sql: "p.created_at"),
+            Column(field: "amountRefunded", sql: "p.amount_refunded"),
             Column(field: "refundableAmount",
-                   sql: "CASE WHEN p.status = 'SUCCEEDED' THEN p.amount - p.amount_refunded ELSE 0 END", kind: .int),
-            Column(field: "amountUnapplied", sql: "p.amount - p.amount_applied", kind: .int),
+                   sql: "CASE WHEN p.status = 'SUCCEEDED' THEN p.amount - p.amount_refunded ELSE 0 END"),
+            Column(field: "amountUnapplied", sql: "p.amount - p.amount_applied"),
         ])
 
     static let application = Table(
         typeName: "PaymentApplication", from: "payment_application a", alias: "a", sortColumn: "a.payment_received_on",
-        sortKeyText: "a.payment_received_on", sortKeyCast: Table.dateCast,
+        sortKeyCast: Table.dateCast,
         columns: [
-            Column(field: "paymentId", sql: "a.payment_id", kind: .string),
-            Column(field: "invoiceId", sql: "a.invoice_id", kind: .string),
-            Column(field: "amount", sql: "a.amount", kind: .int),
+            Column(field: "paymentId", sql: "a.payment_id"),
+            Column(field: "invoiceId", sql: "a.invoice_id"),
+            Column(field: "amount", sql: "a.amount"),
         ])
 
     static let refund = Table(
         typeName: "Refund", from: "refund r", alias: "r", sortColumn: "r.refunded_on",
-        sortKeyText: "r.refunded_on", sortKeyCast: Table.dateCast,
+        sortKeyCast: Table.dateCast,
         columns: [
-            Column(field: "id", sql: "r.id", kind: .string),
-            Column(field: "paymentId", sql: "r.payment_id", kind: .string),
-            Column(field: "creditNoteId", sql: "r.credit_note_id", kind: .string),
-            Column(field: "amount", sql: "r.amount", kind: .int),
-            Column(field: "currency", sql: "r.currency", kind: .string),
-            Column(field: "mode", sql: "r.mode", kind: .string),
-            Column(field: "refundedOn", sql: "r.refunded_on", kind: .string),
-            Column(field: "referenceNumber", sql: "r.reference_number", kind: .string),
-            Column(field: "description", sql: "r.description", kind: .string),
-            Column(field: "createdAt", sql: Table.utc("r.created_at"), kind: .timestamp),
-            Column(field: "createdByKey", sql: "r.created_by_key", kind: .string),
+            Column(field: "id", sql: "r.id"),
+            Column(field: "paymentId", sql: "r.payment_id"),
+            Column(field: "creditNoteId", sql: "r.credit_note_id"),
+            Column(field: "amount", sql: "r.amount"),
+            Column(field: "currency", sql: "r.currency"),
+            Column(field: "mode", sql: "r.mode"),
+            Column(field: "refundedOn", sql: "r.refunded_on"),
+            Column(field: "referenceNumber", sql: "r.reference_number"),
+            Column(field: "description", sql: "r.description"),
+            Column(field: "createdAt", sql: "r.created_at"),
+            Column(field: "createdByKey", sql: "r.created_by_key"),
         ])
 
     static let creditNote = Table(
         typeName: "CreditNote", from: "credit_note n", alias: "n", sortColumn: "n.created_at",
-        sortKeyText: Table.utc("n.created_at"), sortKeyCast: Table.timestampCast,
+        sortKeyCast: Table.timestampCast,
         columns: [
-            Column(field: "id", sql: "n.id", kind: .string),
-            Column(field: "number", sql: "n.number", kind: .string),
-            Column(field: "invoiceId", sql: "n.invoice_id", kind: .string),
-            Column(field: "customerId", sql: "n.customer_id", kind: .string),
-            Column(field: "amount", sql: "n.amount", kind: .int),
-            Column(field: "currency", sql: "n.currency", kind: .string),
-            Column(field: "reason", sql: "n.reason", kind: .string),
-            Column(field: "status", sql: "n.status", kind: .string),
-            Column(field: "repaymentMethod", sql: "n.repayment_method", kind: .string),
-            Column(field: "amountAdjusted", sql: "n.amount_adjusted", kind: .int),
-            Column(field: "creditsReturned", sql: "n.credits_returned", kind: .int),
-            Column(field: "amountRefunded", sql: "n.amount_refunded", kind: .int),
-            Column(field: "amountRepaidExternally", sql: "n.amount_repaid_externally", kind: .int),
-            Column(field: "customData", sql: "n.custom_data", kind: .json),
-            Column(field: "createdAt", sql: Table.utc("n.created_at"), kind: .timestamp),
-            Column(field: "createdByKey", sql: "n.created_by_key", kind: .string),
-            Column(field: "voidedAt", sql: Table.utc("n.voided_at"), kind: .timestamp),
-            Column(field: "voidedByKey", sql: "n.voided_by_key", kind: .string),
+            Column(field: "id", sql: "n.id"),
+            Column(field: "number", sql: "n.number"),
+            Column(field: "invoiceId", sql: "n.invoice_id"),
+            Column(field: "customerId", sql: "n.customer_id"),
+            Column(field: "amount", sql: "n.amount"),
+            Column(field: "currency", sql: "n.currency"),
+            Column(field: "reason", sql: "n.reason"),
+            Column(field: "status", sql: "n.status"),
+            Column(field: "repaymentMethod", sql: "n.repayment_method"),
+            Column(field: "amountAdjusted", sql: "n.amount_adjusted"),
+            Column(field: "creditsReturned", sql: "n.credits_returned"),
+            Column(field: "amountRefunded", sql: "n.amount_refunded"),
+            Column(field: "amountRepaidExternally", sql: "n.amount_repaid_externally"),
+            Column(field: "customData", sql: "n.custom_data"),
+            Column(field: "createdAt", sql: "n.created_at"),
+            Column(field: "createdByKey", sql: "n.created_by_key"),
+            Column(field: "voidedAt", sql: "n.voided_at"),
+            Column(field: "voidedByKey", sql: "n.voided_by_key"),
         ])
 
     /// An API key as the audit trail shows it (RULES.md section 4): its id and label, never
     /// the key. (Not `k`: loads by id name their list of ids `k`.)
     static let apiKey = Table(
         typeName: "ApiKeyRef", from: "api_key ak", alias: "ak", sortColumn: "ak.created_at",
-        sortKeyText: Table.utc("ak.created_at"), sortKeyCast: Table.timestampCast,
+        sortKeyCast: Table.timestampCast,
         columns: [
-            Column(field: "id", sql: "ak.id", kind: .string),
-            Column(field: "label", sql: "ak.label", kind: .string),
+            Column(field: "id", sql: "ak.id"),
+            Column(field: "label", sql: "ak.label"),
         ])
 
     static func table(for typeName: String) -> Table? {
@@ -207,8 +187,6 @@ final class ColumnSet {
     let table: Table?
     /// Result column of each table column, or -1 when it is not read.
     let position: [Int]
-    /// Whether each table column is a timestamp, which is written reformatted.
-    let isTimestamp: [Bool]
     let selectList: String
     /// Result column of the sort key, or -1 when it is not read.
     let sortKeyPosition: Int
@@ -219,8 +197,7 @@ final class ColumnSet {
         var position = Array(repeating: -1, count: table.columns.count)
         for (i, c) in chosen.enumerated() { position[c] = i }
         self.position = position
-        isTimestamp = table.columns.map { $0.kind == .timestamp }
-        selectList = (chosen.map { table.columns[$0].sql } + (sortKey ? [table.sortKeyText] : [])).joined(separator: ", ")
+        selectList = (chosen.map { table.columns[$0].sql } + (sortKey ? [table.sortColumn] : [])).joined(separator: ", ")
         sortKeyPosition = sortKey ? chosen.count : -1
     }
 
@@ -228,7 +205,6 @@ final class ColumnSet {
     init(identity count: Int) {
         table = nil
         position = Array(0..<count)
-        isTimestamp = Array(repeating: false, count: count)
         selectList = ""
         sortKeyPosition = -1
     }
@@ -253,41 +229,16 @@ final class RowNode: Node {
     }
 
     /// Writes a cell as JSON straight from libpq's memory; false (nothing written) for NULL.
+    /// Rows read in binary are written by their column's type; text rows (reports,
+    /// mutation results) as `kind` says.
     override func writeCell(_ column: Int, _ kind: CellKind, to w: inout JSONWriter) -> Bool {
         let i = shape.position[column]
-        guard i >= 0, !rows.isNull(row, i) else { return false }
-        let isTimestamp = shape.isTimestamp[column]
-        _ = rows.withBytes(row, i) { bytes in
-            switch kind {
-            case .string where isTimestamp: Timestamps.writeDateTime(bytes, to: &w)
-            case .string: w.string(utf8: bytes)
-            case .raw: w.bytes.append(contentsOf: bytes)
-            }
+        guard i >= 0, let bytes = rows.bytes(row, i) else { return false }
+        switch kind {
+        case _ where rows.isBinary: BinaryCells.write(bytes, type: rows.type(i), to: &w)
+        case .string: w.string(utf8: bytes)
+        case .raw: w.bytes.append(contentsOf: bytes)
         }
         return true
-    }
-}
-
-/// PostgreSQL's text for a `timestamp` (UTC, `DateStyle` ISO) as the contract writes it.
-enum Timestamps {
-    /// `YYYY-MM-DD HH:MM:SS[.ffffff]` as `YYYY-MM-DDTHH:MM:SSZ` (RULES.md section 1: a
-    /// `DateTime` is given to the second; the fraction is cut, as `to_char` did). Text
-    /// of another shape (a year past 9999) is written as it is.
-    static func writeDateTime(_ text: UnsafeBufferPointer<UInt8>, to w: inout JSONWriter) {
-        guard text.count >= 19, text[10] == UInt8(ascii: " ") else { return w.string(utf8: text) }
-        w.bytes.append(UInt8(ascii: "\""))
-        w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<10]))
-        w.bytes.append(UInt8(ascii: "T"))
-        w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: text[11..<19]))
-        w.bytes.append(UInt8(ascii: "Z"))
-        w.bytes.append(UInt8(ascii: "\""))
-    }
-
-    /// `YYYY-MM-DD HH:MM:SS[.f...]` with exactly six fraction digits: the form cursors
-    /// carry, so that one instant always gives the same cursor.
-    static func precise(_ text: String) -> String {
-        let parts = text.split(separator: ".", maxSplits: 1)
-        let fraction = parts.count == 2 ? String(parts[1].prefix(6)) : ""
-        return parts[0] + "." + fraction + String(repeating: "0", count: 6 - fraction.count)
     }
 }

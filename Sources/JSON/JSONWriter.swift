@@ -19,7 +19,21 @@ public struct JSONWriter: Sendable {
 
     public mutating func null() { raw("null") }
     public mutating func bool(_ value: Bool) { value ? raw("true") : raw("false") }
-    public mutating func int(_ value: Int) { raw(String(value)) }
+    /// An integer's digits, formatted on the stack (a `String` per number would be an
+    /// allocation for every figure of a response).
+    public mutating func int(_ value: Int) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var magnitude = value.magnitude
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 { bytes.append(UInt8(ascii: "-")) }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start..<20]))
+        }
+    }
 
     /// Writes `"key":`.
     public mutating func key(_ name: String) {

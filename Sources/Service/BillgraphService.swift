@@ -76,11 +76,8 @@ public final class BillgraphService {
     public init(_ configuration: Configuration, log: @escaping @Sendable (String) -> Void) throws {
         // No statement may hold a request (and a connection) for ever; the host is looked
         // up here, once, because libpq's lookup would block a loop.
-        // Dates are read as PostgreSQL prints them, which is the contract's form only
-        // with DateStyle ISO (Billing's ColumnKind).
         let conninfo = ConnectionTarget.setting("statement_timeout", "\(configuration.statementTimeoutMilliseconds)ms",
-                                                in: ConnectionTarget.setting("DateStyle", "ISO",
-                                                                             in: ConnectionTarget.resolvingHost(configuration.databaseURL)))
+                                                in: ConnectionTarget.resolvingHost(configuration.databaseURL))
         // A client that resets its connection while an answer is being written must cost
         // that write an EPIPE, not the process its life: SIGPIPE's default is to exit.
         signal(SIGPIPE, SIG_IGN)

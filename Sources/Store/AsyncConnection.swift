@@ -158,11 +158,11 @@ final class AsyncConnection {
             sent = PQsendPrepare(conn, name, statement.sql, Int32(statement.parameters.count), nil)
         case .executePrepared(let name, let statement):
             sent = statement.withCParameters { params in
-                PQsendQueryPrepared(conn, name, Int32(statement.parameters.count), params, nil, nil, 0)
+                PQsendQueryPrepared(conn, name, Int32(statement.parameters.count), params, nil, nil, statement.binaryResults ? 1 : 0)
             }
         case .execute(let statement):
             sent = statement.withCParameters { params in
-                PQsendQueryParams(conn, statement.sql, Int32(statement.parameters.count), nil, params, nil, nil, 0)
+                PQsendQueryParams(conn, statement.sql, Int32(statement.parameters.count), nil, params, nil, nil, statement.binaryResults ? 1 : 0)
             }
         }
         handle(machine.sent(ok: sent == 1, message: sent == 1 ? "" : errorMessage ?? "send failed"))

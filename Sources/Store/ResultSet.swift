@@ -7,12 +7,21 @@ public final class ResultSet {
     private let result: OpaquePointer
     public let rowCount: Int
     public let columnCount: Int
+    /// Whether the cells are in PostgreSQL's binary format (`Statement.binaryResults`).
+    public let isBinary: Bool
+    /// Each column's type (`pg_type` oid), for reading binary cells.
+    private let types: [UInt32]
 
     init(owning result: OpaquePointer) {
         self.result = result
         rowCount = Int(PQntuples(result))
         columnCount = Int(PQnfields(result))
+        isBinary = columnCount > 0 && PQfformat(result, 0) == 1
+        types = (0..<columnCount).map { UInt32(PQftype(result, Int32($0))) }
     }
+
+    /// The type of a column, as a `pg_type` oid.
+    public func type(_ column: Int) -> UInt32 { types[column] }
 
     deinit { PQclear(result) }
 
@@ -26,19 +35,26 @@ public final class ResultSet {
         return String(cString: PQgetvalue(result, Int32(row), Int32(column)))
     }
 
-    /// The cell as an integer, or nil for SQL NULL.
+    /// The cell as an integer, or nil for SQL NULL (in binary, an `int8`, `int4` or `int2`).
     public func int(_ row: Int, _ column: Int) -> Int? {
+        if isBinary { return withBytes(row, column) { Binary.integer($0) } ?? nil }
         if isNull(row, column) { return nil }
         return strtol(PQgetvalue(result, Int32(row), Int32(column)), nil, 10)
     }
 
     /// The cell's bytes, valid while this result set lives.
     public func withBytes<T>(_ row: Int, _ column: Int, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T? {
-        if isNull(row, column) { return nil }
-        let length = Int(PQgetlength(result, Int32(row), Int32(column)))
-        return PQgetvalue(result, Int32(row), Int32(column)).withMemoryRebound(to: UInt8.self, capacity: length) {
-            body(UnsafeBufferPointer(start: $0, count: length))
-        }
+        guard let bytes = bytes(row, column) else { return nil }
+        return body(bytes)
+    }
+
+    /// The cell's bytes, or nil for SQL NULL. They are libpq's memory: valid only while
+    /// this result set lives, so use them before letting go of it.
+    public func bytes(_ row: Int, _ column: Int) -> UnsafeBufferPointer<UInt8>? {
+        let (r, c) = (Int32(row), Int32(column))
+        if PQgetisnull(result, r, c) == 1 { return nil }
+        return UnsafeBufferPointer(start: UnsafeRawPointer(PQgetvalue(result, r, c)).assumingMemoryBound(to: UInt8.self),
+                                   count: Int(PQgetlength(result, r, c)))
     }
 
     /// The number of rows a command touched (`UPDATE`, `DELETE`, `COPY`).

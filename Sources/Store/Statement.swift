@@ -3,10 +3,15 @@
 public struct Statement: Sendable, CustomStringConvertible {
     public let sql: String
     public let parameters: [String?]
+    /// Whether the rows come back in PostgreSQL's binary format, which it produces
+    /// without formatting anything (no digits, no calendar): cheaper for the database on
+    /// every cell, and read with `ResultSet.type(_:)` and the `Binary` helpers.
+    public let binaryResults: Bool
 
-    public init(_ sql: String, _ parameters: [String?] = []) {
+    public init(_ sql: String, _ parameters: [String?] = [], binaryResults: Bool = false) {
         self.sql = sql
         self.parameters = parameters
+        self.binaryResults = binaryResults
     }
 
     public var description: String { sql }

@@ -1,0 +1,143 @@
+import JSON
+import Store
+
+/// Cells read in PostgreSQL's binary format (`Store.Binary`) written as the contract's
+/// text (RULES.md section 1): ids as lowercase UUIDs, `Date` as `YYYY-MM-DD`, `DateTime`
+/// as `YYYY-MM-DDTHH:MM:SSZ` in UTC (to the second, the fraction cut), money as integers
+/// of minor units, `JSON` as its text. PostgreSQL then formats nothing, on any row.
+///
+/// Text is formatted into stack memory and appended once: appending byte by byte to an
+/// array checks its capacity and uniqueness for every byte, on every cell of a response.
+enum BinaryCells {
+    private static let microsecondsPerDay = 86_400_000_000
+
+    /// Writes one non-null cell of type `type` as a JSON value.
+    static func write(_ bytes: UnsafeBufferPointer<UInt8>, type: UInt32, to w: inout JSONWriter) {
+        switch type {
+        case Binary.Oid.int8, Binary.Oid.int4, Binary.Oid.int2:
+            w.int(Binary.integer(bytes) ?? 0)
+        case Binary.Oid.uuid:
+            format(into: &w.bytes, quoted: true) { putUUID(bytes, $0, 0) }
+        case Binary.Oid.date:
+            format(into: &w.bytes, quoted: true) { putDate(bytes, $0, 0) }
+        case Binary.Oid.timestamptz, Binary.Oid.timestamp:
+            format(into: &w.bytes, quoted: true) { putDateTime(bytes, precise: false, $0, 0) }
+        case Binary.Oid.jsonb:
+            // A version byte (1), then the text PostgreSQL would have printed.
+            w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: bytes.dropFirst()))
+        case Binary.Oid.bool:
+            w.bool(bytes.first == 1)
+        default:  // text, varchar: the bytes themselves
+            w.string(utf8: bytes)
+        }
+    }
+
+    /// A cell as text: what cursors carry (`precise` timestamps to the microsecond,
+    /// `YYYY-MM-DD HH:MM:SS.ffffff`) and ids.
+    static func text(_ bytes: UnsafeBufferPointer<UInt8>, type: UInt32) -> String {
+        var out: [UInt8] = []
+        switch type {
+        case Binary.Oid.uuid: appendUUID(bytes, to: &out)
+        case Binary.Oid.date: format(into: &out, quoted: false) { putDate(bytes, $0, 0) }
+        case Binary.Oid.timestamptz, Binary.Oid.timestamp:
+            format(into: &out, quoted: false) { putDateTime(bytes, precise: true, $0, 0) }
+        case Binary.Oid.int8, Binary.Oid.int4, Binary.Oid.int2: return String(Binary.integer(bytes) ?? 0)
+        default: out.append(contentsOf: bytes)
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A `uuid`'s 16 bytes as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+    static func appendUUID(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        format(into: &out, quoted: false) { putUUID(bytes, $0, 0) }
+    }
+
+    /// Formats at most 40 bytes with `put` (which returns how many it wrote), then appends them.
+    private static func format(into out: inout [UInt8], quoted: Bool, _ put: (UnsafeMutablePointer<UInt8>) -> Int) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 42) { buffer in
+            let p = buffer.baseAddress!
+            var n = 0
+            if quoted { p[0] = UInt8(ascii: "\""); n = 1 }
+            n += put(p + n)
+            if quoted { p[n] = UInt8(ascii: "\""); n += 1 }
+            out.append(contentsOf: UnsafeBufferPointer(start: p, count: n))
+        }
+    }
+
+    // The `put` functions write at `p + at` and return the index after what they wrote.
+
+    private static func putUUID(_ bytes: UnsafeBufferPointer<UInt8>, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
+        guard bytes.count == 16 else { return at }
+        var i = at
+        for k in 0..<16 {
+            if k == 4 || k == 6 || k == 8 || k == 10 { p[i] = UInt8(ascii: "-"); i += 1 }
+            p[i] = hexDigit(bytes[k] >> 4)
+            p[i + 1] = hexDigit(bytes[k] & 0xF)
+            i += 2
+        }
+        return i
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+
+    private static func putDate(_ bytes: UnsafeBufferPointer<UInt8>, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
+        let days = Binary.integer(bytes) ?? 0
+        if days == Int(Int32.max) || days == Int(Int32.min) { return putInfinity(days > 0, p, at) }
+        return putCivil(days, p, at)
+    }
+
+    private static func putDateTime(_ bytes: UnsafeBufferPointer<UInt8>, precise: Bool,
+                                    _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
+        let micros = Binary.integer(bytes) ?? 0
+        if micros == Int.max || micros == Int.min { return putInfinity(micros > 0, p, at) }
+        // Floor division: an instant before 2000 is on an earlier day, not a negative time.
+        let days = micros >= 0 ? micros / microsecondsPerDay : (micros + 1) / microsecondsPerDay - 1
+        let inDay = micros - days * microsecondsPerDay
+        let seconds = inDay / 1_000_000
+        var i = putCivil(days, p, at)
+        p[i] = precise ? UInt8(ascii: " ") : UInt8(ascii: "T")
+        i = putDigits(seconds / 3600, 2, p, i + 1)
+        p[i] = UInt8(ascii: ":")
+        i = putDigits(seconds / 60 % 60, 2, p, i + 1)
+        p[i] = UInt8(ascii: ":")
+        i = putDigits(seconds % 60, 2, p, i + 1)
+        if !precise {
+            p[i] = UInt8(ascii: "Z")
+            return i + 1
+        }
+        p[i] = UInt8(ascii: ".")
+        return putDigits(inDay % 1_000_000, 6, p, i + 1)
+    }
+
+    private static func putCivil(_ days: Int, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
+        let (year, month, day) = Binary.civil(daysSince2000: days)
+        var i = putDigits(year, 4, p, at)
+        p[i] = UInt8(ascii: "-")
+        i = putDigits(month, 2, p, i + 1)
+        p[i] = UInt8(ascii: "-")
+        return putDigits(day, 2, p, i + 1)
+    }
+
+    private static func putInfinity(_ positive: Bool, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
+        var i = at
+        for byte in (positive ? "infinity" : "-infinity").utf8 { p[i] = byte; i += 1 }
+        return i
+    }
+
+    /// `value` (0 to 99,999,999; a date's year stays within 4 to 5 digits) in decimal,
+    /// zero-padded to `width` digits.
+    private static func putDigits(_ value: Int, _ width: Int, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
+        var count = 1
+        var rest = max(0, value) / 10
+        while rest > 0 { count += 1; rest /= 10 }
+        count = max(count, width)
+        rest = max(0, value)
+        for k in stride(from: at + count - 1, through: at, by: -1) {
+            p[k] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        }
+        return at + count
+    }
+}

@@ -1,0 +1,44 @@
+/// PostgreSQL's binary formats of the types billgraph reads (the `send` functions of
+/// `src/backend/utils/adt`): big-endian integers; `uuid` as its 16 bytes; `date` as
+/// days and `timestamp`/`timestamptz` as microseconds since 2000-01-01 (UTC for
+/// `timestamptz`), whatever the session's DateStyle or TimeZone; `jsonb` as a version
+/// byte (1) and its text; `text` as its bytes.
+public enum Binary {
+    /// The `pg_type` oids of the types above.
+    public enum Oid {
+        public static let bool: UInt32 = 16
+        public static let int8: UInt32 = 20
+        public static let int2: UInt32 = 21
+        public static let int4: UInt32 = 23
+        public static let text: UInt32 = 25
+        public static let varchar: UInt32 = 1043
+        public static let date: UInt32 = 1082
+        public static let timestamp: UInt32 = 1114
+        public static let timestamptz: UInt32 = 1184
+        public static let uuid: UInt32 = 2950
+        public static let jsonb: UInt32 = 3802
+    }
+
+    /// A big-endian signed integer of 2, 4 or 8 bytes; nil for another length.
+    public static func integer(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard bytes.count == 2 || bytes.count == 4 || bytes.count == 8 else { return nil }
+        var value: UInt64 = 0
+        for byte in bytes { value = value << 8 | UInt64(byte) }
+        let unused = UInt64(64 - 8 * bytes.count)
+        return Int(truncatingIfNeeded: Int64(bitPattern: value << unused) >> Int64(unused))
+    }
+
+    /// Days since 2000-01-01 as a proleptic Gregorian (year, month, day): the inverse
+    /// of Howard Hinnant's `days_from_civil`.
+    public static func civil(daysSince2000 days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 730_425  // days from 0000-03-01 to 2000-01-01 ... shifted to the era origin
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
