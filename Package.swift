@@ -49,13 +49,17 @@ let package = Package(
         // tool by `swift build` (the tests replay Tests/fuzz/regressions/ through it).
         .executableTarget(name: "billgraph-fuzz", dependencies: ["JSON", "Query", "Schema", "Engine", "Billing", "Server", "CLibFuzzer"]),
 
+        // One test target per module, named after it; each file tests the source file of
+        // the same name (Tests/README.md).
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "QueryTests", dependencies: ["Query"]),
-        .testTarget(name: "DigestTests", dependencies: ["Digest"]),
+        .testTarget(name: "SchemaTests", dependencies: ["Schema", "Query", "JSON"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Schema", "Query", "JSON"]),
-        .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema"]),
+        .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema", "Query"]),
+        .testTarget(name: "DigestTests", dependencies: ["Digest"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"]),
         .testTarget(name: "ServerTests", dependencies: ["Server"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "EventLoop"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "JSON"]),
     ],
