@@ -34,13 +34,13 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Query", "Schema", "JSON"]),
         .target(name: "EventLoop", dependencies: ["CLibUV"]),
         .target(name: "Store", dependencies: ["CLibPQ", "EventLoop", "Metrics"]),
-        .target(name: "Billing", dependencies: ["Engine", "Schema", "Query", "Store", "JSON"]),
+        .target(name: "Billing", dependencies: ["Engine", "Schema", "Query", "Store", "JSON", "Digest"]),
         .target(name: "Server", dependencies: ["EventLoop", "CLibUV", "CHTTPParser"]),
         .target(name: "Service", dependencies: ["Billing", "Digest", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Query", "Metrics"]),
         .executableTarget(
             name: "billgraph",
             dependencies: [
-                "Service", "Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Digest",
+                "Service", "Billing", "Server", "Store", "JSON", "Digest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
