@@ -2,12 +2,14 @@
 import PackageDescription
 
 // One module per job; the arrows point one way:
-//   Digest (SHA-256) <- Service
+//   Digest (SHA-256) <- Billing (API keys), Service (persisted documents)
 //   JSON, Query  <-  Schema  <-  Engine  <-  Billing  ->  Store  ->  CLibPQ, EventLoop -> CLibUV
 //   Server -> EventLoop, CHTTPParser;   Service (GraphQL over HTTP) composes them;
 //   billgraph is the command line.
 //   Metrics (counters, gauges, histograms, the Prometheus text format) knows nothing of
 //   HTTP or billing: Store and Service report into it.
+// Query, Schema and Engine know nothing of billing: Billing hands the schema its SDL and
+// its scalars' hooks, adds its error codes, and tells the engine which errors end a request.
 // Query, Schema and Engine never import a C module, so their tests need no sockets; nor do
 // ServerTests, which drive the HTTP connection's state machine with events, nor do Store's
 // state machines (StoreTests).

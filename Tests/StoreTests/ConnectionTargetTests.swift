@@ -16,9 +16,7 @@ final class ConnectionTargetTests: XCTestCase {
         XCTAssertEqual(ConnectionTarget.resolvingHost("host=/var/run/postgresql"), "host=/var/run/postgresql")
         XCTAssertEqual(ConnectionTarget.quote("it's \\"), "'it\\'s \\\\'")
     }
-}
 
-final class ServerSettingTests: XCTestCase {
     func testServerSettingsJoinTheExistingOptions() {
         let plain = ConnectionTarget.setting("statement_timeout", "30s", in: "dbname=x")
         XCTAssertEqual(Dictionary(ConnectionTarget.parse(plain) ?? [], uniquingKeysWith: { a, _ in a })["options"],
