@@ -2,12 +2,14 @@
 import PackageDescription
 
 // One module per job; the arrows point one way:
-//   Digest (SHA-256) <- Service
+//   Digest (SHA-256) <- Billing (API keys), Service (persisted documents)
 //   JSON, Query  <-  Schema  <-  Engine  <-  Billing  ->  Store  ->  CLibPQ, EventLoop -> CLibUV
 //   Server -> EventLoop, CHTTPParser;   Service (GraphQL over HTTP) composes them;
 //   billgraph is the command line.
 //   Metrics (counters, gauges, histograms, the Prometheus text format) knows nothing of
 //   HTTP or billing: Store and Service report into it.
+// Query, Schema and Engine know nothing of billing: Billing hands the schema its SDL and
+// its scalars' hooks, adds its error codes, and tells the engine which errors end a request.
 // Query, Schema and Engine never import a C module, so their tests need no sockets; nor do
 // ServerTests, which drive the HTTP connection's state machine with events, nor do Store's
 // state machines (StoreTests).
@@ -34,13 +36,13 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Query", "Schema", "JSON"]),
         .target(name: "EventLoop", dependencies: ["CLibUV"]),
         .target(name: "Store", dependencies: ["CLibPQ", "EventLoop", "Metrics"]),
-        .target(name: "Billing", dependencies: ["Engine", "Schema", "Query", "Store", "JSON"]),
+        .target(name: "Billing", dependencies: ["Engine", "Schema", "Query", "Store", "JSON", "Digest"]),
         .target(name: "Server", dependencies: ["EventLoop", "CLibUV", "CHTTPParser"]),
         .target(name: "Service", dependencies: ["Billing", "Digest", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Query", "Metrics"]),
         .executableTarget(
             name: "billgraph",
             dependencies: [
-                "Service", "Billing", "Server", "Store", "EventLoop", "Engine", "Schema", "JSON", "Digest",
+                "Service", "Billing", "Server", "Store", "JSON", "Digest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -49,13 +51,17 @@ let package = Package(
         // tool by `swift build` (the tests replay Tests/fuzz/regressions/ through it).
         .executableTarget(name: "billgraph-fuzz", dependencies: ["JSON", "Query", "Schema", "Engine", "Billing", "Server", "CLibFuzzer"]),
 
+        // One test target per module, named after it; each file tests the source file of
+        // the same name (Tests/README.md).
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "QueryTests", dependencies: ["Query"]),
-        .testTarget(name: "DigestTests", dependencies: ["Digest"]),
+        .testTarget(name: "SchemaTests", dependencies: ["Schema", "Query", "JSON"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Schema", "Query", "JSON"]),
-        .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema"]),
+        .testTarget(name: "BillingTests", dependencies: ["Billing", "Store", "JSON", "Engine", "Schema", "Query"]),
+        .testTarget(name: "DigestTests", dependencies: ["Digest"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"]),
         .testTarget(name: "ServerTests", dependencies: ["Server"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "EventLoop"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "JSON"]),
     ],

@@ -148,7 +148,7 @@ struct MutationLoad: BatchLoad {
     /// A rule of the contract the function refused the mutation for.
     static func ruleBroken(_ error: DatabaseError) -> GraphQLError? {
         guard case .server("P0001", let message, _, _) = error, let bar = message.firstIndex(of: "|"),
-              let code = ErrorCode(rawValue: String(message[..<bar])) else { return nil }
+              let code = ErrorCode(refusal: String(message[..<bar])) else { return nil }
         return GraphQLError(String(message[message.index(after: bar)...]), code: code)
     }
 }

@@ -93,6 +93,9 @@ public final class Execution {
     var fieldErrors: [GraphQLError?]
     var itemBudget: Int
     let itemLimit: Int
+    /// Codes of load failures that end the request (`ExecutionResult.requestError`)
+    /// instead of failing only their field.
+    let endingRequest: Set<ErrorCode>
     var completion: ((ExecutionResult) -> Void)?
     /// Whether any field failed (its error is in the response). A mutation operation
     /// with a failed field is not applied (RULES.md section 4): the caller rolls back.
@@ -104,8 +107,13 @@ public final class Execution {
         case requestError(GraphQLError)
     }
 
-    public init(plan: OperationPlan, schema: Schema, resolver: Resolver, itemLimit: Int = 500_000) {
+    /// `endingRequest` names the load failures after which the response has no data,
+    /// such as a database that went away: the application decides which they are. Going
+    /// over `itemLimit` list items always ends the request, with `QUERY_TOO_COMPLEX`.
+    public init(plan: OperationPlan, schema: Schema, resolver: Resolver, itemLimit: Int = 500_000,
+                endingRequest: Set<ErrorCode>) {
         self.plan = plan
+        self.endingRequest = endingRequest
         self.resolver = resolver
         self.introspection = IntrospectionResolver(schema: schema)
         self.itemLimit = itemLimit
@@ -320,7 +328,7 @@ public final class Execution {
                 fail(tooManyItems)
                 return false
             }
-            if error.code == .serviceUnavailable || error.code == .internalServerError {
+            if endingRequest.contains(error.code) {
                 fail(error)
                 return false
             }

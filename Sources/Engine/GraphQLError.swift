@@ -1,29 +1,27 @@
 import JSON
 import Query
 
-/// The contract's error codes (RULES.md section 6).
-public enum ErrorCode: String, Sendable {
-    case parseFailed = "GRAPHQL_PARSE_FAILED"
-    case validationFailed = "GRAPHQL_VALIDATION_FAILED"
-    case badUserInput = "BAD_USER_INPUT"
-    case unauthenticated = "UNAUTHENTICATED"
-    case forbidden = "FORBIDDEN"
-    case notFound = "NOT_FOUND"
-    case invalidState = "INVALID_STATE"
-    case amountExceedsRefundable = "AMOUNT_EXCEEDS_REFUNDABLE"
-    case amountExceedsCreditable = "AMOUNT_EXCEEDS_CREDITABLE"
-    case refundDestinationRequired = "REFUND_DESTINATION_REQUIRED"
-    case refundSplitMismatch = "REFUND_SPLIT_MISMATCH"
-    case idempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
-    case queryTooComplex = "QUERY_TOO_COMPLEX"
-    case serviceUnavailable = "SERVICE_UNAVAILABLE"
-    case internalServerError = "INTERNAL_SERVER_ERROR"
-    /// RULES.md section 8: the API key's budget of points for this minute is spent.
-    case rateLimited = "RATE_LIMITED"
-    /// RULES.md section 8: a persisted query's hash that the server does not know.
-    case persistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
-    /// RULES.md section 8: a document refused by `serve --trusted-documents-only`.
-    case documentNotTrusted = "DOCUMENT_NOT_TRUSTED"
+/// An error's `extensions.code`: any text a program can match. The engine names only
+/// the codes it raises itself, the common ones of GraphQL servers (Apollo Server's);
+/// an application adds its own as static members in an extension (Billing holds the
+/// contract's, RULES.md section 6).
+public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    /// The document is not GraphQL.
+    public static let parseFailed = ErrorCode(rawValue: "GRAPHQL_PARSE_FAILED")
+    /// The document does not validate against the schema.
+    public static let validationFailed = ErrorCode(rawValue: "GRAPHQL_VALIDATION_FAILED")
+    /// A variable, an argument or the request's shape is wrong.
+    public static let badUserInput = ErrorCode(rawValue: "BAD_USER_INPUT")
+    /// Something failed that the client can do nothing about.
+    public static let internalServerError = ErrorCode(rawValue: "INTERNAL_SERVER_ERROR")
+    /// An automatic persisted query's hash that the server does not know.
+    public static let persistedQueryNotFound = ErrorCode(rawValue: "PERSISTED_QUERY_NOT_FOUND")
+    /// Over one of the engine's limits: depth, fields, list items (`Preparation`, `Execution`).
+    public static let queryTooComplex = ErrorCode(rawValue: "QUERY_TOO_COMPLEX")
 }
 
 public enum PathElement: Sendable, Equatable {

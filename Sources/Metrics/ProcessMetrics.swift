@@ -77,7 +77,7 @@ public enum ProcessMetrics {
     static func bootTime() -> Double? {
         guard let text = readFile("/proc/stat") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
-            return Double(line.dropFirst(6).trimmingCharacters())
+            return line.split(separator: " ").last.flatMap { Double($0) }
         }
         return nil
     }
@@ -97,11 +97,3 @@ public enum ProcessMetrics {
     }
 }
 
-extension Substring {
-    func trimmingCharacters() -> Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\n" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\n" { s = s.dropLast() }
-        return s
-    }
-}

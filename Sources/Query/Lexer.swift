@@ -30,7 +30,8 @@ struct Lexer {
     private func printCodePoint(at offset: Int) -> String {
         guard let c = char(offset) else { return "<EOF>" }
         if c.value >= 0x20 && c.value <= 0x7E { return c == "\"" ? "'\"'" : "\"\(c)\"" }
-        return "U+" + String(c.value, radix: 16, uppercase: true).leftPadded(to: 4)
+        let hex = String(c.value, radix: 16, uppercase: true)
+        return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
     }
 
     mutating func next() throws(GraphQLSyntaxError) -> Token {
@@ -353,8 +354,3 @@ enum BlockString {
     }
 }
 
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}

@@ -131,20 +131,10 @@ public struct InputCoercion {
         }
     }
 
+    /// A custom scalar's variable value, read by the hooks its owner gave the schema.
     private func custom(json value: JSONValue, _ name: String) throws -> JSONValue {
-        switch name {
-        case "Date":
-            guard let s = value.stringValue, Scalars.isValidDate(s) else {
-                throw InvalidValue(reason: "Date must be a calendar date in the form YYYY-MM-DD: \(value.serialized)")
-            }
-            return value
-        case "DateTime":
-            guard let s = value.stringValue, Scalars.isValidDateTime(s) else {
-                throw InvalidValue(reason: "DateTime must be an RFC 3339 UTC timestamp such as 2024-05-01T12:00:00Z: \(value.serialized)")
-            }
-            return value
-        default:  // JSON and any other custom scalar: kept as it came.
-            return value
+        do { return try schema.coercion(ofScalar: name).parseValue(value) } catch {
+            throw InvalidValue(reason: error.message)
         }
     }
 
@@ -247,40 +237,10 @@ public struct InputCoercion {
             return .bool(b)
         case ("ID", .string(let s, _)), ("ID", .int(let s)):
             return .string(s)
-        case ("Date", .string(let s, _)):
-            return Scalars.isValidDate(s) ? .string(s) : nil
-        case ("DateTime", .string(let s, _)):
-            return Scalars.isValidDateTime(s) ? .string(s) : nil
-        case ("JSON", _):
-            return jsonLiteral(value, variables: variables)
-        default:
+        case ("Int", _), ("Float", _), ("String", _), ("Boolean", _), ("ID", _):
             return nil
-        }
-    }
-
-    /// A literal written for the JSON scalar, as JSON. Variables inside it are substituted.
-    private func jsonLiteral(_ value: Value, variables: [String: JSONValue]) -> JSONValue? {
-        switch value.kind {
-        case .variable(let name): return variables[name] ?? .null
-        case .int(let t), .float(let t): return .number(t)
-        case .string(let s, _): return .string(s)
-        case .boolean(let b): return .bool(b)
-        case .null: return .null
-        case .enumValue(let e): return .string(e)
-        case .list(let items):
-            var out: [JSONValue] = []
-            for item in items {
-                guard let v = jsonLiteral(item, variables: variables) else { return nil }
-                out.append(v)
-            }
-            return .array(out)
-        case .object(let fields):
-            var out: [(String, JSONValue)] = []
-            for f in fields {
-                guard let v = jsonLiteral(f.value, variables: variables) else { return nil }
-                out.append((f.name.value, v))
-            }
-            return .object(out)
+        default:
+            return try? schema.coercion(ofScalar: type.name).parseLiteral(value, variables)
         }
     }
 }

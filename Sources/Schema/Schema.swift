@@ -80,14 +80,16 @@ public final class Schema: Sendable {
     public let mutationType: String?
     public let directives: [DirectiveDef]
 
+    /// The hooks of the custom scalars that were given some, by name.
+    let scalarCoercions: [String: ScalarCoercion]
+
     public enum BuildError: Error { case syntax(GraphQLSyntaxError), invalid(String) }
 
-    /// The contract's schema plus the built-in scalars, directives and introspection types.
-    public static let contract: Schema = {
-        do { return try Schema(sdl: contractSDL) } catch { fatalError("the embedded contract schema does not build: \(error)") }
-    }()
-
-    public init(sdl: String) throws {
+    /// `sdl` plus the built-in scalars, directives and introspection types. `scalars` reads
+    /// the values of custom scalars that `sdl` declares (those left out take graphql-js's
+    /// defaults); a hook for a name that is not a custom scalar of `sdl` is a build error,
+    /// so that a misspelt name cannot leave a scalar unchecked.
+    public init(sdl: String, scalars: [String: ScalarCoercion] = [:]) throws {
         let document: Document
         let builtIns: Document
         do {
@@ -134,9 +136,12 @@ public final class Schema: Sendable {
         if mutation == nil, types["Mutation"] != nil { mutation = "Mutation" }
         // Built-in scalars that nothing refers to are not part of the schema (as in graphql-js).
         let referenced = Self.referencedNames(types.values, directives)
-        let builtInScalars: Set<String> = ["Int", "Float", "String", "Boolean", "ID"]
-        let unused = builtInScalars.subtracting(referenced)
+        let unused = Self.builtInScalars.subtracting(referenced)
         for name in unused { types[name] = nil }
+        for name in scalars.keys where types[name]?.kind != .scalar || Self.builtInScalars.contains(name) {
+            throw BuildError.invalid("coercion hooks are given for \(name), which is not a custom scalar of the schema")
+        }
+        self.scalarCoercions = scalars
         self.description = schemaDescription
         self.types = types
         self.typeOrder = order.filter { !unused.contains($0) }
@@ -196,7 +201,14 @@ public final class Schema: Sendable {
         }
     }
 
+    static let builtInScalars: Set<String> = ["Int", "Float", "String", "Boolean", "ID"]
+
     public subscript(name: String) -> NamedType? { types[name] }
+
+    /// How the values of custom scalar `name` are read: its hooks, or graphql-js's defaults.
+    public func coercion(ofScalar name: String) -> ScalarCoercion {
+        scalarCoercions[name] ?? .unspecified
+    }
 
     public func directive(_ name: String) -> DirectiveDef? { directives.first { $0.name == name } }
 

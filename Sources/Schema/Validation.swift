@@ -519,11 +519,9 @@ public struct Validator {
             case .enumType, .scalar:
                 collectVariables(value, scope: &scope)
                 let coercion = InputCoercion(schema: schema)
-                // Any variables inside (only possible for JSON) do not decide validity.
+                // Any variables inside (only possible for a custom scalar) do not decide validity.
                 if (try? coercion.literal(value, .named(name, value.location), variables: [:])) == nil {
-                    report("\(name) cannot represent value: \(ValuePrinter.print(value))", [value.location])
-                    let last = errors.removeLast()
-                    report(Self.leafMessage(value, named) ?? last.message, last.locations)
+                    report(leafMessage(value, named), [value.location])
                 }
             default:
                 break
@@ -531,7 +529,9 @@ public struct Validator {
         }
     }
 
-    static func leafMessage(_ value: Value, _ type: NamedType) -> String? {
+    /// Why a literal is not a value of a leaf type: graphql-js's words for the built-in
+    /// types, a custom scalar's own (from its hooks).
+    func leafMessage(_ value: Value, _ type: NamedType) -> String {
         let printed = ValuePrinter.print(value)
         if type.kind == .enumType {
             if case .enumValue = value.kind {
@@ -547,9 +547,13 @@ public struct Validator {
         case "String": return "String cannot represent a non string value: \(printed)"
         case "Boolean": return "Boolean cannot represent a non boolean value: \(printed)"
         case "ID": return "ID cannot represent a non-string and non-integer value: \(printed)"
-        case "Date": return "Expected value of type \"Date\" (YYYY-MM-DD), found \(printed)."
-        case "DateTime": return "Expected value of type \"DateTime\" (RFC 3339 in UTC), found \(printed)."
-        default: return nil
+        default:
+            do {
+                _ = try schema.coercion(ofScalar: type.name).parseLiteral(value, [:])
+                return "\(type.name) cannot represent value: \(printed)"
+            } catch {
+                return error.message
+            }
         }
     }
 

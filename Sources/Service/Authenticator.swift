@@ -1,16 +1,6 @@
 import Billing
-import Digest
 import EventLoop
 import Store
-
-/// Who an API key belongs to and what it may do.
-struct Principal {
-    let keyID: String
-    let organisationID: String
-    let scopes: Set<String>
-    /// Points the key may spend a minute; 0 for no limit (RULES.md section 8).
-    let rateLimit: Int
-}
 
 /// Looks API keys up by their SHA-256 (keys are stored hashed) and remembers answers
 /// for a few seconds, so a busy client costs one lookup per few seconds rather than one
@@ -46,8 +36,8 @@ final class Authenticator {
     }
 
     func authenticate(_ key: String, completion: @escaping (Outcome) -> Void) {
-        guard APIKeyFormat.isWellFormed(key) else { return completion(.invalid) }
-        let digest = SHA256.hex(key.utf8)
+        guard APIKeys.isWellFormed(key) else { return completion(.invalid) }
+        let digest = APIKeys.digest(key)
         if let hit = cache[digest], hit.expires > loop.now {
             return completion(hit.principal.map(Outcome.valid) ?? .invalid)
         }
@@ -58,22 +48,14 @@ final class Authenticator {
     }
 
     private func lookUp(_ digest: String) {
-        let statement = Statement("""
-            SELECT id::text, organisation_id::text, array_to_string(scopes, ' '), rate_limit
-            FROM api_key WHERE key_hash = decode($1, 'hex') AND revoked_at IS NULL
-            """, [digest])
-        pool.run(statement) { [self] result in
+        pool.run(APIKeys.lookUp(digest: digest)) { [self] result in
             let waiting = pending.removeValue(forKey: digest) ?? []
             let outcome: Outcome
             switch result {
             case .failure:
                 outcome = .unavailable
             case .success(let rows):
-                var principal: Principal?
-                if rows.rowCount == 1, let id = rows.string(0, 0), let org = rows.string(0, 1) {
-                    let scopes = Set((rows.string(0, 2) ?? "").split(separator: " ").map(String.init))
-                    principal = Principal(keyID: id, organisationID: org, scopes: scopes, rateLimit: rows.int(0, 3) ?? 0)
-                }
+                let principal = APIKeys.principal(from: rows)
                 remember(digest, principal)
                 outcome = principal.map(Outcome.valid) ?? .invalid
             }
@@ -101,11 +83,3 @@ final class Authenticator {
     }
 }
 
-extension String {
-    var trimmingSpaces: String {
-        var s = Substring(self)
-        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
-        while s.last == " " || s.last == "\t" { s = s.dropLast() }
-        return String(s)
-    }
-}

@@ -235,7 +235,7 @@ final class GraphQLHandler: HTTPHandler {
             }
         }
         let execution = Execution(plan: plan, schema: preparation.schema, resolver: BillingResolver(context: context, mutations: mutations),
-                                  itemLimit: maxResultItems)
+                                  itemLimit: maxResultItems, endingRequest: ErrorCode.endingRequest)
         execution.run { result in
             let statements = [("X-Billgraph-Statements", String(context.statementCount))]
             switch result {

@@ -1,3 +1,4 @@
+import Billing
 import Digest
 import Engine
 import EventLoop

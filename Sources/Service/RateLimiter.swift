@@ -1,3 +1,4 @@
+import Billing
 import Server
 import Synchronization
 

@@ -185,3 +185,14 @@ enum MediaType: String {
         return best?.0
     }
 }
+
+extension String {
+    /// Without the spaces and tabs at either end: HTTP's optional white space around
+    /// header values and their parts.
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}

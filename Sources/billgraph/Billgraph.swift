@@ -294,24 +294,16 @@ struct Keys: ParsableCommand {
         }
 
         func run() throws {
-            let scopeList = scopes.split(separator: ",").map { String($0).trimmingCharacters() }
-            for s in scopeList where !Importer.scopes.contains(s) {
-                throw ValidationError("unknown scope \(s); use billing:read, refunds:write, credit_notes:write")
-            }
+            let scopeList: [String]
+            do { scopeList = try APIKeys.parseScopes(scopes) } catch { throw ValidationError(error.description) }
             let connection = try database.connect()
-            var generator = SystemRandomNumberGenerator()
-            let secret = "bg_" + (0..<4).map { _ in String(generator.next() as UInt64, radix: 16).leftPadded(16) }.joined()
-            do {
-                let rows = try connection.query("""
-                    INSERT INTO api_key (organisation_id, key_hash, scopes, label, rate_limit)
-                    SELECT id, sha256(convert_to($2, 'UTF8')), $3::text[], $4, $5::integer FROM organisation WHERE id::text = $1
-                    RETURNING id::text
-                    """, [organisation, secret, "{" + scopeList.joined(separator: ",") + "}", label, String(rateLimit)])
-                guard rows.rowCount == 1 else { throw failure("no organisation \(organisation)") }
-                print("key id: \(rows.string(0, 0)!)")
-                print("key:    \(secret)")
-                log("the key is shown only now; store it safely")
-            }
+            let secret = APIKeys.generate()
+            let rows = try connection.query(APIKeys.create(organisationID: organisation, key: secret, scopes: scopeList, label: label,
+                                                           rateLimit: rateLimit))
+            guard rows.rowCount == 1 else { throw failure("no organisation \(organisation)") }
+            print("key id: \(rows.string(0, 0)!)")
+            print("key:    \(secret)")
+            log("the key is shown only now; store it safely")
         }
     }
 
@@ -321,11 +313,7 @@ struct Keys: ParsableCommand {
         @Option(help: "The organisation's id.") var organisation: String
 
         func run() throws {
-            let rows = try database.connect().query("""
-                SELECT id::text, array_to_string(scopes, ','), COALESCE(label, ''), created_at::text, COALESCE(revoked_at::text, ''),
-                       rate_limit
-                FROM api_key WHERE organisation_id::text = $1 ORDER BY created_at, id
-                """, [organisation])
+            let rows = try database.connect().query(APIKeys.list(organisationID: organisation))
             for r in 0..<rows.rowCount {
                 let revoked = rows.string(r, 4)!.isEmpty ? "" : " revoked \(rows.string(r, 4)!)"
                 print("\(rows.string(r, 0)!) \(rows.string(r, 1)!) \(rows.string(r, 2)!) created \(rows.string(r, 3)!) rate-limit \(rows.string(r, 5)!)\(revoked)")
@@ -345,13 +333,9 @@ struct Keys: ParsableCommand {
             let connection = try database.connect()
             let rows: ResultSet
             if let key {
-                rows = try connection.query("""
-                    UPDATE api_key SET revoked_at = now() WHERE key_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL
-                    RETURNING id::text
-                    """, [key])
+                rows = try connection.query(APIKeys.revoke(key: key))
             } else if let id {
-                rows = try connection.query(
-                    "UPDATE api_key SET revoked_at = now() WHERE id::text = $1 AND revoked_at IS NULL RETURNING id::text", [id])
+                rows = try connection.query(APIKeys.revoke(id: id))
             } else {
                 throw ValidationError("give the key's id or --key")
             }
@@ -361,15 +345,6 @@ struct Keys: ParsableCommand {
     }
 }
 
-extension String {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while s.first?.isWhitespace == true { s = s.dropFirst() }
-        while s.last?.isWhitespace == true { s = s.dropLast() }
-        return String(s)
-    }
-
-}
 
 /// Trusted documents (RULES.md section 8): operation documents registered by the SHA-256
 /// of their text, the only ones `serve --trusted-documents-only` runs.

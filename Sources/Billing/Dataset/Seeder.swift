@@ -57,7 +57,7 @@ public struct Seeder {
             for (label, scopes) in [("full", ["billing:read", "refunds:write", "credit_notes:write"]),
                                     ("read", ["billing:read"]), ("refunds", ["billing:read", "refunds:write"]),
                                     ("writer", ["refunds:write", "credit_notes:write"])] {
-                let secret = "bg_\(label)_org\(o)_" + String(rng.next(), radix: 16).leftPadded(16)
+                let secret = APIKeys.make(name: "\(label)_org\(o)_", random: [rng.next()])
                 emit(.object([("type", .string("api_key")), ("organisation_id", .string(org)), ("key", .string(secret)),
                               ("scopes", .array(scopes.map(JSONValue.string)))]))
                 key("org \(o) \(label): \(secret)")

@@ -8,8 +8,8 @@ import XCTest
 /// document here expands to far more than it says; today's code judges each in
 /// milliseconds, code that expands fragments needs hours. The bound of 5 s is loose
 /// enough never to flake; benchmarks/hostile reports the real times.
-final class PreparationLimitsTests: XCTestCase {
-    private let preparation = Preparation(schema: Schema.contract)
+final class PreparationTests: XCTestCase {
+    private let preparation = Preparation(schema: contract)
 
     /// Judges the document and returns the error codes of its refusal (empty when it
     /// would run), failing the test if that took more than 5 s.

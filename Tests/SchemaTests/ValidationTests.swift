@@ -4,16 +4,7 @@ import XCTest
 
 final class ValidationTests: XCTestCase {
     private func errors(_ query: String) -> [String] {
-        Validator.validate(try! Parser.parse(query, limits: ParserLimits(maxTokens: 100_000)), schema: Schema.contract).map(\.message)
-    }
-
-    func testTheCanonicalQueriesAreValid() throws {
-        for name in ["dashboard", "invoice_detail", "invoices_page", "refund", "credit_note"] {
-            let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-                .appendingPathComponent("../../schema/queries/\(name).graphql")
-            let text = try String(contentsOf: url, encoding: .utf8)
-            XCTAssertEqual(errors(text), [], name)
-        }
+        Validator.validate(try! Parser.parse(query, limits: ParserLimits(maxTokens: 100_000)), schema: contract).map(\.message)
     }
 
     func testRepeatedFieldsAreMergedAndEndlessErrorsAreCut() {
@@ -52,8 +43,6 @@ final class ValidationTests: XCTestCase {
                        ["Field \"customers\" of type \"CustomerConnection!\" must have a selection of subfields. Did you mean \"customers { ... }\"?"])
         XCTAssertEqual(errors("query($x: Int) { customers { totalCount } }"), ["Variable \"$x\" is never used."])
         XCTAssertEqual(errors("{ customers(first: $n) { totalCount } }"), ["Variable \"$n\" is not defined."])
-        XCTAssertEqual(errors("{ arAging(asOf: \"2024-13-01\", currency: \"USD\") { total } }"),
-                       ["Expected value of type \"Date\" (YYYY-MM-DD), found \"2024-13-01\"."])
         XCTAssertEqual(errors("{ customers(order: SIDEWAYS) { totalCount } }"), ["Value \"SIDEWAYS\" does not exist in \"Order\" enum."])
         XCTAssertEqual(errors("{ ...F } fragment F on Query { ...F }"), ["Cannot spread fragment \"F\" within itself."])
         XCTAssertEqual(errors("query A { __typename } query A { __typename }"), ["There can be only one operation named \"A\"."])

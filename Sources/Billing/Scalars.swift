@@ -1,6 +1,49 @@
+import JSON
+import Query
+import Schema
+
+extension Schema {
+    /// The contract's schema (schema/schema.graphql, embedded by scripts/embed-schema),
+    /// reading its scalars with `Scalars.coercions`.
+    public static let contract: Schema = {
+        do { return try Schema(sdl: contractSDL, scalars: Scalars.coercions) } catch {
+            fatalError("the embedded contract schema does not build: \(error)")
+        }
+    }()
+}
+
 /// Parsing of the contract's custom scalars. Kept strict: a billing date that is not
 /// a real calendar day is an error, never rolled over.
 public enum Scalars {
+    /// How the schema reads `Date` and `DateTime` from variables and literals. `JSON`
+    /// takes graphql-js's defaults: any value, as it came.
+    static let coercions: [String: ScalarCoercion] = [
+        "Date": strictText(isValid: isValidDate,
+                           valueReason: "Date must be a calendar date in the form YYYY-MM-DD",
+                           literalExpectation: "\"Date\" (YYYY-MM-DD)"),
+        "DateTime": strictText(isValid: isValidDateTime,
+                               valueReason: "DateTime must be an RFC 3339 UTC timestamp such as 2024-05-01T12:00:00Z",
+                               literalExpectation: "\"DateTime\" (RFC 3339 in UTC)"),
+    ]
+
+    /// A scalar written as a string that `isValid` accepts, kept as that string.
+    private static func strictText(isValid: @escaping @Sendable (String) -> Bool, valueReason: String,
+                                   literalExpectation: String) -> ScalarCoercion {
+        ScalarCoercion(
+            parseValue: { (value) throws(ScalarCoercion.Invalid) in
+                guard let text = value.stringValue, isValid(text) else {
+                    throw ScalarCoercion.Invalid("\(valueReason): \(value.serialized)")
+                }
+                return value
+            },
+            parseLiteral: { (value, _) throws(ScalarCoercion.Invalid) in
+                guard case .string(let text, _) = value.kind, isValid(text) else {
+                    throw ScalarCoercion.Invalid("Expected value of type \(literalExpectation), found \(ValuePrinter.print(value)).")
+                }
+                return .string(text)
+            })
+    }
+
     /// `YYYY-MM-DD` naming a real day of the proleptic Gregorian calendar.
     public static func isValidDate(_ text: String) -> Bool {
         parseDate(text) != nil

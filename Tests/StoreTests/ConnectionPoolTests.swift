@@ -9,7 +9,7 @@ import Glibc
 /// The drivers (`ConnectionPool`, `AsyncConnection`) on a real loop: against a port nobody
 /// listens on, and, when scripts/test provides a PostgreSQL (BILLGRAPH_TEST_ADMIN_URL),
 /// leases against a real server.
-final class PoolDriverTests: XCTestCase {
+final class ConnectionPoolTests: XCTestCase {
     /// Runs the loop until `done` says so or `seconds` pass.
     func run(_ loop: EventLoop, seconds: Double, until done: @escaping () -> Bool = { false }) throws {
         let timer = try Timer(loop: loop)

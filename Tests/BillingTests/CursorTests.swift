@@ -1,0 +1,31 @@
+@testable import Billing
+import JSON
+import XCTest
+
+final class CursorTests: XCTestCase {
+    func testCursorsRoundTripAndRefuseAnythingElse() {
+        let cursor = Cursor(connection: "invoices", order: "OLDEST_FIRST", filterFingerprint: "abc",
+                            sortKey: "2024-01-31", id: "0b7a3c9e-1111-4111-8111-222222222222")
+        XCTAssertEqual(Cursor.decode(cursor.encoded), cursor)
+        XCTAssertNil(Cursor.decode("not a cursor!"))
+        XCTAssertNil(Cursor.decode(Base64URL.encode(Array("v2|a|b|c|d|e".utf8))))
+        XCTAssertNil(Cursor.decode(cursor.encoded + "A"))
+    }
+
+    func testBase64URLIsCanonical() {
+        for text in ["", "f", "fo", "foo", "foob", "fooba", "foobar", "ü|€"] {
+            let encoded = Base64URL.encode(Array(text.utf8))
+            XCTAssertFalse(encoded.contains("=") || encoded.contains("+") || encoded.contains("/"))
+            XCTAssertEqual(Base64URL.decode(encoded), Array(text.utf8))
+        }
+        XCTAssertNil(Base64URL.decode("Zm9v="))
+        XCTAssertNil(Base64URL.decode("Zh"))  // non-canonical trailing bits
+    }
+
+    func testFilterFingerprintIgnoresKeyOrder() {
+        let a = JSONValue.object([("currency", .string("USD")), ("status", .array([.string("OPEN")]))])
+        let b = JSONValue.object([("status", .array([.string("OPEN")])), ("currency", .string("USD"))])
+        XCTAssertEqual(Cursor.fingerprint(a), Cursor.fingerprint(b))
+        XCTAssertNotEqual(Cursor.fingerprint(a), Cursor.fingerprint(nil))
+    }
+}

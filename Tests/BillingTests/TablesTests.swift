@@ -1,0 +1,41 @@
+@testable import Billing
+import Engine
+import Schema
+import XCTest
+
+final class TablesTests: XCTestCase {
+    /// Loads by id and per-parent lists name their own list of keys `k`; a table with that
+    /// alias would compare its rows with themselves (the audit trail's first version did).
+    func testTableAliasesAreDistinctAndNeverTheLoadersOwn() {
+        let tables = ["Customer", "Invoice", "Payment", "PaymentApplication", "Refund", "CreditNote", "ApiKeyRef"]
+            .compactMap(Tables.table(for:))
+        XCTAssertEqual(tables.count, 7)
+        XCTAssertEqual(Set(tables.map(\.alias)).count, tables.count)
+        XCTAssertFalse(tables.contains { $0.alias == "k" || $0.alias == "x" })
+    }
+
+    private func rootField(_ query: String) -> PlannedField {
+        guard case .success(let (_, plan)) = Preparation(schema: Schema.contract).prepare(GraphQLRequest(query: query)) else {
+            fatalError("the query does not prepare")
+        }
+        return plan.fields[0]
+    }
+
+    func testALoadReadsOnlyTheColumnsItsFieldsNeed() {
+        let field = rootField("{ customers { edges { cursor node { email } } nodes { name totals { paid } invoices { id } } } }")
+        let columns = Columns.needed(Tables.customer, by: field)
+        for wanted in ["c.id::text", "c.name", "c.email", "c.total_paid"] {
+            XCTAssertTrue(columns.selectList.contains(wanted), wanted)
+        }
+        for unwanted in ["c.currency", "c.total_invoiced", "c.credit_balance", "c.external_id"] {
+            XCTAssertFalse(columns.selectList.contains(unwanted), unwanted)
+        }
+    }
+
+    func testRelationsAddTheKeysTheyFollow() {
+        let field = rootField("{ invoice(id: \"x\") { customer { id } } }")
+        let columns = Columns.needed(Tables.invoice, by: field)
+        XCTAssertTrue(columns.selectList.contains("i.customer_id::text"))
+        XCTAssertFalse(columns.selectList.contains("i.number"))
+    }
+}

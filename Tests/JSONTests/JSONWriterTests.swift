@@ -1,0 +1,54 @@
+import Foundation
+import JSON
+import XCTest
+
+/// JSONWriter: strings escaped exactly as RFC 8259 requires, checked against an
+/// independent writer (Python's json.dumps), and structure written compactly in order.
+final class JSONWriterTests: XCTestCase {
+    func testWrittenTextParsesBackToTheSameValue() throws {
+        let tricky = ["", "\"", "\\", "/", "\u{0}\u{1}\u{1F}\u{7F}", "\u{2028}\u{2029}", "\r\n\t\u{8}\u{C}", "😀é中", "</script>"]
+        let value = JSONValue.object(tricky.enumerated().map { ("k\($0.offset)\($0.element)", .array([.string($0.element), .number("-1.5e3")])) })
+        var writer = JSONWriter()
+        writer.value(value)
+        XCTAssertEqual(try JSONParser.parse(writer.bytes), value)
+        XCTAssertFalse(writer.bytes.contains { $0 < 0x20 }, "control characters are escaped")
+        var one = JSONWriter()
+        one.string("\u{1}\"\\\n")
+        XCTAssertEqual(one.string, #""\u0001\"\\\n""#)
+    }
+
+    func testValuesAreWrittenCompactlyWithMembersInTheirOrder() {
+        var writer = JSONWriter()
+        writer.value(.object([("b", .number("1")), ("a", .array([.null, .bool(true), .bool(false), .number("-0.5e-3")])),
+                              ("", .object([]))]))
+        XCTAssertEqual(writer.string, #"{"b":1,"a":[null,true,false,-0.5e-3],"":{}}"#)
+        var parts = JSONWriter()
+        parts.raw("{")
+        parts.key("n")
+        parts.int(-42)
+        parts.raw("}")
+        XCTAssertEqual(parts.string, #"{"n":-42}"#)
+        XCTAssertEqual(JSONValue.string("a\"b").serialized, #""a\"b""#)
+    }
+
+    /// Every control character, the two that must always be escaped, and characters that
+    /// need no escape (DEL, `/`, U+2028, letters beyond ASCII): written byte for byte as
+    /// Python's json.dumps writes them without `ensure_ascii` (short escapes where JSON has
+    /// them, `\u00XX` in lowercase otherwise, everything else as it is in UTF-8).
+    func testStringsAreEscapedAsPythonEscapesThem() throws {
+        let strings = (0..<0x20).map { String(UnicodeScalar(UInt8($0))) }
+            + ["\"", "\\", "/", "\u{7F}", "\u{2028}", "é中😀", "mixed \u{1}text\"with\\all\n"]
+        let script = #"""
+import base64, json, sys
+for line in sys.stdin.read().split("\n")[:-1]:
+    print(base64.b64encode(json.dumps(base64.b64decode(line).decode("utf-8"), ensure_ascii=False).encode("utf-8")).decode())
+"""#
+        let python = try JSONParserTests.python(script, strings).map { String(decoding: Data(base64Encoded: $0) ?? Data(), as: UTF8.self) }
+        XCTAssertEqual(python.count, strings.count)
+        for (text, theirs) in zip(strings, python) {
+            var writer = JSONWriter()
+            writer.string(text)
+            XCTAssertEqual(writer.string, theirs, "\(text.debugDescription)")
+        }
+    }
+}
