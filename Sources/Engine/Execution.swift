@@ -1,3 +1,4 @@
+import Synchronization
 import JSON
 import Query
 import Schema
@@ -6,7 +7,7 @@ import Schema
 /// (a database row, a page of rows, a schema type); the engine only keeps children.
 /// A node must never refer to a node above it: children are held strongly, so such a
 /// reference would be a cycle that keeps the whole response in memory.
-/// A node belongs to one execution (it records that execution's children and marks).
+/// A node is used by one execution at a time (it records that execution's children and marks).
 open class Node {
     /// Children loaded for this object, by planned field id. A node has few, so a short
     /// array searched in order is cheaper than hashing.
@@ -139,7 +140,7 @@ public final class Execution {
         private(set) var weights: [Int] = []
         private let token: Int
 
-        /// `token`: unique among the collections of one execution (`Execution.nextToken`).
+        /// `token`: unique among all collections (`Execution.newChildren`).
         init(token: Int) { self.token = token }
 
         mutating func add(_ node: Node, weight: Int) {
@@ -157,11 +158,12 @@ public final class Execution {
         }
     }
 
-    private var lastToken = 0
+    /// Tokens of `Children`, unique in the process: a node kept by a resolver between
+    /// executions (as in-memory resolvers do) keeps the mark of an earlier one.
+    private static let lastToken = Atomic<Int>(0)
 
     private func newChildren() -> Children {
-        lastToken += 1
-        return Children(token: lastToken)
+        Children(token: Self.lastToken.wrappingAdd(1, ordering: .relaxed).newValue)
     }
 
     public func run(completion: @escaping (ExecutionResult) -> Void) {
