@@ -67,13 +67,17 @@ enum BinaryCells {
     // The `put` functions write at `p + at` and return the index after what they wrote.
 
     private static func putUUID(_ bytes: UnsafeBufferPointer<UInt8>, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
-        guard bytes.count == 16 else { return at }
+        guard bytes.count == 16, let source = bytes.baseAddress else { return at }
         var i = at
         for k in 0..<16 {
-            if k == 4 || k == 6 || k == 8 || k == 10 { p[i] = UInt8(ascii: "-"); i += 1 }
-            p[i] = hexDigit(bytes[k] >> 4)
-            p[i + 1] = hexDigit(bytes[k] & 0xF)
+            let byte = source[k]
+            p[i] = hexDigit(byte >> 4)
+            p[i + 1] = hexDigit(byte & 0xF)
             i += 2
+            if k == 3 || k == 5 || k == 7 || k == 9 {
+                p[i] = UInt8(ascii: "-")
+                i += 1
+            }
         }
         return i
     }

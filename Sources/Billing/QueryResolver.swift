@@ -51,11 +51,12 @@ public final class BillingResolver: Resolver {
     private func objectField(_ field: PlannedField, table: Table) throws(GraphQLError) -> Resolution {
         // The audit trail needs billing:read, even in a mutation's payload (RULES.md section 4).
         if field.returnType.namedType == "ApiKeyRef" { try context.require("billing:read", for: field.name) }
-        if let relation = Relations.of(table.typeName, field.name) { return try resolve(relation, field, parent: table) }
-        guard let column = table.index[field.name] else {
+        // Columns first: most fields are, and no relation has a column's name.
+        if let column = table.index[field.name] { return .cell(column: column, kind: .raw) }  // binary rows: written by type
+        guard let relation = Relations.of(table.typeName, field.name) else {
             throw GraphQLError("No resolver for \(table.typeName).\(field.name).", code: .internalServerError)
         }
-        return .cell(column: column, kind: .raw)  // rows of tables are binary: written by type
+        return try resolve(relation, field, parent: table)
     }
 
     private func resolve(_ relation: Relation, _ field: PlannedField, parent: Table) throws(GraphQLError) -> Resolution {
@@ -246,11 +247,11 @@ enum Columns {
 
     private static func collect(_ table: Table, _ fields: [PlannedField], into columns: inout Set<Int>) {
         for f in fields {
-            if let relation = Relations.of(table.typeName, f.name) {
+            if let i = table.index[f.name] {
+                columns.insert(i)
+            } else if let relation = Relations.of(table.typeName, f.name) {
                 if case .sameRow = relation.kind { collect(table, f.children, into: &columns) }
                 columns.insert(table.column(relation.key))
-            } else if let i = table.index[f.name] {
-                columns.insert(i)
             }
         }
     }

@@ -21,9 +21,9 @@ public enum Binary {
 
     /// A big-endian signed integer of 2, 4 or 8 bytes; nil for another length.
     public static func integer(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard bytes.count == 2 || bytes.count == 4 || bytes.count == 8 else { return nil }
+        guard bytes.count == 2 || bytes.count == 4 || bytes.count == 8, let source = bytes.baseAddress else { return nil }
         var value: UInt64 = 0
-        for byte in bytes { value = value << 8 | UInt64(byte) }
+        for k in 0..<bytes.count { value = value << 8 | UInt64(source[k]) }
         let unused = UInt64(64 - 8 * bytes.count)
         return Int(truncatingIfNeeded: Int64(bitPattern: value << unused) >> Int64(unused))
     }

@@ -38,4 +38,18 @@ final class TablesTests: XCTestCase {
         XCTAssertTrue(columns.selectList.contains("i.customer_id"))
         XCTAssertFalse(columns.selectList.contains("i.number"))
     }
+
+    /// The resolver looks a field up among the columns first (the common case), so a
+    /// relation named like a column would never be followed.
+    func testNoRelationIsNamedLikeAColumn() {
+        let tables = [Tables.customer, Tables.invoice, Tables.payment, Tables.application, Tables.refund, Tables.creditNote, Tables.apiKey]
+        var checked = 0
+        for table in tables {
+            for column in table.columns {
+                XCTAssertNil(Relations.of(table.typeName, column.field), "\(table.typeName).\(column.field)")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 60)
+    }
 }
