@@ -127,6 +127,26 @@ pg_stop() {
   as_owner "$(pg_bin)/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true
 }
 
+# pg_standby DIR PORT PRIMARY-PORT [SERVER-OPTIONS]: a hot standby of the cluster on
+# PRIMARY-PORT, made with pg_basebackup -R (streaming replication) in DIR unless DIR
+# already holds one, and started on 127.0.0.1:PORT (RULES.md section 9: read replicas).
+pg_standby() {
+  local dir=$1 port=$2 primary=$3 bin
+  bin=$(pg_bin)
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
+  chmod 700 "$dir"
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    say "making a standby of port $primary in $dir"
+    # (its warnings about the primary's socket file, which lives in its data folder, are noise)
+    as_owner "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" -R -X stream -c fast \
+      2> >(grep -v "skipping special file" >&2)
+  fi
+  if as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then return 0; fi
+  as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c hot_standby_feedback=on ${4:-}" start >/dev/null
+}
+
 # pg_crash DIR: stops the cluster as a crash would (immediate mode: no checkpoint,
 # clients cut off), for the tests of what survives one.
 pg_crash() {
