@@ -72,8 +72,8 @@ public final class ReplicaHealth: Sendable {
 ///
 /// While the primary answers, the watch remembers when the primary's WAL position was
 /// where (`sampled`): a replica that has replayed the primary's position of time t holds
-/// every write committed before t, so its lag is at most now − t, with t the newest
-/// sample it has replayed; one that has replayed the primary's current position has none.
+/// every write committed before t, so its lag is now − t; one that has replayed the
+/// primary's current position has none.
 /// An idle primary never makes a fresh replica look late, as replay timestamps would.
 /// While the primary does not answer, the replica is judged alone: behind by the time
 /// since its last replayed transaction when it has received WAL it has not replayed
@@ -91,13 +91,19 @@ public struct ReplayLag: Sendable {
         if samples.count > keep { samples.removeFirst(samples.count - keep) }
     }
 
-    /// The lag of a replica that has replayed up to `replayed`, judged against the samples.
+    /// The lag of a replica that has replayed up to `replayed`, judged against the samples:
+    /// the time the primary's WAL passed that position, interpolated between the samples
+    /// either side of it (WAL grows about evenly within a second), so a replica a few
+    /// milliseconds behind a busy primary is not taken for a second behind.
     public func lag(replayed: LSN, now: UInt64) -> UInt64 {
         guard let newest = samples.last, replayed < newest.lsn else { return 0 }
-        guard let caughtUp = samples.last(where: { $0.lsn <= replayed }) else {
+        guard let before = samples.lastIndex(where: { $0.lsn <= replayed }) else {
             return now &- samples[0].at  // behind every sample kept: at least this late
         }
-        return now &- caughtUp.at
+        let (a, b) = (samples[before], samples[before + 1])
+        let share = Double(replayed.value - a.lsn.value) / Double(b.lsn.value - a.lsn.value)
+        let passed = a.at + UInt64(Double(b.at &- a.at) * share)
+        return now > passed ? now - passed : 0
     }
 
     /// The lag of a replica judged alone (the primary does not answer): `unreplayedWAL`

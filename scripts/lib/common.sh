@@ -147,6 +147,48 @@ pg_standby() {
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c hot_standby_feedback=on ${4:-}" start >/dev/null
 }
 
+# pgbouncer_start DIR PORT DATABASE-PORT: Debian's PgBouncer on 127.0.0.1:PORT in front of
+# every database of the cluster on DATABASE-PORT, in transaction-pooling mode (RULES.md
+# section 9: `serve --prepared-statements off` works behind it). PgBouncer refuses the
+# `options` startup parameter by which billgraph sets statement_timeout, so it is
+# ignored here and the timeout (30 s, billgraph's default) is set by PgBouncer itself on
+# each server connection. Stop it with pgbouncer_stop DIR.
+pgbouncer_start() {
+  local dir=$1 port=$2 database=$3
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
+  echo '"postgres" ""' > "$dir/users.txt"
+  cat > "$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$database connect_query='SET statement_timeout = 30000'
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/users.txt
+pool_mode = transaction
+default_pool_size = 40
+max_client_conn = 1000
+ignore_startup_parameters = options
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+  as_owner pgbouncer -q -d "$dir/pgbouncer.ini"
+  local tries=0
+  until "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; do
+    tries=$((tries + 1))
+    [ $tries -lt 100 ] || { echo "PgBouncer did not start; see $dir/pgbouncer.log" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+pgbouncer_stop() {
+  local pid
+  pid=$(cat "$1/pgbouncer.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+}
+
 # pg_crash DIR: stops the cluster as a crash would (immediate mode: no checkpoint,
 # clients cut off), for the tests of what survives one.
 pg_crash() {
