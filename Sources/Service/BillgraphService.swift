@@ -49,6 +49,9 @@ public final class BillgraphService {
         public var maxReplicaLagMilliseconds: UInt64 = 5_000
         /// false: no named prepared statements, for PgBouncer's transaction pooling (RULES.md section 9).
         public var preparedStatements = true
+        /// Listen with `SO_REUSEPORT` even with one loop, so that several processes share the
+        /// port and the kernel spreads connections over them.
+        public var reusePort = false
         public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000,
                     heavyReadRows: Int = StatementLanes.defaultHeavyRows, loops: Int = 1,
                     maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000,
@@ -104,7 +107,7 @@ public final class BillgraphService {
             })
         ServiceMetrics.shared.watch(shared.connections)
         main = try LoopWorker(configuration, conninfo: conninfo, shared: shared, listen: configuration.listen,
-                              sharedPort: configuration.loops > 1, housekeeping: true, log: log)
+                              sharedPort: configuration.loops > 1 || configuration.reusePort, housekeeping: true, log: log)
         if !shared.replicas.isEmpty {
             // Replay lag is watched once a second on the main loop, off every request's path.
             main.replicaWatch = try ReplicaWatch(

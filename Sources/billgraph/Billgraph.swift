@@ -124,6 +124,9 @@ struct Serve: ParsableCommand {
             help: "Seconds a replica may be behind the primary and still serve queries; one further behind is skipped.")
     var maxReplicaLag: Double = 5
 
+    @Flag(help: "Share the --listen port with other billgraph processes (SO_REUSEPORT): the kernel spreads connections over them.")
+    var reusePort = false
+
     @Option(name: .customLong("prepared-statements"),
             help: "on: each connection prepares the statements it runs often; off: none, for PgBouncer's transaction pooling.")
     var preparedStatements: String = "on"
@@ -161,6 +164,7 @@ struct Serve: ParsableCommand {
             : replicaURLs
         configuration.maxReplicaLagMilliseconds = UInt64(maxReplicaLag * 1000)
         configuration.preparedStatements = preparedStatements == "on"
+        configuration.reusePort = reusePort
         let service = try BillgraphService(configuration, log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : "")"

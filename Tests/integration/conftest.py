@@ -87,13 +87,13 @@ class Server:
     variables (the statement trace). `access` holds the lines of its access log (standard
     output), read by a thread of their own."""
 
-    def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30):
+    def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30, listen="127.0.0.1:0"):
         # PgBouncer cannot carry a statement_timeout of the server's choosing (it sets 30 s
         # itself): a server given another goes straight to the database.
         if PGBOUNCER_PORT and f"port={ADMIN_PORT} " in url and "--statement-timeout-ms" not in options:
             url = url.replace(f"port={ADMIN_PORT} ", f"port={PGBOUNCER_PORT} ")
             options = ("--prepared-statements", "off", *options)
-        self.proc = subprocess.Popen([*wrapper, BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, *options],
+        self.proc = subprocess.Popen([*wrapper, BIN, "serve", "--listen", listen, "--database-url", url, *options],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=dict(os.environ, **(env or {})))
         self.access = []
