@@ -48,7 +48,8 @@ def replicated():
     wait_until(lambda: psql(replica, "SELECT count(*) FROM payment") == psql(opened["url"], "SELECT count(*) FROM payment"),
                30, "the standby replays the import")
     opened["replica"] = replica
-    opened["server"] = Server(opened["url"], "--replica-url", replica, "--max-replica-lag", "2")
+    # Named by the environment here (--replica-url in the primary's outage below).
+    opened["server"] = Server(opened["url"], "--max-replica-lag", "2", env={"BILLGRAPH_REPLICA_URLS": replica})
     wait_until(lambda: served_by(opened["server"].gql(CUSTOMERS, key=opened["keys"][(1, "read")])) == "replica",
                15, "queries go to the replica")
     yield opened
@@ -120,11 +121,16 @@ def test_read_your_writes_a_thousand_times_under_load(replicated):
     assert metric(text, "billgraph_db_statements_total", target="primary") > 1000
 
 
-def test_a_min_lsn_that_is_not_a_wal_position_is_refused(replicated):
+def test_a_min_lsn_that_is_not_a_wal_position_is_refused_and_every_answer_says_its_source(replicated):
     r = replicated["server"].request({"query": CUSTOMERS}, key=replicated["keys"][(1, "read")],
                                      headers={"Billgraph-Min-LSN": "tomorrow"})
     assert r.status == 400 and r.codes() == ["BAD_USER_INPUT"]
+    # Every answer says where its data came from; those that read none, primary.
     assert r.headers["billgraph-served-by"] == "primary"
+    unknown = replicated["server"].gql(CUSTOMERS, key="bg_not_a_key_of_anyone_at_all")
+    assert unknown.status == 401 and unknown.headers["billgraph-served-by"] == "primary"
+    batch = replicated["server"].request([{"query": CUSTOMERS}, {"query": CUSTOMERS}], key=replicated["keys"][(1, "read")])
+    assert batch.status == 200 and batch.headers["billgraph-served-by"] == "replica"
 
 
 def test_the_standby_stopped_and_started_again(replicated):
