@@ -69,6 +69,7 @@ def dashboard_rows():
     rows = []
     for label, url, options in [("primary alone", PRIMARY, ()),
                                 ("read from the standby", PRIMARY, ("--replica-url", STANDBY)),
+                                ("primary alone, --prepared-statements off", PRIMARY, ("--prepared-statements", "off")),
                                 ("through PgBouncer, --prepared-statements off", BOUNCER, ("--prepared-statements", "off"))]:
         proc, port = serve(url, *options)
         try:
