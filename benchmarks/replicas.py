@@ -51,7 +51,7 @@ def wrk(port, body, key, connections=32):
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{SECONDS}s", "--latency", "-s", script.name,
                           f"http://127.0.0.1:{port}/graphql"], capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    p99 = re.search(r"Latency Distribution[\s\S]*?99%\s+(\S+)", out).group(1)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rate, p99, int(bad.group(1)) if bad else 0
 
