@@ -143,7 +143,7 @@ public final class ReplicaWatch {
     private var lag = ReplayLag()
     private var timer: Timer?
     /// Whether the primary answered the last check (nil before the first).
-    public private(set) var primaryAnswers: Bool?
+    private var primaryAnswers: Bool?
 
     public init(loop: EventLoop, primary conninfo: String, primaryGate: ReconnectGate, replicas: [Watched],
                 maxLagMilliseconds: UInt64, preparedStatements: Bool, log: @escaping (String) -> Void) throws {

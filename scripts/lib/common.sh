@@ -104,13 +104,18 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# cluster_dir DIR: DIR exists, belongs to the cluster's owner and is closed to others.
+cluster_dir() {
+  mkdir -p "$1"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$1"
+  chmod 700 "$1"
+}
+
 # pg_start DIR PORT [SERVER-OPTIONS]: creates the cluster in DIR if needed and starts it on 127.0.0.1:PORT.
 pg_start() {
   local dir=$1 port=$2 bin
   bin=$(pg_bin)
-  mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
-  chmod 700 "$dir"
+  cluster_dir "$dir"
   if [ ! -f "$dir/PG_VERSION" ]; then
     say "creating a PostgreSQL cluster in $dir"
     as_owner "$bin/initdb" -D "$dir" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
@@ -131,20 +136,15 @@ pg_stop() {
 # PRIMARY-PORT, made with pg_basebackup -R (streaming replication) in DIR unless DIR
 # already holds one, and started on 127.0.0.1:PORT (RULES.md section 9: read replicas).
 pg_standby() {
-  local dir=$1 port=$2 primary=$3 bin
-  bin=$(pg_bin)
-  mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
-  chmod 700 "$dir"
+  local dir=$1 port=$2 primary=$3
   if [ ! -f "$dir/PG_VERSION" ]; then
+    cluster_dir "$dir"
     say "making a standby of port $primary in $dir"
     # (its warnings about the primary's socket file, which lives in its data folder, are noise)
-    as_owner "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" -R -X stream -c fast \
+    as_owner "$(pg_bin)/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" -R -X stream -c fast \
       2> >(grep -v "skipping special file" >&2)
   fi
-  if as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then return 0; fi
-  as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c hot_standby_feedback=on ${4:-}" start >/dev/null
+  pg_start "$dir" "$port" "-c hot_standby_feedback=on ${4:-}"
 }
 
 # pgbouncer_start DIR PORT DATABASE-PORT: Debian's PgBouncer on 127.0.0.1:PORT in front of
@@ -155,8 +155,7 @@ pg_standby() {
 # each server connection. Stop it with pgbouncer_stop DIR.
 pgbouncer_start() {
   local dir=$1 port=$2 database=$3
-  mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
+  cluster_dir "$dir"
   echo '"postgres" ""' > "$dir/users.txt"
   cat > "$dir/pgbouncer.ini" <<INI
 [databases]
