@@ -52,6 +52,13 @@ final class ReplicasTests: XCTestCase {
         XCTAssertEqual(ReplayLag.alone(unreplayedWAL: true, sinceLastReplay: 7_000), 7_000)
     }
 
+    /// A replica is named in the log by where it is, never with its password.
+    func testAReplicaIsNamedByHostAndPortOnly() {
+        XCTAssertEqual(ConnectionTarget.displayName("host=db2 port=5433 dbname=billing password=secret"), "db2:5433")
+        XCTAssertEqual(ConnectionTarget.displayName("postgresql://reader:secret@db3:6543/billing"), "db3:6543")
+        XCTAssertEqual(ConnectionTarget.displayName("dbname=billing"), "localhost:5432")
+    }
+
     func testTheKnownReplayPositionOnlyGrows() {
         let health = ReplicaHealth(name: "127.0.0.1:5433")
         health.noteReplayed(LSN(500))
