@@ -147,6 +147,18 @@ struct Serve: ParsableCommand {
         guard statementTimeoutMilliseconds >= 1 else { throw ValidationError("--statement-timeout-ms must be at least 1") }
     }
 
+    /// BILLGRAPH_REPLICA_URLS: URLs separated by spaces (RULES.md section 9). A `key=value`
+    /// string would be cut into pieces that each look like a connection string, so a
+    /// piece that is not a URL is refused rather than tried.
+    private func replicaURLsFromEnvironment() throws -> [String] {
+        guard let value = getenv("BILLGRAPH_REPLICA_URLS") else { return [] }
+        let urls = String(cString: value).split(separator: " ").map(String.init)
+        if let bad = urls.first(where: { !$0.hasPrefix("postgresql://") && !$0.hasPrefix("postgres://") }) {
+            throw ValidationError("BILLGRAPH_REPLICA_URLS holds postgresql:// URLs separated by spaces; \(bad) is not one (use --replica-url for key=value strings)")
+        }
+        return urls
+    }
+
     func run() throws {
         let text = listen ?? getenv("BILLGRAPH_LISTEN").map { String(cString: $0) } ?? "127.0.0.1:8080"
         guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
@@ -159,9 +171,7 @@ struct Serve: ParsableCommand {
         configuration.graphiQLDirectory = graphiQLDirectory ?? getenv("BILLGRAPH_GRAPHIQL_DIR").map { String(cString: $0) }
         configuration.adminListen = adminListen.flatMap(ListenAddress.init)
         configuration.accessLog = accessLog == "on"
-        configuration.replicaURLs = replicaURLs.isEmpty
-            ? (getenv("BILLGRAPH_REPLICA_URLS").map { String(cString: $0).split(separator: " ").map(String.init) } ?? [])
-            : replicaURLs
+        configuration.replicaURLs = replicaURLs.isEmpty ? try replicaURLsFromEnvironment() : replicaURLs
         configuration.maxReplicaLagMilliseconds = UInt64(maxReplicaLag * 1000)
         configuration.preparedStatements = preparedStatements == "on"
         configuration.reusePort = reusePort

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import ADMIN_URL, Server, canonical, cluster, create_key, open_data, psql, run_cli, wait_until
+from conftest import ADMIN_URL, BIN, Server, canonical, cluster, create_key, open_data, psql, run_cli, wait_until
 from test_operations import get, metric
 
 STANDBY_URL = os.environ.get("BILLGRAPH_TEST_STANDBY_URL")
@@ -48,8 +48,10 @@ def replicated():
     wait_until(lambda: psql(replica, "SELECT count(*) FROM payment") == psql(opened["url"], "SELECT count(*) FROM payment"),
                30, "the standby replays the import")
     opened["replica"] = replica
-    # Named by the environment here (--replica-url in the primary's outage below).
-    opened["server"] = Server(opened["url"], "--max-replica-lag", "2", env={"BILLGRAPH_REPLICA_URLS": replica})
+    # Named by the environment here (--replica-url in the primary's outage below), where
+    # spaces separate replicas, so as a URL.
+    as_url = "postgresql://postgres@127.0.0.1:{}/{}".format(port, re.search(r"dbname=(\S+)", replica).group(1))
+    opened["server"] = Server(opened["url"], "--max-replica-lag", "2", env={"BILLGRAPH_REPLICA_URLS": as_url})
     wait_until(lambda: served_by(opened["server"].gql(CUSTOMERS, key=opened["keys"][(1, "read")])) == "replica",
                15, "queries go to the replica")
     yield opened
@@ -313,3 +315,13 @@ def test_two_processes_on_one_port_answer_alike_and_refund_once(two_processes):
         s.proc.send_signal(signal.SIGTERM)
     assert [s.proc.wait(15) for s in (first, second)] == [0, 0]
     assert all("stopped" in s.log_text() for s in (first, second))
+
+
+def test_replica_urls_from_the_environment_must_be_urls():
+    """BILLGRAPH_REPLICA_URLS separates replicas by spaces (RULES.md section 9): a
+    key=value string, which spaces would cut into pieces, is refused at start."""
+    proc = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", ADMIN_URL],
+                          env=dict(os.environ, BILLGRAPH_REPLICA_URLS="host=127.0.0.1 port=5433 dbname=billing"),
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    assert "BILLGRAPH_REPLICA_URLS holds postgresql:// URLs separated by spaces; host=127.0.0.1 is not one" in proc.stderr
