@@ -52,10 +52,12 @@ def replicated():
     # spaces separate replicas, so as a URL.
     as_url = "postgresql://postgres@127.0.0.1:{}/{}".format(port, re.search(r"dbname=(\S+)", replica).group(1))
     opened["server"] = Server(opened["url"], "--max-replica-lag", "2", env={"BILLGRAPH_REPLICA_URLS": as_url})
-    wait_until(lambda: served_by(opened["server"].gql(CUSTOMERS, key=opened["keys"][(1, "read")])) == "replica",
-               15, "queries go to the replica")
-    yield opened
-    opened["server"].stop()
+    try:
+        wait_until(lambda: served_by(opened["server"].gql(CUSTOMERS, key=opened["keys"][(1, "read")])) == "replica",
+                   15, "queries go to the replica")
+        yield opened
+    finally:
+        opened["server"].stop()
 
 
 def served_by(response):
@@ -255,7 +257,11 @@ def two_processes():
     """Two `billgraph serve` processes on one port (SO_REUSEPORT) over one database."""
     opened = open_data(customers=20, seed_value=14)
     first = Server(opened["url"], "--reuse-port", "--loops", "1")
-    second = Server(opened["url"], "--reuse-port", "--loops", "1", listen=f"127.0.0.1:{first.port}")
+    try:
+        second = Server(opened["url"], "--reuse-port", "--loops", "1", listen=f"127.0.0.1:{first.port}")
+    except Exception:
+        first.stop()
+        raise
     opened["servers"] = [first, second]
     yield opened
     for s in opened["servers"]:
