@@ -13,7 +13,7 @@ import Store
 /// database at once, so a flood of unknown keys cannot queue without bound behind it.
 final class Authenticator {
     private let loop: EventLoop
-    private let pool: ConnectionPool
+    private let pool: StatementRunning
     /// At most `maxCachedKeys` entries of a digest (64 hexadecimal digits) and a
     /// principal (two uuids and a few scopes): under 4 MiB per loop.
     private var cache: [String: (principal: Principal?, expires: UInt64)] = [:]
@@ -23,7 +23,7 @@ final class Authenticator {
     static let maxCachedKeys = 10_000
     static let maxPendingLookups = 64
 
-    init(loop: EventLoop, pool: ConnectionPool) {
+    init(loop: EventLoop, pool: StatementRunning) {
         self.loop = loop
         self.pool = pool
     }

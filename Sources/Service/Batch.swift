@@ -1,4 +1,5 @@
 import Server
+import Store
 
 /// Batches (RULES.md section 8): a POST body that is a JSON array of 1 to 20 request
 /// objects is answered with a JSON array of their responses, in the same order, each as if
@@ -36,7 +37,13 @@ enum Batch {
         let statements = responses.reduce(0) { $0 + (Int(header("X-Billgraph-Statements", of: $1) ?? "") ?? 0) }
         // The budget after the last element is the batch's.
         let budget = responses.last?.headers.filter { $0.0.hasPrefix("RateLimit-") } ?? []
-        return HTTPResponse(status: 200, headers: [("Content-Type", media.contentType), ("X-Billgraph-Statements", String(statements))] + budget,
+        // RULES.md section 9: from a replica only when every element's data was; the
+        // newest commit position of its mutations, for reading them back.
+        let servedBy = responses.allSatisfy { header(GraphQLHandler.servedBy, of: $0) == "replica" } ? "replica" : "primary"
+        let commits = responses.compactMap { header("Billgraph-Commit-LSN", of: $0).flatMap(LSN.init) }
+        let sources = [(GraphQLHandler.servedBy, servedBy)] + (commits.max().map { [("Billgraph-Commit-LSN", $0.description)] } ?? [])
+        return HTTPResponse(status: 200, headers: [("Content-Type", media.contentType), ("X-Billgraph-Statements", String(statements))]
+                                + budget + sources,
                             body: body)
     }
 

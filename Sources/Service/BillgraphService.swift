@@ -43,6 +43,15 @@ public final class BillgraphService {
         public var trustedDocumentsOnly = false
         /// Where GraphiQL's files are (`serve --graphiql`); nil: no IDE (RULES.md section 8).
         public var graphiQLDirectory: String?
+        /// Hot standbys of the primary that queries may read from (RULES.md section 9).
+        public var replicaURLs: [String] = []
+        /// A replica further behind the primary than this is skipped.
+        public var maxReplicaLagMilliseconds: UInt64 = 5_000
+        /// false: no named prepared statements, for PgBouncer's transaction pooling (RULES.md section 9).
+        public var preparedStatements = true
+        /// Listen with `SO_REUSEPORT` even with one loop, so that several processes share the
+        /// port and the kernel spreads connections over them.
+        public var reusePort = false
         public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000,
                     heavyReadRows: Int = StatementLanes.defaultHeavyRows, loops: Int = 1,
                     maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000,
@@ -76,8 +85,7 @@ public final class BillgraphService {
     public init(_ configuration: Configuration, log: @escaping @Sendable (String) -> Void) throws {
         // No statement may hold a request (and a connection) for ever; the host is looked
         // up here, once, because libpq's lookup would block a loop.
-        let conninfo = ConnectionTarget.setting("statement_timeout", "\(configuration.statementTimeoutMilliseconds)ms",
-                                                in: ConnectionTarget.resolvingHost(configuration.databaseURL))
+        let conninfo = Self.connectionString(configuration.databaseURL, configuration)
         // A client that resets its connection while an answer is being written must cost
         // that write an EPIPE, not the process its life: SIGPIPE's default is to exit.
         signal(SIGPIPE, SIG_IGN)
@@ -89,10 +97,24 @@ public final class BillgraphService {
             heavyReads: HeavyReadGate(),
             limiter: RateLimiter(),
             graphiQL: GraphiQL(assets: try configuration.graphiQLDirectory.map(GraphiQLAssets.init(directory:))),
-            accessLog: configuration.accessLog ? AccessLog() : nil)
+            accessLog: configuration.accessLog ? AccessLog() : nil,
+            replicas: configuration.replicaURLs.map { url in
+                let conninfo = Self.connectionString(url, configuration)
+                let name = ConnectionTarget.displayName(url)
+                return ReplicaWatch.Watched(health: ReplicaHealth(name: name), conninfo: conninfo, gate: ReconnectGate(
+                    connectTimeoutMilliseconds: ConnectionTarget.connectTimeoutMilliseconds(conninfo),
+                    log: { log("replica \(name): \($0)") }))
+            })
         ServiceMetrics.shared.watch(shared.connections)
         main = try LoopWorker(configuration, conninfo: conninfo, shared: shared, listen: configuration.listen,
-                              sharedPort: configuration.loops > 1, housekeeping: true, log: log)
+                              sharedPort: configuration.loops > 1 || configuration.reusePort, housekeeping: true, log: log)
+        if !shared.replicas.isEmpty {
+            // Replay lag is watched once a second on the main loop, off every request's path.
+            main.replicaWatch = try ReplicaWatch(
+                loop: main.loop, primary: conninfo, primaryGate: shared.reconnect, replicas: shared.replicas,
+                maxLagMilliseconds: configuration.maxReplicaLagMilliseconds,
+                preparedStatements: configuration.preparedStatements, log: log)
+        }
         if let adminAddress = configuration.adminListen {
             // The operator's endpoints on a listener of their own, on the main loop, with a
             // small connection budget of their own: a full main listener cannot starve them.
@@ -135,6 +157,13 @@ public final class BillgraphService {
         if let trigger = outcome.trigger { others.append(trigger) }
     }
 
+    /// A database URL as the loops use it: the host looked up here, once, because libpq's
+    /// lookup would block a loop, and no statement may hold a request (and a connection) for ever.
+    private static func connectionString(_ url: String, _ configuration: Configuration) -> String {
+        ConnectionTarget.setting("statement_timeout", "\(configuration.statementTimeoutMilliseconds)ms",
+                                 in: ConnectionTarget.resolvingHost(url))
+    }
+
     /// The port the service listens on (the one chosen by the system for port 0).
     public var port: Int { main.port }
 
@@ -174,6 +203,9 @@ struct SharedByLoops: Sendable {
     let graphiQL: GraphiQL
     /// The access log, whose lines are written whole under its lock (RULES.md section 7).
     let accessLog: AccessLog?
+    /// The read replicas: what is known of each (written by the main loop's `ReplicaWatch`,
+    /// read with atomic loads), and the reconnection schedule of each.
+    let replicas: [ReplicaWatch.Watched]
 }
 
 /// What a starting loop reports back to the thread that waits for it (guarded by the semaphore).
@@ -186,7 +218,7 @@ private final class StartOutcome: @unchecked Sendable {
 /// Created, used and released on one thread.
 final class LoopWorker {
     let loop: EventLoop
-    private let pool: ConnectionPool
+    private let targets: DatabaseTargets
     private let lanes: StatementLanes
     private let server: HTTPServer
     private let housekeeping: Timer?
@@ -196,20 +228,30 @@ final class LoopWorker {
     let endpoints: OperatorEndpoints
     /// The `--admin-listen` server, on the main loop only.
     var admin: HTTPServer?
+    /// The watch of the replicas' replay lag, on the main loop only.
+    var replicaWatch: ReplicaWatch?
 
     init(_ configuration: BillgraphService.Configuration, conninfo: String, shared: SharedByLoops, listen: ListenAddress,
          sharedPort: Bool, housekeeping: Bool, log: @escaping (String) -> Void) throws {
-        loop = try EventLoop()
+        let loop = try EventLoop()
+        self.loop = loop
         let metrics = ServiceMetrics.shared
-        pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: shared.reconnect,
-                              instruments: metrics.pool(target: "primary"))
-        lanes = try StatementLanes(loop: loop, pool: pool, gate: shared.heavyReads, heavyRows: configuration.heavyReadRows)
-        let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), pool: pool, lanes: lanes,
-                                     authenticator: Authenticator(loop: loop, pool: pool),
+        // A pool per database per loop (RULES.md section 9).
+        let pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: shared.reconnect,
+                                  instruments: metrics.pool(target: "primary"), preparedStatements: configuration.preparedStatements)
+        targets = DatabaseTargets(loop: loop, primary: pool, replicas: shared.replicas.map {
+            DatabaseTargets.Replica(health: $0.health, pool: ConnectionPool(
+                loop: loop, conninfo: $0.conninfo, size: configuration.poolSize, gate: $0.gate,
+                instruments: metrics.pool(target: "replica"), preparedStatements: configuration.preparedStatements))
+        })
+        lanes = try StatementLanes(loop: loop, gate: shared.heavyReads, heavyRows: configuration.heavyReadRows)
+        let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), targets: targets, lanes: lanes,
+                                     authenticator: Authenticator(loop: loop, pool: targets.keysAndDocuments),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, limiter: shared.limiter,
-                                     persisted: PersistedDocuments(loop: loop, pool: pool),
+                                     persisted: PersistedDocuments(loop: loop, pool: targets.keysAndDocuments),
                                      trustedDocumentsOnly: configuration.trustedDocumentsOnly, graphiQL: shared.graphiQL, log: log)
-        endpoints = OperatorEndpoints(readiness: Readiness(loop: loop, pool: pool, expected: billingMigrations.map(\.version)),
+        endpoints = OperatorEndpoints(readiness: Readiness(loop: loop, pool: pool, expected: billingMigrations.map(\.version),
+                                                                 replicas: shared.replicas.map(\.health)),
                                       metrics: metrics)
         let front = FrontHandler(next: handler, endpoints: configuration.adminListen == nil ? endpoints : nil,
                                  accessLog: shared.accessLog, metrics: metrics)
@@ -243,6 +285,7 @@ final class LoopWorker {
         guard !stopping else { return }
         stopping = true
         housekeeping?.close()
+        replicaWatch?.close()
         lagProbe.close()
         wakeup.close()
         admin?.close()
@@ -251,7 +294,7 @@ final class LoopWorker {
         let finish = { [self] in
             deadline?.close()
             server.close()
-            pool.close()
+            targets.close()
             loop.stop()
         }
         deadline?.start(after: Self.drainSeconds * 1000) { finish() }

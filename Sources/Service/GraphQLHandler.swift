@@ -15,7 +15,8 @@ import Glibc
 /// authentication, media types by `Accept`, and the status codes of the specification.
 final class GraphQLHandler: HTTPHandler {
     private let preparation: Preparation
-    private let pool: ConnectionPool
+    /// The primary and the replicas (RULES.md section 9).
+    private let targets: DatabaseTargets
     private let lanes: StatementLanes
     private let authenticator: Authenticator
     private let mutations: MutationResolving?
@@ -31,7 +32,7 @@ final class GraphQLHandler: HTTPHandler {
     /// BILLGRAPH_TRACE_SQL=1 writes every statement and its parameters to standard error.
     private let traceStatements = getenv("BILLGRAPH_TRACE_SQL").map { String(cString: $0) == "1" } ?? false
 
-    init(preparation: Preparation, pool: ConnectionPool, lanes: StatementLanes, authenticator: Authenticator,
+    init(preparation: Preparation, targets: DatabaseTargets, lanes: StatementLanes, authenticator: Authenticator,
          mutations: MutationResolving?, maxResultItems: Int, limiter: RateLimiter, persisted: PersistedDocuments,
          trustedDocumentsOnly: Bool, graphiQL: GraphiQL, log: @escaping (String) -> Void) {
         self.graphiQL = graphiQL
@@ -40,12 +41,16 @@ final class GraphQLHandler: HTTPHandler {
         self.trustedDocumentsOnly = trustedDocumentsOnly
         self.maxResultItems = maxResultItems
         self.preparation = preparation
-        self.pool = pool
+        self.targets = targets
         self.lanes = lanes
         self.authenticator = authenticator
         self.mutations = mutations
         self.log = log
     }
+
+    /// Says where an answer's data came from (RULES.md section 9); answers that read no
+    /// table (refusals, mutations) say `primary`: `FrontHandler` adds it when missing.
+    static let servedBy = "Billgraph-Served-By"
 
     func refusal(status: Int, message: String) -> HTTPResponse {
         errorResponse(status: status, GraphQLError(message, code: .badUserInput), as: .json)
@@ -95,6 +100,16 @@ final class GraphQLHandler: HTTPHandler {
                        respond: @escaping (HTTPResponse) -> Void) {
         // RULES.md section 8: every answer to a known key says what its budget has left.
         let respond = { [limiter] (response: HTTPResponse) in respond(limiter.withHeaders(response, for: principal)) }
+        // RULES.md section 9: read your writes.
+        var minLSN: LSN?
+        if let text = request.header("Billgraph-Min-LSN") {
+            guard let lsn = LSN(text.trimmingSpaces) else {
+                return respond(errorResponse(status: 400, GraphQLError(
+                    "Billgraph-Min-LSN must be a WAL position such as 0/16B3748 (as Billgraph-Commit-LSN gives it).",
+                    code: .badUserInput), as: media))
+            }
+            minLSN = lsn
+        }
         let body: RequestParameters.Body
         do {
             if request.method == "POST" {
@@ -113,30 +128,31 @@ final class GraphQLHandler: HTTPHandler {
         }
         switch body {
         case .single(let one):
-            answer(one, method: request.method, principal: principal, media: media, outcome: outcome, respond: respond)
+            answer(one, method: request.method, principal: principal, media: media, minLSN: minLSN, outcome: outcome, respond: respond)
         case .batch(let requests):
             Batch.run(requests, answer: { [self] one, done in
-                answer(one, method: request.method, principal: principal, media: media, outcome: outcome, respond: done)
+                answer(one, method: request.method, principal: principal, media: media, minLSN: minLSN, outcome: outcome, respond: done)
             }, media: media, respond: respond)
         }
     }
 
     /// Answers one request (alone, or one of a batch): finds its document (its text, or a
     /// persisted query's hash), prepares it, pays its cost and runs it.
-    private func answer(_ request: ClientRequest, method: String, principal: Principal, media: MediaType,
+    private func answer(_ request: ClientRequest, method: String, principal: Principal, media: MediaType, minLSN: LSN?,
                         outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
         persisted.text(of: request, trustedOnly: trustedDocumentsOnly) { [self] found in
             switch found {
             case .failure(let refusal):
                 respond(errorResponse(status: refusal.status, refusal.error, as: media, extraHeaders: [("X-Billgraph-Statements", "0")]))
             case .success(let text):
-                prepare(text, request, method: method, principal: principal, media: media, outcome: outcome, respond: respond)
+                prepare(text, request, method: method, principal: principal, media: media, minLSN: minLSN, outcome: outcome,
+                        respond: respond)
             }
         }
     }
 
     private func prepare(_ text: String, _ request: ClientRequest, method: String, principal: Principal, media: MediaType,
-                         outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
+                         minLSN: LSN?, outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
         let prepared = documents.lookup(text) { preparation.validDocument($0) }
             .flatMap { valid in
                 preparation.operation(in: valid, named: request.operationName).map { (valid, $0) }
@@ -151,14 +167,14 @@ final class GraphQLHandler: HTTPHandler {
             }
             switch preparation.plan(operation, in: valid, variables: request.variables) {
             case .failure(let failure): respond(failureResponse(failure, media))
-            case .success(let plan): pay(for: plan, principal: principal, media: media, respond: respond)
+            case .success(let plan): pay(for: plan, principal: principal, media: media, minLSN: minLSN, respond: respond)
             }
         }
     }
 
     /// RULES.md section 8: the operation's cost, from its plan, is paid from the key's
     /// budget before any database work, or the operation is refused whole with 429.
-    private func pay(for plan: OperationPlan, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
+    private func pay(for plan: OperationPlan, principal: Principal, media: MediaType, minLSN: LSN?, respond: @escaping (HTTPResponse) -> Void) {
         let cost = OperationCost.of(plan, organisationID: principal.organisationID, apiKeyID: principal.keyID, scopes: principal.scopes)
         switch limiter.spend(cost, for: principal) {
         case .refused(let allowance):
@@ -169,7 +185,7 @@ final class GraphQLHandler: HTTPHandler {
             refusal.body = RateLimiter.withCost(refusal.body, requested: cost, remaining: allowance.remaining)
             respond(refusal)
         case .allowed(let allowance):
-            execute(plan, principal: principal, media: media) { response in
+            execute(plan, principal: principal, media: media, minLSN: minLSN) { response in
                 // A key with no limit has no budget to report.
                 guard let allowance else { return respond(response) }
                 var response = RateLimiter.withHeaders(response, allowance)
@@ -179,13 +195,20 @@ final class GraphQLHandler: HTTPHandler {
         }
     }
 
-    private func execute(_ plan: OperationPlan, principal: Principal, media: MediaType, respond: @escaping (HTTPResponse) -> Void) {
+    private func execute(_ plan: OperationPlan, principal: Principal, media: MediaType, minLSN: LSN?,
+                         respond: @escaping (HTTPResponse) -> Void) {
         guard plan.kind == .mutation else {
-            let lane = lanes.lane()
-            return run(plan, principal: principal, media: media,
-                       statements: { statement, completion in lane.run(statement, completion: completion) }) { answer, _ in
-                lane.finish()
-                respond(answer)
+            // RULES.md section 9: a query reads from a replica when one is usable (and has
+            // replayed `minLSN`), else from the primary, and says which.
+            return targets.route(minLSN: minLSN) { [self] route in
+                let lane = lanes.lane(to: route)
+                run(plan, principal: principal, media: media,
+                    statements: { statement, completion in lane.run(statement, completion: completion) }) { answer, _ in
+                    lane.finish()
+                    var answer = answer
+                    answer.headers.append((Self.servedBy, route.servedBy))
+                    respond(answer)
+                }
             }
         }
         // RULES.md section 4: the whole operation is one transaction; its answer goes out
@@ -193,7 +216,8 @@ final class GraphQLHandler: HTTPHandler {
         var last: HTTPResponse?
         var replayed: [String] = []
         let locks = MutationService.lockPrelude(plan.fields, organisationID: principal.organisationID)
-        MutationTransaction(pool: pool, prelude: locks, log: log).run({ [self] statements, done in
+        let transaction = MutationTransaction(pool: targets.primary, prelude: locks, log: log)
+        transaction.run({ [self] statements, done in
             run(plan, principal: principal, media: media, statements: statements) { answer, verdict in
                 last = answer
                 replayed = verdict.replayed
@@ -204,7 +228,10 @@ final class GraphQLHandler: HTTPHandler {
                                                  applied: end == .committed, replayed: replayed)
             switch end {
             case .committed, .rolledBack:
-                respond(last!)
+                // RULES.md section 9: where the primary's WAL was after this transaction.
+                var answer = last!
+                if let lsn = transaction.commitLSN { answer.headers.append(("Billgraph-Commit-LSN", lsn.description)) }
+                respond(answer)
             case .failed:
                 respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
                     "The operation conflicted with others too often and was not applied; try again.", code: .serviceUnavailable), as: media))

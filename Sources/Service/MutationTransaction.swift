@@ -43,6 +43,10 @@ final class MutationTransaction {
     typealias Run = (_ statements: @escaping StatementRunner, _ done: @escaping (Verdict) -> Void) -> Void
 
     private let pool: ConnectionPool
+    /// The primary's WAL position once the transaction has ended, committed or rolled
+    /// back (RULES.md section 9, `Billgraph-Commit-LSN`): a replica that has replayed it
+    /// holds what this transaction wrote. Nil when the database went away first.
+    private(set) var commitLSN: LSN?
     private let log: (String) -> Void
     /// Runs first in the transaction, when given: the operation's locks.
     private let prelude: Statement?
@@ -75,8 +79,10 @@ final class MutationTransaction {
                         commit(lease, attempt: n, operation, ended)
                     } else {
                         lease.run(Statement("ROLLBACK")) { [self] _ in
+                            guard verdict.conflicted else {
+                                return readPosition(lease) { ended(.rolledBack) }
+                            }
                             lease.release()
-                            guard verdict.conflicted else { return ended(.rolledBack) }
                             n < Self.attempts ? attempt(n + 1, operation, ended) : ended(.failed)
                         }
                     }
@@ -87,14 +93,28 @@ final class MutationTransaction {
 
     private func commit(_ lease: Lease, attempt n: Int, _ operation: @escaping Run, _ ended: @escaping (End) -> Void) {
         lease.run(Statement("COMMIT")) { [self] committed in
-            lease.release()
             switch committed {
-            case .success: ended(.committed)
-            case .failure(let error) where error.isRetryable && n < Self.attempts: attempt(n + 1, operation, ended)
+            case .success:
+                readPosition(lease) { ended(.committed) }
             case .failure(let error):
+                lease.release()
+                if error.isRetryable && n < Self.attempts { return attempt(n + 1, operation, ended) }
                 log("commit failed: \(error)")
                 ended(error.isUnavailable ? .unknown : .failed)
             }
         }
     }
+
+    /// The WAL insert position, asked after the transaction ended (one more round trip on
+    /// the same connection): past the commit record, so a replica that has replayed it has
+    /// replayed the commit. Then the lease goes back.
+    private func readPosition(_ lease: Lease, then: @escaping () -> Void) {
+        lease.run(Self.insertPosition) { [self] result in
+            lease.release()
+            commitLSN = (try? result.get())?.string(0, 0).flatMap(LSN.init)
+            then()
+        }
+    }
+
+    static let insertPosition = Statement("SELECT pg_current_wal_insert_lsn()::text")
 }

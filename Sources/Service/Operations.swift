@@ -95,9 +95,14 @@ final class FrontHandler: HTTPHandler {
         return response
     }
 
+    /// Adds the request's id, and `Billgraph-Served-By: primary` to an answer that did not
+    /// read from a replica (RULES.md section 9: every response says where its data came from).
     private static func tagged(_ response: HTTPResponse, _ id: String) -> HTTPResponse {
         var response = response
         response.headers.append(("X-Request-Id", id))
+        if !response.headers.contains(where: { $0.0 == GraphQLHandler.servedBy }) {
+            response.headers.append((GraphQLHandler.servedBy, "primary"))
+        }
         return response
     }
 
@@ -371,6 +376,8 @@ final class Readiness {
     private let loop: EventLoop
     private let pool: ConnectionPool
     private let expected: [Int]
+    /// The read replicas: with the primary down, the reason says whether they answer queries.
+    private let replicas: [ReplicaHealth]
     /// Who waits for the check on its way (none: no check is).
     private var waiting: [(String?) -> Void] = []
     private var last: (at: UInt64, reason: String?)?
@@ -378,8 +385,9 @@ final class Readiness {
     static let timeoutMilliseconds: UInt64 = 1_500
     static let reuseMilliseconds: UInt64 = 250
 
-    init(loop: EventLoop, pool: ConnectionPool, expected: [Int]) {
+    init(loop: EventLoop, pool: ConnectionPool, expected: [Int], replicas: [ReplicaHealth] = []) {
         self.loop = loop
+        self.replicas = replicas
         self.pool = pool
         self.expected = expected.sorted()
     }
@@ -413,18 +421,27 @@ final class Readiness {
         timer?.start(after: Self.timeoutMilliseconds) {
             finish("the database did not answer within \(Self.timeoutMilliseconds) ms")
         }
-        pool.run(Self.statement) { [expected] result in
+        pool.run(Self.statement) { [self, expected] result in
             switch result {
             case .success(let rows):
                 finish(Self.judge(applied: rows.string(0, 0) ?? "", expected: expected))
             case .failure(let error) where error.isUnavailable:
-                finish("the database is unavailable")
+                finish("the database is unavailable" + replicasAnswering())
             case .failure(let error) where error.sqlState == "42P01":
                 finish("the database has no migrations: run billgraph migrate")
             case .failure(let error):
                 finish("the migrations could not be read (SQLSTATE \(error.sqlState ?? "?"))")
             }
         }
+    }
+
+    /// RULES.md section 9: with the primary down, queries may still be answered by replicas.
+    private func replicasAnswering() -> String {
+        guard !replicas.isEmpty else { return "" }
+        let usable = replicas.filter(\.isUsable).count
+        return usable == 0
+            ? "; no replica is usable either (\(replicas.map { "\($0.name): \($0.unusableReason)" }.joined(separator: ", ")))"
+            : "; queries are answered by \(usable) replica(s), mutations are refused (SERVICE_UNAVAILABLE)"
     }
 
     /// nil when the versions applied (`1,2,3`) are exactly those expected.

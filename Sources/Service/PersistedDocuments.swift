@@ -42,12 +42,12 @@ final class PersistedDocuments {
     static let maxPendingLookups = 64
 
     private let loop: EventLoop
-    private let pool: ConnectionPool
+    private let pool: StatementRunning
     private var entries: [String: Entry] = [:]
     private var usedBytes = 0
     private var pending: [String: [(Lookup) -> Void]] = [:]
 
-    init(loop: EventLoop, pool: ConnectionPool, capacityBytes: Int = 8 << 20) {
+    init(loop: EventLoop, pool: StatementRunning, capacityBytes: Int = 8 << 20) {
         self.loop = loop
         self.pool = pool
         self.capacityBytes = capacityBytes

@@ -70,7 +70,6 @@ public final class StatementLanes {
     static let maxInFlight = 4
 
     let heavyRows: Int
-    private let pool: ConnectionPool
     private let gate: HeavyReadGate
     private var wakeup: AsyncWakeup!
     /// Lanes waiting for the heavy slot, by id.
@@ -78,16 +77,16 @@ public final class StatementLanes {
     /// Set when the loop stops, before the wakeup closes: no other thread fires it after.
     private let closed = Flag()
 
-    init(loop: EventLoop, pool: ConnectionPool, gate: HeavyReadGate, heavyRows: Int) throws {
-        self.pool = pool
+    init(loop: EventLoop, gate: HeavyReadGate, heavyRows: Int) throws {
         self.heavyRows = heavyRows
         self.gate = gate
         wakeup = try AsyncWakeup(loop: loop) { [weak self] in self?.resumeGranted() }
     }
 
-    /// A lane for one request; `finish()` it when the request is answered.
-    func lane() -> StatementLane {
-        StatementLane(lanes: self)
+    /// A lane for one request, whose statements go to `target` (the database chosen for
+    /// the request, RULES.md section 9); `finish()` it when the request is answered.
+    func lane(to target: StatementRunning) -> StatementLane {
+        StatementLane(lanes: self, target: target)
     }
 
     /// The loop stops: its waiting lanes leave the line, so that the slot is never handed
@@ -96,10 +95,6 @@ public final class StatementLanes {
         closed.flag.store(true, ordering: .releasing)
         for id in waiting.keys { release(id) }
         wakeup.close()
-    }
-
-    fileprivate func send(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        pool.run(statement, completion: completion)
     }
 
     /// True when `lane` holds the heavy slot now; otherwise it is resumed when it does.
@@ -143,6 +138,7 @@ final class StatementLane {
     /// it (it gives it back in `finish`, at the latest when it goes), so no two share one.
     var id: ObjectIdentifier { ObjectIdentifier(self) }
     private let lanes: StatementLanes
+    private let target: StatementRunning
     private var queued: [(Statement, Completion)] = []
     private var next = 0
     private var inFlight = 0
@@ -151,8 +147,9 @@ final class StatementLane {
     private var weight = Weight.light
     fileprivate var grant: Flag?
 
-    fileprivate init(lanes: StatementLanes) {
+    fileprivate init(lanes: StatementLanes, target: StatementRunning) {
         self.lanes = lanes
+        self.target = target
     }
 
     func run(_ statement: Statement, completion: @escaping Completion) {
@@ -184,7 +181,7 @@ final class StatementLane {
             let (statement, completion) = queued[next]
             next += 1
             inFlight += 1
-            lanes.send(statement) { [self] result in
+            target.run(statement) { [self] result in
                 inFlight -= 1
                 if case .success(let rows) = result { rowsRead += rows.rowCount }
                 completion(result)

@@ -30,16 +30,19 @@ final class AsyncConnection {
     private var watcher: PollWatcher?
     private var watched: SocketIdentity.Key?
     private var connectTimer: Timer?
-    private var machine = Machine()
+    private var machine: Machine
     private let onEvent: (AsyncConnection, Event) -> Void
     private var actions = FIFO<Machine.Action>()
     private var running = false
     /// Lent out by the pool (`Lease`): only its holder sends statements.
     var leased = false
 
-    init(id: Int, loop: EventLoop, onEvent: @escaping (AsyncConnection, Event) -> Void) {
+    /// `maxPrepared`: named prepared statements this connection may keep (0: none, every
+    /// statement goes unnamed, as PgBouncer's transaction pooling needs).
+    init(id: Int, loop: EventLoop, maxPrepared: Int, onEvent: @escaping (AsyncConnection, Event) -> Void) {
         self.id = id
         self.loop = loop
+        machine = Machine(maxPrepared: maxPrepared)
         self.onEvent = onEvent
     }
 

@@ -50,6 +50,7 @@ public final class ConnectionPool {
     private let conninfo: String
     private let gate: ReconnectGate
     private let connectTimeout: UInt64
+    private let maxPrepared: Int
     private var machine: Machine
     private var connections: [Int: AsyncConnection] = [:]
     private var timer: Timer?
@@ -72,9 +73,13 @@ public final class ConnectionPool {
     }
 
     /// `gate`: the reconnection schedule shared by the pools of one process (a pool of its
-    /// own when not given).
-    public init(loop: EventLoop, conninfo: String, size: Int, gate: ReconnectGate? = nil, instruments: PoolInstruments? = nil) {
+    /// own when not given). `preparedStatements` false: no named prepared statement is ever
+    /// sent, only unnamed ones (`PQsendQueryParams`), which PgBouncer's transaction pooling
+    /// carries (RULES.md section 9); PostgreSQL then plans every statement each time.
+    public init(loop: EventLoop, conninfo: String, size: Int, gate: ReconnectGate? = nil, instruments: PoolInstruments? = nil,
+                preparedStatements: Bool = true) {
         self.loop = loop
+        maxPrepared = preparedStatements ? 500 : 0
         self.instruments = instruments
         self.conninfo = conninfo
         connectTimeout = ConnectionTarget.connectTimeoutMilliseconds(conninfo)
@@ -139,7 +144,7 @@ public final class ConnectionPool {
             case .wait(let until):
                 handle(machine.connectFailed(id: id, error: .unavailable("waiting to connect again"), retryAt: until))
             case .connect, .probe:
-                let connection = AsyncConnection(id: id, loop: loop) { [weak self] connection, event in
+                let connection = AsyncConnection(id: id, loop: loop, maxPrepared: maxPrepared) { [weak self] connection, event in
                     self?.connectionEvent(connection, event)
                 }
                 connections[id] = connection
@@ -249,3 +254,11 @@ public final class Lease {
 
     deinit { release() }
 }
+
+/// Something statements are sent to one at a time: a pool, or a choice among pools
+/// (the service's routing of reads, RULES.md section 9).
+public protocol StatementRunning: AnyObject {
+    func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void)
+}
+
+extension ConnectionPool: StatementRunning {}

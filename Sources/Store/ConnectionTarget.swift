@@ -34,6 +34,14 @@ public enum ConnectionTarget {
         return render(options)
     }
 
+    /// Where a connection string points, for the log: `host:port` (never a password).
+    public static func displayName(_ conninfo: String) -> String {
+        let options = parse(conninfo) ?? []
+        let host = options.last(where: { $0.0 == "host" || $0.0 == "hostaddr" })?.1 ?? "localhost"
+        let port = options.last(where: { $0.0 == "port" })?.1 ?? "5432"
+        return "\(host):\(port)"
+    }
+
     /// How long a connection attempt on a loop may take: the string's `connect_timeout`
     /// (seconds; libpq counts 1 as 2), else 5 seconds. libpq applies `connect_timeout` only
     /// to its blocking connects, so the pool enforces it itself, and never waits for ever.

@@ -114,7 +114,28 @@ struct Serve: ParsableCommand {
             help: "Folder of GraphiQL's built files, served to browsers at /graphql (default: $BILLGRAPH_GRAPHIQL_DIR; scripts/run fetches them).")
     var graphiQLDirectory: String?
 
+    @Option(name: .customLong("replica-url"), help: """
+        A hot standby of the primary that queries may read from; repeat for several \
+        (default: $BILLGRAPH_REPLICA_URLS, separated by spaces). Mutations always use the primary.
+        """)
+    var replicaURLs: [String] = []
+
+    @Option(name: .customLong("max-replica-lag"),
+            help: "Seconds a replica may be behind the primary and still serve queries; one further behind is skipped.")
+    var maxReplicaLag: Double = 5
+
+    @Flag(help: "Share the --listen port with other billgraph processes (SO_REUSEPORT): the kernel spreads connections over them.")
+    var reusePort = false
+
+    @Option(name: .customLong("prepared-statements"),
+            help: "on: each connection prepares the statements it runs often; off: none, for PgBouncer's transaction pooling.")
+    var preparedStatements: String = "on"
+
     func validate() throws {
+        guard preparedStatements == "on" || preparedStatements == "off" else {
+            throw ValidationError("--prepared-statements must be on or off")
+        }
+        guard maxReplicaLag > 0, maxReplicaLag <= 86_400 else { throw ValidationError("--max-replica-lag must be over 0 seconds, at most a day") }
         guard accessLog == "on" || accessLog == "off" else { throw ValidationError("--access-log must be on or off") }
         if let adminListen, ListenAddress(adminListen) == nil {
             throw ValidationError("--admin-listen must be host:port, got \(adminListen)")
@@ -124,6 +145,18 @@ struct Serve: ParsableCommand {
         guard requestTimeoutMilliseconds >= 1 else { throw ValidationError("--request-timeout-ms must be at least 1") }
         guard idleTimeoutMilliseconds >= 1 else { throw ValidationError("--idle-timeout-ms must be at least 1") }
         guard statementTimeoutMilliseconds >= 1 else { throw ValidationError("--statement-timeout-ms must be at least 1") }
+    }
+
+    /// BILLGRAPH_REPLICA_URLS: URLs separated by spaces (RULES.md section 9). A `key=value`
+    /// string would be cut into pieces that each look like a connection string, so a
+    /// piece that is not a URL is refused rather than tried.
+    private func replicaURLsFromEnvironment() throws -> [String] {
+        guard let value = getenv("BILLGRAPH_REPLICA_URLS") else { return [] }
+        let urls = String(cString: value).split(separator: " ").map(String.init)
+        if let bad = urls.first(where: { !$0.hasPrefix("postgresql://") && !$0.hasPrefix("postgres://") }) {
+            throw ValidationError("BILLGRAPH_REPLICA_URLS holds postgresql:// URLs separated by spaces; \(bad) is not one (use --replica-url for key=value strings)")
+        }
+        return urls
     }
 
     func run() throws {
@@ -138,9 +171,14 @@ struct Serve: ParsableCommand {
         configuration.graphiQLDirectory = graphiQLDirectory ?? getenv("BILLGRAPH_GRAPHIQL_DIR").map { String(cString: $0) }
         configuration.adminListen = adminListen.flatMap(ListenAddress.init)
         configuration.accessLog = accessLog == "on"
+        configuration.replicaURLs = replicaURLs.isEmpty ? try replicaURLsFromEnvironment() : replicaURLs
+        configuration.maxReplicaLagMilliseconds = UInt64(maxReplicaLag * 1000)
+        configuration.preparedStatements = preparedStatements == "on"
+        configuration.reusePort = reusePort
         let service = try BillgraphService(configuration, log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
-        log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : ""))")
+        log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : "")"
+            + (configuration.replicaURLs.isEmpty ? ")" : ", \(configuration.replicaURLs.count) read replica(s))"))
         if configuration.graphiQLDirectory != nil { log("GraphiQL for browsers at http://\(host):\(service.port)/graphql") }
         if let adminPort = service.adminPort, let admin = configuration.adminListen {
             let adminHost = admin.host.contains(":") ? "[\(admin.host)]" : admin.host

@@ -157,6 +157,25 @@ final class ConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(m.prepared.count, 1)
     }
 
+    /// `serve --prepared-statements off` (RULES.md section 9): the same statement, again
+    /// and again, always goes unnamed; nothing is ever prepared for PgBouncer to lose.
+    func testWithNoPreparedStatementsEveryStatementGoesUnnamed() {
+        let d = Deliveries()
+        var m = ConnectionStateMachine<String>(maxPrepared: 0)
+        _ = m.started(.writing)
+        _ = m.connectPolled(.ok)
+        for n in 0..<3 {
+            guard case .send(.execute(let s)) = m.sendRequested(Statement("SELECT 1"), completion: d.completion("a")) else {
+                return XCTFail("statement \(n) was not sent unnamed")
+            }
+            XCTAssertEqual(s.sql, "SELECT 1")
+            _ = m.resultReceived(.success("1"))
+            deliver(m.resultsEnded(connectionOK: true))
+        }
+        XCTAssertEqual(d.count("a"), 3)
+        XCTAssertTrue(m.prepared.isEmpty)
+    }
+
     func testAFailedPrepareFailsTheStatementAndIsNotRemembered() {
         let d = Deliveries()
         var m = connected()

@@ -38,6 +38,11 @@ def _required_env(name):
 
 BIN = _required_env("BILLGRAPH_BIN")
 ADMIN_URL = _required_env("BILLGRAPH_TEST_ADMIN_URL")
+ADMIN_PORT = re.search(r"port=(\d+)", ADMIN_URL).group(1)
+# Set by scripts/test for its second run: every server of the suite's own cluster then
+# reaches it through PgBouncer in transaction-pooling mode, with no named prepared
+# statements (RULES.md section 9). Command-line tools and psql still go straight to it.
+PGBOUNCER_PORT = os.environ.get("BILLGRAPH_TEST_PGBOUNCER_PORT")
 
 
 def psql(url, sql):
@@ -82,8 +87,13 @@ class Server:
     variables (the statement trace). `access` holds the lines of its access log (standard
     output), read by a thread of their own."""
 
-    def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30):
-        self.proc = subprocess.Popen([*wrapper, BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, *options],
+    def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30, listen="127.0.0.1:0"):
+        # PgBouncer cannot carry a statement_timeout of the server's choosing (it sets 30 s
+        # itself): a server given another goes straight to the database.
+        if PGBOUNCER_PORT and f"port={ADMIN_PORT} " in url and "--statement-timeout-ms" not in options:
+            url = url.replace(f"port={ADMIN_PORT} ", f"port={PGBOUNCER_PORT} ")
+            options = ("--prepared-statements", "off", *options)
+        self.proc = subprocess.Popen([*wrapper, BIN, "serve", "--listen", listen, "--database-url", url, *options],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=dict(os.environ, **(env or {})))
         self.access = []

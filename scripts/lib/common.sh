@@ -104,13 +104,18 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# cluster_dir DIR: DIR exists, belongs to the cluster's owner and is closed to others.
+cluster_dir() {
+  mkdir -p "$1"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$1"
+  chmod 700 "$1"
+}
+
 # pg_start DIR PORT [SERVER-OPTIONS]: creates the cluster in DIR if needed and starts it on 127.0.0.1:PORT.
 pg_start() {
   local dir=$1 port=$2 bin
   bin=$(pg_bin)
-  mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
-  chmod 700 "$dir"
+  cluster_dir "$dir"
   if [ ! -f "$dir/PG_VERSION" ]; then
     say "creating a PostgreSQL cluster in $dir"
     as_owner "$bin/initdb" -D "$dir" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
@@ -125,6 +130,62 @@ pg_stop() {
   local dir=$1
   [ -f "$dir/postmaster.pid" ] || return 0
   as_owner "$(pg_bin)/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true
+}
+
+# pg_standby DIR PORT PRIMARY-PORT [SERVER-OPTIONS]: a hot standby of the cluster on
+# PRIMARY-PORT, made with pg_basebackup -R (streaming replication) in DIR unless DIR
+# already holds one, and started on 127.0.0.1:PORT (RULES.md section 9: read replicas).
+pg_standby() {
+  local dir=$1 port=$2 primary=$3
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    cluster_dir "$dir"
+    say "making a standby of port $primary in $dir"
+    # (its warnings about the primary's socket file, which lives in its data folder, are noise)
+    as_owner "$(pg_bin)/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" -R -X stream -c fast \
+      2> >(grep -v "skipping special file" >&2)
+  fi
+  pg_start "$dir" "$port" "-c hot_standby_feedback=on ${4:-}"
+}
+
+# pgbouncer_start DIR PORT DATABASE-PORT: Debian's PgBouncer on 127.0.0.1:PORT in front of
+# every database of the cluster on DATABASE-PORT, in transaction-pooling mode (RULES.md
+# section 9: `serve --prepared-statements off` works behind it). PgBouncer refuses the
+# `options` startup parameter by which billgraph sets statement_timeout, so it is
+# ignored here and the timeout (30 s, billgraph's default) is set by PgBouncer itself on
+# each server connection. Stop it with pgbouncer_stop DIR.
+pgbouncer_start() {
+  local dir=$1 port=$2 database=$3
+  cluster_dir "$dir"
+  echo '"postgres" ""' > "$dir/users.txt"
+  cat > "$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$database connect_query='SET statement_timeout = 30000'
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/users.txt
+pool_mode = transaction
+default_pool_size = 40
+max_client_conn = 1000
+ignore_startup_parameters = options
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+  as_owner pgbouncer -q -d "$dir/pgbouncer.ini"
+  local tries=0
+  until "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; do
+    tries=$((tries + 1))
+    [ $tries -lt 100 ] || { echo "PgBouncer did not start; see $dir/pgbouncer.log" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+pgbouncer_stop() {
+  local pid
+  pid=$(cat "$1/pgbouncer.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
 }
 
 # pg_crash DIR: stops the cluster as a crash would (immediate mode: no checkpoint,
