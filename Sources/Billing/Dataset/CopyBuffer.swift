@@ -1,4 +1,5 @@
-/// Rows in PostgreSQL's COPY text format, for one table.
+/// Rows in PostgreSQL's COPY text format, for one table: the whole table, or the piece
+/// not yet sent when rows are streamed.
 struct CopyBuffer {
     let table: String
     let columns: [String]
@@ -32,4 +33,7 @@ struct CopyBuffer {
         bytes.append(0x0A)
         rows += 1
     }
+
+    /// Forgets the bytes (once sent), keeping their memory for the next rows; `rows` keeps counting.
+    mutating func removeBytes() { bytes.removeAll(keepingCapacity: true) }
 }
