@@ -20,6 +20,11 @@ struct CopyBuffer {
                 bytes.append(contentsOf: [0x5C, 0x4E])  // \N
                 continue
             }
+            // Most values need no escaping: copied whole, not byte by byte.
+            if !value.utf8.contains(where: { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+                bytes.append(contentsOf: value.utf8)
+                continue
+            }
             for byte in value.utf8 {
                 switch byte {
                 case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])

@@ -5,9 +5,9 @@ import Store
 /// Loads a dataset in the JSON Lines format of DATASET.md in one transaction, streaming:
 /// each line is checked on its own as it is read (JSON, keys, types, formats, its own
 /// sums) and COPYed into the staging table (`Staging`) a piece at a time, so memory stays
-/// flat whatever the file's size; the rules across lines are then checked in SQL, the
-/// rows moved into the store, and the maintained figures recomputed. Any broken line
-/// stops the import with its number and nothing is stored.
+/// flat whatever the file's size; the rules across lines are then checked in SQL and the
+/// rows moved into the store with their figures. Any broken line stops the import with
+/// its number and nothing is stored.
 public final class Importer {
     private let connection: BlockingConnection?
     private let progress: (String) -> Void
@@ -90,8 +90,7 @@ public final class Importer {
             try check(line: line, number: lineNumber)
             if staged.bytes.count >= Self.piece { try sendStaged(to: connection) }
             if lineNumber % 1_000_000 == 0 {
-                let elapsed = ContinuousClock.now - started
-                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                let seconds = (ContinuousClock.now - started) / .seconds(1)
                 progress("read \(lineNumber) lines (\(Int(1_000_000 / max(seconds, 0.001))) lines/s)")
                 started = ContinuousClock.now
             }
