@@ -266,6 +266,7 @@ def chart(path, title, concurrency, series):
     width, height, margin = 420, 300, 60
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" height="{height + 60}" '
              f'font-family="sans-serif" font-size="12">',
+             '<rect width="100%" height="100%" fill="white"/>',
              f'<text x="{width}" y="20" text-anchor="middle" font-size="14">{title}</text>']
     for panel, (label, index) in enumerate([("requests/s", 0), ("p99 latency (ms)", 1)]):
         left = panel * width + margin

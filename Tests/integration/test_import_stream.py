@@ -12,9 +12,7 @@ import pytest
 
 from conftest import create_database, psql, run_cli, seed
 from figures import Facts, assert_stored_match
-
-COUNTS = "SELECT (SELECT count(*) FROM organisation) || ',' || (SELECT count(*) FROM customer) || ',' || " \
-         "(SELECT count(*) FROM invoice) || ',' || (SELECT count(*) FROM payment) || ',' || (SELECT count(*) FROM refund)"
+from test_import import COUNTS, write
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +24,6 @@ def big():
         lines = f.read().splitlines()
     assert len(lines) > 50_000
     return lines
-
-
-def write(lines):
-    fd, path = tempfile.mkstemp(suffix=".jsonl")
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
 
 
 def last_index(lines, kind):
