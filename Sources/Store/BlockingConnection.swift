@@ -63,14 +63,7 @@ public final class BlockingConnection {
         }
     }
 
-    /// `COPY table (columns) FROM STDIN` with rows already in COPY text format.
-    public func copy(into table: String, columns: [String], data: [UInt8]) throws(DatabaseError) {
-        try copyBegin(into: table, columns: columns)
-        try copySend(data)
-        try copyEnd()
-    }
-
-    /// Starts `COPY table (columns) FROM STDIN`. Until `copyEnd`, the connection takes only
+    /// Starts `COPY table (columns) FROM STDIN` (rows in COPY text format). Until `copyEnd`, the connection takes only
     /// `copySend`: rows streamed in pieces, so a caller never holds more than a piece.
     public func copyBegin(into table: String, columns: [String]) throws(DatabaseError) {
         _ = try check(PQexec(conn, "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN"))
