@@ -259,7 +259,7 @@ def cursors(port, key, connection, size, pages):
     return [every[(p - 1) * size - 1] for p in range(2, pages + 1)]
 
 
-def floor_requests(url, port, key, org, sizes):
+def floor_requests(url, port, key, sizes):
     """For each canonical query, the bodies wrk draws from, in the floor's page order (page 2
     first, or invoice 1), and a function from a body's index to the floor's variables."""
     dashboard = canonical("dashboard")
@@ -296,7 +296,7 @@ def floor_comparison(data, url, key, plan):
     sizes = floor.prepare(psql_script, url, org)
     proc, port = start_server(url)
     try:
-        requests = floor_requests(url, port, key, org, sizes)
+        requests = floor_requests(url, port, key, sizes)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -27,13 +27,12 @@ import csv
 import glob
 import io
 import hashlib
-import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import tempfile
+import time
 
 DASHBOARD_PAGE = 25
 INVOICES_PAGE = 1000
@@ -238,7 +237,9 @@ def cluster_cpu(data):
     """CPU seconds the cluster in `data` has used: the postmaster's own and its reaped
     children's (utime, stime, cutime, cstime), plus every live child's utime + stime.
     The difference of two readings is what its processes used between them, backends
-    that started or ended in between included."""
+    that started or ended in between included. Read once no backend is ending (a second
+    after the clients are gone): one reaped between the two reads would count nowhere."""
+    time.sleep(1)
     postmaster = int(open(os.path.join(data, "postmaster.pid")).readline())
     f = _stat(postmaster)
     ticks = sum(int(x) for x in f[11:15])
@@ -265,6 +266,7 @@ def chart(path, title, concurrency, series):
     width, height, margin = 420, 300, 60
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" height="{height + 60}" '
              f'font-family="sans-serif" font-size="12">',
+             '<rect width="100%" height="100%" fill="white"/>',
              f'<text x="{width}" y="20" text-anchor="middle" font-size="14">{title}</text>']
     for panel, (label, index) in enumerate([("requests/s", 0), ("p99 latency (ms)", 1)]):
         left = panel * width + margin

@@ -63,23 +63,36 @@ public final class BlockingConnection {
         }
     }
 
-    /// `COPY table (columns) FROM STDIN` with rows already in COPY text format.
-    public func copy(into table: String, columns: [String], data: [UInt8]) throws(DatabaseError) {
+    /// Starts `COPY table (columns) FROM STDIN` (rows in COPY text format). Until `copyEnd`, the connection takes only
+    /// `copySend`: rows streamed in pieces, so a caller never holds more than a piece.
+    public func copyBegin(into table: String, columns: [String]) throws(DatabaseError) {
         _ = try check(PQexec(conn, "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN"))
-        let sent = data.isEmpty ? 1 : data.withUnsafeBufferPointer { buffer -> Int32 in
+    }
+
+    /// Sends a piece of COPY text (whole rows or not); blocks while libpq's buffer is full.
+    public func copySend(_ data: [UInt8]) throws(DatabaseError) {
+        guard !data.isEmpty else { return }
+        let sent = data.withUnsafeBufferPointer { buffer -> Int32 in
             buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
                 PQputCopyData(conn, $0, Int32(buffer.count))
             }
         }
-        guard sent == 1, PQputCopyEnd(conn, nil) == 1 else {
+        guard sent == 1 else { throw .unavailable(String(cString: PQerrorMessage(conn))) }
+    }
+
+    /// Ends the COPY and waits for the server's verdict on every row sent.
+    public func copyEnd() throws(DatabaseError) {
+        guard PQputCopyEnd(conn, nil) == 1 else {
             throw .unavailable(String(cString: PQerrorMessage(conn)))
         }
+        var failure: DatabaseError?
         while let result = PQgetResult(conn) {
-            defer { PQclear(result) }
-            if PQresultStatus(result) != PGRES_COMMAND_OK {
-                throw DatabaseError.from(result, connection: conn)
+            if PQresultStatus(result) != PGRES_COMMAND_OK, failure == nil {
+                failure = DatabaseError.from(result, connection: conn)
             }
+            PQclear(result)
         }
+        if let failure { throw failure }
     }
 }
 

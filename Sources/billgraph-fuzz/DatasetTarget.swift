@@ -1,11 +1,11 @@
 import Billing
 
-/// `dataset`: the checks `billgraph import` makes on a JSON Lines file before it writes
-/// anything (Sources/Billing/Dataset: `Importer.check(line:number:)`, `DatasetRecord`),
-/// with no database, as if nothing were stored. The input is the file. Proves that
-/// line after line is either accepted or refused with its own line number, never
-/// trapping (sums of money included), and that what is accepted is text PostgreSQL's
-/// COPY takes: valid UTF-8 with no NUL character (PostgreSQL text cannot hold one).
+/// `dataset`: the checks `billgraph import` makes on each line of a JSON Lines file on its
+/// own as it reads it, before the line is staged (Sources/Billing/Dataset:
+/// `Importer.check(line:number:)`, `DatasetRecord`), with no database. The input is the
+/// file. Proves that line after line is either accepted or refused with its own line
+/// number, never trapping (sums of money included), and that what is accepted is text
+/// PostgreSQL's COPY takes: valid UTF-8 with no NUL character (PostgreSQL text cannot hold one).
 func fuzzDataset(_ bytes: [UInt8]) {
     let importer = Importer()
     for (i, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
@@ -18,7 +18,7 @@ func fuzzDataset(_ bytes: [UInt8]) {
             preconditionFailure("line \(i + 1) refused without an ImportError: \(error)")
         }
     }
-    for (table, rows) in importer.copyData {
+    for (table, rows) in importer.copyData {  // the staged rows, never sent here
         precondition(!rows.contains(0), "a NUL character in the \(table) rows")
         precondition(String(validating: rows, as: UTF8.self) != nil, "invalid UTF-8 in the \(table) rows")
     }

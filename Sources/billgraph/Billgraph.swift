@@ -226,8 +226,10 @@ struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import a dataset in the billgraph JSON Lines format.",
         discussion: """
-            Strict and all-or-nothing: every line is checked first; a broken line stops
-            the import with its number and the reason, and nothing is stored.
+            Strict and all-or-nothing, in one transaction: every line is checked as it
+            is read and across lines before anything is stored; the first broken line
+            stops the import with its number and the reason, and nothing is stored.
+            Streams: memory does not grow with the file.
             """)
 
     @OptionGroup var database: DatabaseOptions

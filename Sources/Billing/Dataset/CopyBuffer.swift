@@ -1,4 +1,5 @@
-/// Rows in PostgreSQL's COPY text format, for one table.
+/// Rows in PostgreSQL's COPY text format, for one table: the whole table, or the piece
+/// not yet sent when rows are streamed.
 struct CopyBuffer {
     let table: String
     let columns: [String]
@@ -19,6 +20,11 @@ struct CopyBuffer {
                 bytes.append(contentsOf: [0x5C, 0x4E])  // \N
                 continue
             }
+            // Most values need no escaping: copied whole, not byte by byte.
+            if !value.utf8.contains(where: { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+                bytes.append(contentsOf: value.utf8)
+                continue
+            }
             for byte in value.utf8 {
                 switch byte {
                 case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
@@ -32,4 +38,7 @@ struct CopyBuffer {
         bytes.append(0x0A)
         rows += 1
     }
+
+    /// Forgets the bytes (once sent), keeping their memory for the next rows; `rows` keeps counting.
+    mutating func removeBytes() { bytes.removeAll(keepingCapacity: true) }
 }
