@@ -113,6 +113,3 @@ public enum APIKeys {
     }
 }
 
-/// The importer's name for `APIKeys` until Dataset/Importer.swift names it.
-public typealias APIKeyFormat = APIKeys
-

@@ -13,7 +13,6 @@ public final class Importer {
     private let progress: (String) -> Void
 
     static let modes = ["check", "cash", "credit_card", "bank_transfer", "bank_remittance", "auto_transaction", "others"]
-    public static let scopes: Set<String> = ["billing:read", "refunds:write", "credit_notes:write"]
     static let keys: [String: Set<String>] = [
         "organisation": ["id", "name"],
         "api_key": ["organisation_id", "key", "scopes"],
@@ -155,12 +154,12 @@ public final class Importer {
     private func checkAPIKey(_ r: DatasetRecord, line: Int) throws {
         let org = try r.uuid("organisation_id")
         let key = try r.string("key")
-        guard APIKeyFormat.isWellFormed(key) else {
+        guard APIKeys.isWellFormed(key) else {
             throw ImportFailure("\"key\" must be 16 to 128 printable ASCII characters")
         }
         var scopes: [String] = []
         for item in try r.array("scopes") {
-            guard let s = item.stringValue, Self.scopes.contains(s) else {
+            guard let s = item.stringValue, APIKeys.scopes.contains(s) else {
                 throw ImportFailure("\"scopes\" must name only billing:read, refunds:write, credit_notes:write")
             }
             if !scopes.contains(s) { scopes.append(s) }
