@@ -9,8 +9,8 @@ struct ParentKey {
     let column: Int
 }
 
-/// A `uuid` as two words, read from PostgreSQL's text without making a `String`: keys
-/// are compared and hashed for every parent and every row of a load, so this is cheap.
+/// A `uuid` as two words, read from PostgreSQL's binary format or its text without
+/// making a `String`: a key is read for every parent of a load, so this is cheap.
 struct UUIDKey: Hashable {
     let high: UInt64
     let low: UInt64
@@ -52,7 +52,8 @@ struct UUIDKey: Hashable {
 struct ParentKeys {
     /// For each parent, the index of its key among those sent; -1 when it has none.
     private(set) var slots: [Int] = []
-    private(set) var distinctCount = 0
+    /// How many keys the statement unnests.
+    private(set) var sentCount = 0
     private var literal: [UInt8] = [UInt8(ascii: "{")]
 
     /// `deduplicated`: parents with the same key share one place (and one read). Lists
@@ -69,14 +70,14 @@ struct ParentKeys {
                 if deduplicated {
                     guard let id = binary ? UUIDKey(binary: bytes) : UUIDKey(bytes) else { return -1 }
                     if let known = seen[id] { return known }
-                    seen[id] = distinctCount
+                    seen[id] = sentCount
                 } else if !binary && UUIDKey(bytes) == nil {
                     return -1
                 }
-                if distinctCount > 0 { literal.append(UInt8(ascii: ",")) }
+                if sentCount > 0 { literal.append(UInt8(ascii: ",")) }
                 if binary { BinaryCells.appendUUID(bytes, to: &literal) } else { literal.append(contentsOf: bytes) }
-                distinctCount += 1
-                return distinctCount - 1
+                sentCount += 1
+                return sentCount - 1
             }
             slots.append(slot ?? -1)
         }
@@ -110,7 +111,7 @@ struct ByIdLoad: BatchLoad {
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         let keys = ParentKeys(parents, key, deduplicated: true)
-        if keys.distinctCount == 0 { return completion(.success(parents.map { _ in .object(nil) })) }
+        if keys.sentCount == 0 { return completion(.success(parents.map { _ in .object(nil) })) }
         var p = Parameters()
         // One primary-key probe per id, never a scan of the table, however many ids a
         // level asks for. (LIMIT 1 keeps PostgreSQL from flattening the lateral subquery
@@ -125,7 +126,7 @@ struct ByIdLoad: BatchLoad {
             """
         context.query(Statement(sql, p.values, binaryResults: true)) { [columns] result in
             completion(result.map { rows in
-                var found = [Node?](repeating: nil, count: keys.distinctCount)
+                var found = [Node?](repeating: nil, count: keys.sentCount)
                 let ordColumn = rows.columnCount - 1
                 for r in 0..<rows.rowCount {
                     guard let ord = rows.int(r, ordColumn), ord >= 1, ord <= found.count else { continue }
@@ -163,7 +164,7 @@ struct ChildListLoad: BatchLoad {
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         let keys = ParentKeys(parents, key, deduplicated: false)
-        if keys.distinctCount == 0 { return completion(.success(parents.map { _ in .list([]) })) }
+        if keys.sentCount == 0 { return completion(.success(parents.map { _ in .list([]) })) }
         var p = Parameters()
         let keyParam = p.bind(keys.arrayLiteral)
         var conditions = [query.parentMatch, "\(query.organisationColumn) = \(p.bind(context.organisationID))::uuid"]
@@ -183,7 +184,7 @@ struct ChildListLoad: BatchLoad {
         context.query(Statement(sql, p.values, binaryResults: true)) { [columns] result in
             completion(result.flatMap { rows in
                 if rows.rowCount > itemBudget { return .failure(budgetExceeded(itemBudget)) }
-                let lists = groupByOrdinal(rows, groups: keys.distinctCount, shape: columns)
+                let lists = groupByOrdinal(rows, groups: keys.sentCount, shape: columns)
                 return .success(keys.slots.map { slot in .list(slot < 0 ? [] : lists[slot]) })
             })
         }

@@ -31,7 +31,8 @@ public enum Binary {
     /// Days since 2000-01-01 as a proleptic Gregorian (year, month, day): the inverse
     /// of Howard Hinnant's `days_from_civil`.
     public static func civil(daysSince2000 days: Int) -> (year: Int, month: Int, day: Int) {
-        let z = days + 730_425  // days from 0000-03-01 to 2000-01-01 ... shifted to the era origin
+        // Counted from 0000-03-01: 719,468 days to 1970-01-01, then 10,957 to 2000-01-01.
+        let z = days + 730_425
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let dayOfEra = z - era * 146_097
         let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365

@@ -1,4 +1,5 @@
 import JSON
+import Store
 
 /// Writes a deterministic billing dataset in the import format: the same arguments
 /// always give the same lines. Its shape follows the contract's reference generator
@@ -254,7 +255,7 @@ struct SplitMix64 {
 }
 
 /// A calendar day as days since 1970-01-01, for date arithmetic without Foundation
-/// (Howard Hinnant's `days_from_civil` and `civil_from_days`).
+/// (Howard Hinnant's `days_from_civil`; `Store.Binary.civil` is the way back).
 struct Day {
     let ordinal: Int
 
@@ -272,15 +273,7 @@ struct Day {
     func adding(_ days: Int) -> Day { Day(ordinal: ordinal + days) }
 
     var text: String {
-        let z = ordinal + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        let (year, month, day) = Binary.civil(daysSince2000: ordinal - 10_957)  // ordinal: days since 1970-01-01
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         return String(year).leftPadded(4) + "-" + two(month) + "-" + two(day)
     }
