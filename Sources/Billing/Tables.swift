@@ -42,7 +42,6 @@ struct Table {
         return i
     }
 
-
     static let timestampCast = "::timestamp AT TIME ZONE 'UTC'"
     static let dateCast = "::date"
 }
