@@ -114,6 +114,12 @@ public final class RequestContext {
             log("database unavailable: \(error)")
             return GraphQLError("The database is not available right now; try again shortly.", code: .serviceUnavailable)
         }
+        if error.isTimeout {
+            // Nothing of the statement happened, and the same request may well succeed
+            // later: the client's to retry, not a fault of ours (README, "Limits").
+            log("statement timed out: \(error)")
+            return GraphQLError("The database did not answer in time; try again shortly.", code: .serviceUnavailable)
+        }
         log("statement failed: \(error)")
         return GraphQLError("Internal server error.", code: .internalServerError)
     }

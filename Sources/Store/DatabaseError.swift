@@ -21,6 +21,10 @@ public enum DatabaseError: Error, CustomStringConvertible, Sendable {
         return nil
     }
 
+    /// A statement cut off by `statement_timeout` (query_canceled; billgraph cancels no
+    /// statement itself).
+    public var isTimeout: Bool { sqlState == "57014" }
+
     /// Serialization failures and deadlocks: the transaction may simply be run again.
     public var isRetryable: Bool { sqlState == "40001" || sqlState == "40P01" }
 
