@@ -32,8 +32,8 @@ enum BinaryCells {
         }
     }
 
-    /// A cell as text: what cursors carry (`precise` timestamps to the microsecond,
-    /// `YYYY-MM-DD HH:MM:SS.ffffff`) and ids.
+    /// A cursor's part as text: an id, or a sort key (a date, or a timestamp to the
+    /// microsecond, `YYYY-MM-DD HH:MM:SS.ffffff`).
     static func text(_ bytes: UnsafeBufferPointer<UInt8>, type: UInt32) -> String {
         var out: [UInt8] = []
         switch type {
@@ -41,7 +41,6 @@ enum BinaryCells {
         case Binary.Oid.date: format(into: &out, quoted: false) { putDate(bytes, $0, 0) }
         case Binary.Oid.timestamptz, Binary.Oid.timestamp:
             format(into: &out, quoted: false) { putDateTime(bytes, precise: true, $0, 0) }
-        case Binary.Oid.int8, Binary.Oid.int4, Binary.Oid.int2: return String(Binary.integer(bytes) ?? 0)
         default: out.append(contentsOf: bytes)
         }
         return String(decoding: out, as: UTF8.self)

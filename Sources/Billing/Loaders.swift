@@ -87,14 +87,20 @@ struct ParentKeys {
     var arrayLiteral: String { String(decoding: literal + [UInt8(ascii: "}")], as: UTF8.self) }
 }
 
-/// Rows grouped by the ordinality of their parent key (the last column), keeping row order.
-private func groupByOrdinal(_ rows: ResultSet, groups: Int, shape: ColumnSet) -> [[Node]] {
+/// Calls `body` with each row and the place of its parent key among the `places` keys
+/// sent (its ordinality, the last column, less one), in row order.
+private func forEachRow(_ rows: ResultSet, places: Int, _ body: (_ row: Int, _ place: Int) -> Void) {
     let ordColumn = rows.columnCount - 1
-    var grouped = [[Node]](repeating: [], count: groups)
     for r in 0..<rows.rowCount {
-        guard let ord = rows.int(r, ordColumn), ord >= 1, ord <= groups else { continue }
-        grouped[ord - 1].append(RowNode(rows, r, shape))
+        guard let ord = rows.int(r, ordColumn), ord >= 1, ord <= places else { continue }
+        body(r, ord - 1)
     }
+}
+
+/// Rows grouped by the place of their parent key, keeping row order.
+private func groupByOrdinal(_ rows: ResultSet, groups: Int, shape: ColumnSet) -> [[Node]] {
+    var grouped = [[Node]](repeating: [], count: groups)
+    forEachRow(rows, places: groups) { r, place in grouped[place].append(RowNode(rows, r, shape)) }
     return grouped
 }
 
@@ -127,11 +133,7 @@ struct ByIdLoad: BatchLoad {
         context.query(Statement(sql, p.values, binaryResults: true)) { [columns] result in
             completion(result.map { rows in
                 var found = [Node?](repeating: nil, count: keys.sentCount)
-                let ordColumn = rows.columnCount - 1
-                for r in 0..<rows.rowCount {
-                    guard let ord = rows.int(r, ordColumn), ord >= 1, ord <= found.count else { continue }
-                    found[ord - 1] = RowNode(rows, r, columns)
-                }
+                forEachRow(rows, places: found.count) { r, place in found[place] = RowNode(rows, r, columns) }
                 return keys.slots.map { slot in .object(slot < 0 ? nil : found[slot]) }
             })
         }

@@ -28,10 +28,10 @@ public enum OperationCost {
         // for its arguments or its scope loads nothing, nor do its children.
         if field.name.hasPrefix("__") || field.parentType.name.hasPrefix("__") || field.argumentError != nil { return 0 }
         let own: Int
-        if field.children.isEmpty && field.parentType.name != "Mutation" {
-            return 0  // a leaf is read from its parent's row, never loaded: no need to resolve it
-        } else if field.parentType.name == "Mutation" {
+        if field.parentType.name == "Mutation" {
             own = mutationField
+        } else if field.children.isEmpty {
+            return 0  // a leaf is read from its parent's row, never loaded: no need to resolve it
         } else {
             guard let resolution = try? resolver.resolve(field) else { return 0 }
             own = statements(of: resolution)
