@@ -20,7 +20,7 @@ public struct GraphQLRequest: Sendable {
 /// pick the operation, coerce variables, and plan. Every step before planning costs what
 /// the document's text costs; planning, which expands fragments, runs only on an
 /// operation measured small.
-public struct Preparation {
+public struct Preparation: Sendable {
     public let schema: Schema
     public var limits: ParserLimits
     public var maxDepth: Int

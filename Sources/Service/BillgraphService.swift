@@ -97,6 +97,7 @@ public final class BillgraphService {
             heavyReads: HeavyReadGate(),
             limiter: RateLimiter(),
             graphiQL: GraphiQL(assets: try configuration.graphiQLDirectory.map(GraphiQLAssets.init(directory:))),
+            preparation: PreparationThread(),
             accessLog: configuration.accessLog ? AccessLog() : nil,
             replicas: configuration.replicaURLs.map { url in
                 let conninfo = Self.connectionString(url, configuration)
@@ -201,6 +202,8 @@ struct SharedByLoops: Sendable {
     let limiter: RateLimiter
     /// GraphiQL's files, read once.
     let graphiQL: GraphiQL
+    /// The thread that prepares large documents (locked when one is handed to it or taken).
+    let preparation: PreparationThread
     /// The access log, whose lines are written whole under its lock (RULES.md section 7).
     let accessLog: AccessLog?
     /// The read replicas: what is known of each (written by the main loop's `ReplicaWatch`,
@@ -220,6 +223,7 @@ final class LoopWorker {
     let loop: EventLoop
     private let targets: DatabaseTargets
     private let lanes: StatementLanes
+    private let desk: PreparationDesk
     private let server: HTTPServer
     private let housekeeping: Timer?
     private var wakeup: AsyncWakeup!
@@ -245,11 +249,12 @@ final class LoopWorker {
                 instruments: metrics.pool(target: "replica"), preparedStatements: configuration.preparedStatements))
         })
         lanes = try StatementLanes(loop: loop, gate: shared.heavyReads, heavyRows: configuration.heavyReadRows)
+        desk = try PreparationDesk(loop: loop, thread: shared.preparation)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), targets: targets, lanes: lanes,
                                      authenticator: Authenticator(loop: loop, pool: targets.keysAndDocuments),
                                      mutations: MutationService(), maxResultItems: configuration.maxResultItems, limiter: shared.limiter,
                                      persisted: PersistedDocuments(loop: loop, pool: targets.keysAndDocuments),
-                                     trustedDocumentsOnly: configuration.trustedDocumentsOnly, graphiQL: shared.graphiQL, log: log)
+                                     trustedDocumentsOnly: configuration.trustedDocumentsOnly, graphiQL: shared.graphiQL, desk: desk, log: log)
         endpoints = OperatorEndpoints(readiness: Readiness(loop: loop, pool: pool, expected: billingMigrations.map(\.version),
                                                                  replicas: shared.replicas.map(\.health)),
                                       metrics: metrics)
@@ -290,6 +295,7 @@ final class LoopWorker {
         wakeup.close()
         admin?.close()
         lanes.close()
+        desk.close()
         let deadline = try? Timer(loop: loop)
         let finish = { [self] in
             deadline?.close()

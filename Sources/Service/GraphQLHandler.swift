@@ -27,6 +27,8 @@ final class GraphQLHandler: HTTPHandler {
     /// `serve --trusted-documents-only` (RULES.md section 8).
     private let trustedDocumentsOnly: Bool
     private let graphiQL: GraphiQL
+    /// Where large documents are prepared, off this loop.
+    private let desk: PreparationDesk
     /// 8 MiB of documents per loop.
     private var documents = DocumentCache(capacityBytes: 8 << 20)
     /// BILLGRAPH_TRACE_SQL=1 writes every statement and its parameters to standard error.
@@ -34,8 +36,9 @@ final class GraphQLHandler: HTTPHandler {
 
     init(preparation: Preparation, targets: DatabaseTargets, lanes: StatementLanes, authenticator: Authenticator,
          mutations: MutationResolving?, maxResultItems: Int, limiter: RateLimiter, persisted: PersistedDocuments,
-         trustedDocumentsOnly: Bool, graphiQL: GraphiQL, log: @escaping (String) -> Void) {
+         trustedDocumentsOnly: Bool, graphiQL: GraphiQL, desk: PreparationDesk, log: @escaping (String) -> Void) {
         self.graphiQL = graphiQL
+        self.desk = desk
         self.limiter = limiter
         self.persisted = persisted
         self.trustedDocumentsOnly = trustedDocumentsOnly
@@ -151,21 +154,47 @@ final class GraphQLHandler: HTTPHandler {
         }
     }
 
+    /// Prepares the document: on this loop when it is cached or small, else on the
+    /// preparation thread (`PreparationThread`), so that no loop spends tens of
+    /// milliseconds on one document while its other requests wait.
     private func prepare(_ text: String, _ request: ClientRequest, method: String, principal: Principal, media: MediaType,
                          minLSN: LSN?, outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
-        let prepared = documents.lookup(text) { preparation.validDocument($0) }
-            .flatMap { valid in
-                preparation.operation(in: valid, named: request.operationName).map { (valid, $0) }
-            }
+        let next = { [self] (prepared: Prepared) in
+            proceed(prepared, method: method, principal: principal, media: media, minLSN: minLSN, outcome: outcome, respond: respond)
+        }
+        let known = documents.cached(text)
+        guard known == nil, text.utf8.count >= Self.preparedAsideBytes else {
+            let prepared = PreparedRequest.make(text, request, preparation, valid: known)
+            if known == nil, case .success(let ready) = prepared { documents.keep(text, ready.valid) }
+            return next(prepared)
+        }
+        let accepted = desk.prepare({ [preparation] in PreparedRequest.make(text, request, preparation) }) { [self] prepared in
+            if case .success(let ready) = prepared { documents.keep(text, ready.valid) }
+            next(prepared)
+        }
+        if accepted {
+            ServiceMetrics.shared.preparedAside.increment()
+        } else {
+            respond(errorResponse(status: 503, GraphQLError("Too many large documents are waiting to be prepared; try again shortly.",
+                                                            code: .serviceUnavailable), as: media, extraHeaders: [("Retry-After", "1")]))
+        }
+    }
+
+    /// Documents of this many bytes or more are prepared on the preparation thread; the
+    /// canonical queries are 1 to 3 KB, and a document this large takes a few milliseconds.
+    static let preparedAsideBytes = 16 << 10
+
+    private func proceed(_ prepared: Prepared, method: String, principal: Principal, media: MediaType, minLSN: LSN?,
+                         outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
         switch prepared {
         case .failure(let failure): return respond(failureResponse(failure, media))
-        case .success(let (valid, operation)):
-            outcome.found(operation.kind.rawValue, named: operation.name?.value)
-            if method == "GET" && operation.kind != .query {
+        case .success(let ready):
+            outcome.found(ready.operation.kind.rawValue, named: ready.operation.name?.value)
+            if method == "GET" && ready.operation.kind != .query {
                 return respond(errorResponse(status: 405, GraphQLError("Mutations must be sent with POST.", code: .badUserInput),
                                              as: media, extraHeaders: [("Allow", "POST")]))
             }
-            switch preparation.plan(operation, in: valid, variables: request.variables) {
+            switch ready.plan {
             case .failure(let failure): respond(failureResponse(failure, media))
             case .success(let plan): pay(for: plan, principal: principal, media: media, minLSN: minLSN, respond: respond)
             }
@@ -314,20 +343,17 @@ struct DocumentCache {
 
     init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
 
-    mutating func lookup(_ query: String, _ make: (String) -> Result<Preparation.ValidDocument, Preparation.RequestFailure>)
-        -> Result<Preparation.ValidDocument, Preparation.RequestFailure> {
-        if let hit = entries[query] { return .success(hit) }
-        let result = make(query)
-        if case .success(let valid) = result {
-            let cost = query.utf8.count + valid.document.tokenCount * Self.bytesPerToken
-            guard cost <= maxEntryBytes else { return result }
-            if usedBytes + cost > capacityBytes {
-                entries.removeAll(keepingCapacity: true)
-                usedBytes = 0
-            }
-            entries[query] = valid
-            usedBytes += cost
+    func cached(_ query: String) -> Preparation.ValidDocument? { entries[query] }
+
+    /// Keeps `valid` as the document of `query`, unless it is too large to.
+    mutating func keep(_ query: String, _ valid: Preparation.ValidDocument) {
+        let cost = query.utf8.count + valid.document.tokenCount * Self.bytesPerToken
+        guard cost <= maxEntryBytes else { return }
+        if usedBytes + cost > capacityBytes {
+            entries.removeAll(keepingCapacity: true)
+            usedBytes = 0
         }
-        return result
+        entries[query] = valid
+        usedBytes += cost
     }
 }

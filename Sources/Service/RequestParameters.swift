@@ -148,7 +148,7 @@ enum RequestParameters {
 
 /// One GraphQL-over-HTTP request as the client sent it: the document's text, or only a
 /// persisted query's hash (RULES.md section 8), or both.
-struct ClientRequest {
+struct ClientRequest: Sendable {
     var query: String?
     var variables: [(String, JSONValue)]
     var operationName: String?

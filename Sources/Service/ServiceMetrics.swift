@@ -20,6 +20,7 @@ public final class ServiceMetrics: Sendable {
     let mutations: Family<Counter>
     let transactionRetries: Counter
     let loopLag: Histogram
+    let preparedAside: Counter
     /// The HTTP connections of every `ConnectionBudget` that serves here (one per service).
     private let budgets = Budgets()
 
@@ -63,6 +64,8 @@ public final class ServiceMetrics: Sendable {
         loopLag = registry.histogram("billgraph_event_loop_lag_seconds",
                                      help: "How late each loop's probe timer fired, in seconds: time the loop was busy with other work.",
                                      bounds: Self.lagBounds).labels([])
+        preparedAside = registry.counter("billgraph_documents_prepared_aside_total",
+                                         help: "Large documents prepared on the low-priority preparation thread instead of a loop.").labels([])
         ProcessMetrics.register(in: registry)
         // The series exist from the start, at zero, for the primary (replicas: RULES.md section 9).
         _ = dbStatements.labels(["primary"])

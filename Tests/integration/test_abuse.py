@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -154,6 +155,46 @@ def test_distinct_large_documents_do_not_grow_memory(world):
         assert r.data == {"__typename": "Query"}
     grown = resident_kib(server.proc.pid) - before
     assert grown < 40 * 1024, f"{grown} KiB more after 300 distinct 200 KB documents"
+
+
+def aside_count(server):
+    """billgraph_documents_prepared_aside_total, from /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    line = next(l for l in text.splitlines() if l.startswith("billgraph_documents_prepared_aside_total "))
+    return float(line.split()[1])
+
+
+def test_large_documents_are_prepared_aside_and_answered_as_small_ones(world):
+    """Documents of 16 KB or more are prepared on the low-priority thread (README, "Limits"):
+    the answers, errors and their order are those of the same document prepared on a loop."""
+    server, key = world["server"], read_key(world)
+    small = server.gql("{ customers(first: 1) { nodes { name } } }", key=key)
+    name = small.data["customers"]["nodes"][0]["name"]
+    flood = "{ customers(first: 1) { nodes { " + " ".join(f"a{i}: name" for i in range(5000)) + " } } }"
+    assert len(flood) > 16 * 1024
+    before = aside_count(server)
+    r = server.gql(flood, key=key)
+    assert r.status == 200 and "errors" not in r.json
+    assert r.data["customers"]["nodes"][0] == {f"a{i}": name for i in range(5000)}
+    assert aside_count(server) == before + 1
+    server.gql("{ customers(first: 1) { nodes { name } } }", key=key)
+    assert aside_count(server) == before + 1  # a small document stays on its loop
+
+    # A syntax error at the very end, with its place counted here.
+    broken = flood[:-1] + "\n  ) "
+    r = server.gql(broken, key=key)
+    assert r.codes() == ["GRAPHQL_PARSE_FAILED"]
+    assert r.errors[0]["locations"] == [{"line": 2, "column": 3}]
+    # Validation, then the choice of operation, then the variables, as for small documents.
+    r = server.gql(flood.replace("a4999: name", "a4999: nom"), key=key)
+    assert r.codes() == ["GRAPHQL_VALIDATION_FAILED"] and "nom" in r.errors[0]["message"]
+    two = "query A { __typename } query B($n: Int!) " + flood.replace("customers(first: 1)", "customers(first: $n)")
+    assert server.gql(two, key=key).status == 400  # two operations and no name
+    r = server.gql(two, variables={"n": "x"}, key=key, operation="B")
+    assert r.codes() == ["BAD_USER_INPUT"] and "data" not in r.json
+    assert server.gql(two, key=key, operation="A").data == {"__typename": "Query"}
+    assert aside_count(server) == before + 6
 
 
 # ------------------------------------------------------------------ values PostgreSQL would refuse
