@@ -295,12 +295,12 @@ final class LoopWorker {
         wakeup.close()
         admin?.close()
         lanes.close()
-        desk.close()
         let deadline = try? Timer(loop: loop)
         let finish = { [self] in
             deadline?.close()
             server.close()
             targets.close()
+            desk.close()  // after the drain: requests being prepared are answered first
             loop.stop()
         }
         deadline?.start(after: Self.drainSeconds * 1000) { finish() }

@@ -245,7 +245,7 @@ final class GraphQLHandler: HTTPHandler {
         var last: HTTPResponse?
         var replayed: [String] = []
         let locks = MutationService.lockPrelude(plan.fields, organisationID: principal.organisationID)
-        let transaction = MutationTransaction(pool: targets.primary, prelude: locks, log: log)
+        let transaction = MutationTransaction(loop: targets.loop, pool: targets.primary, prelude: locks, log: log)
         transaction.run({ [self] statements, done in
             run(plan, principal: principal, media: media, statements: statements) { answer, verdict in
                 last = answer

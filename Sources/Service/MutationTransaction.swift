@@ -1,3 +1,4 @@
+import EventLoop
 import Store
 
 /// Runs a mutation operation as ONE database transaction (RULES.md section 4, "Several
@@ -5,7 +6,7 @@ import Store
 /// operation (every root field in order, idempotency keys claimed and payloads read
 /// inside), then `COMMIT` when every field succeeded and `ROLLBACK` otherwise. A
 /// serialization failure or a deadlock runs the whole operation again, at most
-/// `attempts` times.
+/// `attempts` times, each after a random pause (`pause(beforeAttempt:random:)`).
 ///
 /// Never an error for what was applied: the answer is sent after the `COMMIT` is known to
 /// have succeeded; when the database goes away during it, the outcome is unknown and the
@@ -42,6 +43,7 @@ final class MutationTransaction {
     /// Runs the operation once with the statements going to the transaction, then calls back.
     typealias Run = (_ statements: @escaping StatementRunner, _ done: @escaping (Verdict) -> Void) -> Void
 
+    private let loop: EventLoop
     private let pool: ConnectionPool
     /// The primary's WAL position once the transaction has ended, committed or rolled
     /// back (RULES.md section 9, `Billgraph-Commit-LSN`): a replica that has replayed it
@@ -51,7 +53,8 @@ final class MutationTransaction {
     /// Runs first in the transaction, when given: the operation's locks.
     private let prelude: Statement?
 
-    init(pool: ConnectionPool, prelude: Statement?, log: @escaping (String) -> Void) {
+    init(loop: EventLoop, pool: ConnectionPool, prelude: Statement?, log: @escaping (String) -> Void) {
+        self.loop = loop
         self.pool = pool
         self.prelude = prelude
         self.log = log
@@ -72,7 +75,7 @@ final class MutationTransaction {
                 if case .failure(let error) = begun {
                     log("cannot begin the operation's transaction: \(error)")
                     lease.release()
-                    return error.isRetryable && n < Self.attempts ? attempt(n + 1, operation, ended) : ended(.unreachable)
+                    return error.isRetryable && n < Self.attempts ? again(n + 1, operation, ended) : ended(.unreachable)
                 }
                 operation({ statement, completion in lease.run(statement, completion: completion) }) { [self] verdict in
                     if verdict.apply && !verdict.conflicted {
@@ -83,12 +86,30 @@ final class MutationTransaction {
                                 return readPosition(lease) { ended(.rolledBack) }
                             }
                             lease.release()
-                            n < Self.attempts ? attempt(n + 1, operation, ended) : ended(.failed)
+                            n < Self.attempts ? again(n + 1, operation, ended) : ended(.failed)
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Attempt `n` after its pause. Operations that conflicted over the same rows would
+    /// otherwise start again at the same moment and meet again; a random pause ("full
+    /// jitter") spreads them out.
+    private func again(_ n: Int, _ operation: @escaping Run, _ ended: @escaping (End) -> Void) {
+        guard let timer = try? Timer(loop: loop) else { return attempt(n, operation, ended) }
+        timer.start(after: Self.pause(beforeAttempt: n, random: Double.random(in: 0..<1))) { [self] in
+            timer.close()
+            attempt(n, operation, ended)
+        }
+    }
+
+    /// Milliseconds to wait before attempt `n` (2 or more): `random` (in [0, 1)) times a
+    /// ceiling that doubles from 4 ms (4, 8, 16, 32), so that five attempts wait at most
+    /// 60 ms in all, against conflicts that last a transaction (about a millisecond here).
+    static func pause(beforeAttempt n: Int, random: Double) -> UInt64 {
+        UInt64(random * Double(4 << (n - 2)))
     }
 
     private func commit(_ lease: Lease, attempt n: Int, _ operation: @escaping Run, _ ended: @escaping (End) -> Void) {
@@ -98,7 +119,7 @@ final class MutationTransaction {
                 readPosition(lease) { ended(.committed) }
             case .failure(let error):
                 lease.release()
-                if error.isRetryable && n < Self.attempts { return attempt(n + 1, operation, ended) }
+                if error.isRetryable && n < Self.attempts { return again(n + 1, operation, ended) }
                 log("commit failed: \(error)")
                 ended(error.isUnavailable ? .unknown : .failed)
             }

@@ -16,7 +16,7 @@ final class DatabaseTargets {
 
     let primary: ConnectionPool
     let replicas: [Replica]
-    private let loop: EventLoop
+    let loop: EventLoop
     /// Round robin over the usable replicas.
     private var turn = 0
     /// How long a request with `Billgraph-Min-LSN` waits for a replica to replay it.

@@ -4,6 +4,7 @@ refused cheaply and clearly, and the server goes on answering everybody else."""
 import base64
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -11,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Server, resident_kib
+from conftest import Server, resident_kib, wait_until
 
 
 def read_key(world):
@@ -195,6 +196,29 @@ def test_large_documents_are_prepared_aside_and_answered_as_small_ones(world):
     assert r.codes() == ["BAD_USER_INPUT"] and "data" not in r.json
     assert server.gql(two, key=key, operation="A").data == {"__typename": "Query"}
     assert aside_count(server) == before + 6
+
+
+def test_large_documents_being_prepared_when_the_server_stops_are_answered(world):
+    """SIGTERM drains: documents still waiting for the preparation thread are answered
+    before the loops close, not dropped."""
+    from concurrent.futures import ThreadPoolExecutor
+    server = Server(world["url"])
+    try:
+        key = read_key(world)
+        name = server.gql("{ customers(first: 1) { nodes { name } } }", key=key).data["customers"]["nodes"][0]["name"]
+        floods = ["{ customers(first: 1) { nodes { " + " ".join(f"a{i}_{n}: name" for i in range(5000)) + " } } }"
+                  for n in range(8)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = [pool.submit(server.gql, flood, key=key) for flood in floods]
+            wait_until(lambda: aside_count(server) == 8, 20, "the documents never reached the preparation thread")
+            os.kill(server.pid, signal.SIGTERM)
+            responses = [a.result(timeout=60) for a in answers]
+        assert server.proc.wait(20) == 0
+        for n, r in enumerate(responses):
+            assert r.status == 200 and "errors" not in r.json
+            assert r.data["customers"]["nodes"][0] == {f"a{i}_{n}": name for i in range(5000)}
+    finally:
+        server.stop()
 
 
 # ------------------------------------------------------------------ values PostgreSQL would refuse
