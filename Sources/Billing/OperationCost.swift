@@ -28,7 +28,7 @@ public enum OperationCost {
         // for its arguments or its scope loads nothing, nor do its children.
         if field.name.hasPrefix("__") || field.parentType.name.hasPrefix("__") || field.argumentError != nil { return 0 }
         let own: Int
-        if field.parentType.name == "Mutation" {
+        if case .mutation? = Registry.contract.resolver(of: field)?.resolver {
             own = mutationField
         } else if field.children.isEmpty {
             return 0  // a leaf is read from its parent's row, never loaded: no need to resolve it
