@@ -56,10 +56,11 @@ enum Filters {
     static let invoicesOfCustomer = issued + [invoiceStatus]
     private static let issued = [Filter("issuedFrom", .onOrAfter("issuedOn")), Filter("issuedTo", .onOrBefore("issuedOn"))]
     private static let invoiceStatus = Filter("status", .anyOf("status"))
-    static let payments = [Filter("customerId", .id("customerId"))] + paymentsOfCustomer
-        + [Filter("receivedFrom", .onOrAfter("receivedOn")), Filter("receivedTo", .onOrBefore("receivedOn")),
-           Filter("invoiceId", .appliedToInvoice("id")), Filter("hasRefunds", .above0("amountRefunded"))]
-    static let paymentsOfCustomer = [Filter("status", .equals("status"))]
+    static let payments = [Filter("customerId", .id("customerId")), paymentStatus,
+                           Filter("receivedFrom", .onOrAfter("receivedOn")), Filter("receivedTo", .onOrBefore("receivedOn")),
+                           Filter("invoiceId", .appliedToInvoice("id")), Filter("hasRefunds", .above0("amountRefunded"))]
+    static let paymentsOfCustomer = [paymentStatus]
+    private static let paymentStatus = Filter("status", .equals("status"))
     static let refunds = [Filter("paymentId", .id("paymentId")), Filter("creditNoteId", .id("creditNoteId")),
                           Filter("refundedFrom", .onOrAfter("refundedOn")), Filter("refundedTo", .onOrBefore("refundedOn"))]
     static let creditNotes = [Filter("invoiceId", .id("invoiceId")), Filter("customerId", .id("customerId")),

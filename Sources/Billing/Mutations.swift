@@ -15,7 +15,7 @@ public enum MutationKind: String, CaseIterable, Sendable {
         }
     }
 
-    /// The same correction twice changes nothing the second time: updateRefund needs no key.
+    /// Whether a call carries an idempotency key (RULES.md section 4).
     var takesIdempotencyKey: Bool {
         switch self {
         case .refundPayment, .createCreditNote, .voidCreditNote: return true

@@ -102,8 +102,8 @@ struct Lookup {
 
 /// The one place saying, for every object type of the contract, what its objects are and
 /// how each of its fields is answered. Built once; `mismatches(with:)` compares it with a
-/// schema, and the server refuses to start when they differ. Looking a field up costs a
-/// dictionary lookup per planned field and request, never one per row.
+/// schema, and the server refuses to start when they differ. Looking a field up costs two
+/// dictionary lookups (its type, then its name) per planned field and request, none per row.
 public struct Registry: Sendable {
     struct Entry {
         let type: ObjectType
