@@ -19,7 +19,7 @@ public final class BillingResolver: Resolver {
     public func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution {
         try Arguments.requireStorable(field)
         // Unknown only if the start-up check was skipped (`Registry.mismatches`).
-        guard let (backing, resolver) = Registry.contract.resolver(of: field) else {
+        guard let resolver = Registry.contract.resolver(of: field) else {
             throw GraphQLError("No resolver for \(field.parentType.name).\(field.name).", code: .internalServerError)
         }
         switch resolver {
@@ -30,10 +30,10 @@ public final class BillingResolver: Resolver {
         case .byID(let table, let key):
             // The audit trail needs billing:read, even in a mutation's payload (RULES.md section 4).
             if table.type == .apiKeyRef { try context.require("billing:read", for: field.name) }
-            return .load(ByIdLoad(context: context, table: table, key: try parentKey(key, backing),
+            return .load(ByIdLoad(context: context, table: table, key: try parentKey(key, of: field),
                                   columns: Columns.needed(table, by: field)))
         case .list(let query, let key, let filters):
-            return try list(field, query, key: parentKey(key, backing), filters: filters)
+            return try list(field, query, key: parentKey(key, of: field), filters: filters)
         case .lookup(let lookup):
             try context.require("billing:read", for: field.name)
             return self.lookup(field, lookup)
@@ -58,9 +58,9 @@ public final class BillingResolver: Resolver {
 
     // MARK: - Fields of rows
 
-    /// The parent's column holding the key a relation follows.
-    private func parentKey(_ key: String, _ backing: Backing) throws(GraphQLError) -> ParentKey {
-        guard case .rows(let parent) = backing else {  // the start-up check allows relations on rows only
+    /// The column of the parent's row holding the key a relation follows.
+    private func parentKey(_ key: String, of field: PlannedField) throws(GraphQLError) -> ParentKey {
+        guard let parent = Registry.contract.parentTable(of: field) else {  // the start-up check allows relations on rows only
             throw GraphQLError("Internal server error.", code: .internalServerError)
         }
         return ParentKey(column: parent.column(key))
@@ -163,7 +163,7 @@ enum Columns {
     private static func objectFields(of field: PlannedField) -> [PlannedField] {
         var fields: [PlannedField] = []
         for child in field.children {
-            guard case .connectionPart(let part)? = Registry.contract.resolver(of: child)?.resolver else {
+            guard case .connectionPart(let part)? = Registry.contract.resolver(of: child) else {
                 fields.append(child)  // the field returns objects, not a connection
                 continue
             }
@@ -171,7 +171,7 @@ enum Columns {
             case .nodes: fields += child.children
             case .edges:
                 for edgeField in child.children {
-                    if case .edgePart(.node)? = Registry.contract.resolver(of: edgeField)?.resolver { fields += edgeField.children }
+                    if case .edgePart(.node)? = Registry.contract.resolver(of: edgeField) { fields += edgeField.children }
                 }
             case .pageInfo, .totalCount: break
             }
@@ -181,7 +181,7 @@ enum Columns {
 
     private static func collect(_ table: Table, _ fields: [PlannedField], into columns: inout Set<Int>) {
         for field in fields {
-            switch Registry.contract.resolver(of: field)?.resolver {
+            switch Registry.contract.resolver(of: field) {
             case .column(let column)?: columns.insert(column)
             case .sameRow?: collect(table, field.children, into: &columns)
             case .byID(_, let key)?, .list(_, let key, _)?: columns.insert(table.column(key))

@@ -120,27 +120,38 @@ public struct Registry: Sendable {
     }
 
     let entries: [Entry]
-    /// Type name, then field name, to the resolver (the first written, when one is written twice).
-    private let resolvers: [String: (Entry, [String: FieldResolver])]
+    /// By type name: the type's entry and its resolvers by field name (the first written,
+    /// when one is written twice). A class, so that a lookup copies no entry.
+    private let types: [String: Resolvers]
+
+    private final class Resolvers: Sendable {
+        let entry: Entry
+        let fields: [String: FieldResolver]
+
+        init(_ entry: Entry) {
+            self.entry = entry
+            fields = Dictionary(entry.fields.map { ($0.name, $0.resolver) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
 
     init(_ entries: [Entry]) {
         self.entries = entries
-        var resolvers: [String: (Entry, [String: FieldResolver])] = [:]
-        for entry in entries where resolvers[entry.type.rawValue] == nil {
-            let fields = Dictionary(entry.fields.map { ($0.name, $0.resolver) }, uniquingKeysWith: { first, _ in first })
-            resolvers[entry.type.rawValue] = (entry, fields)
-        }
-        self.resolvers = resolvers
+        var types: [String: Resolvers] = [:]
+        for entry in entries where types[entry.type.rawValue] == nil { types[entry.type.rawValue] = Resolvers(entry) }
+        self.types = types
     }
 
-    /// How `field` is answered, with what its parent objects are; nil for a field the
-    /// registry does not know (`__typename`, or any field once `mismatches` found it).
-    func resolver(of field: PlannedField) -> (backing: Backing, resolver: FieldResolver)? {
-        guard let (entry, fields) = resolvers[field.parentType.name], let resolver = fields[field.name] else { return nil }
-        return (entry.backing, resolver)
+    /// How `field` is answered; nil for a field the registry does not know (`__typename`,
+    /// or any field once `mismatches` found it).
+    func resolver(of field: PlannedField) -> FieldResolver? { types[field.parentType.name]?.fields[field.name] }
+
+    /// The table whose rows are the parents of `field`, for relations; nil for other types.
+    func parentTable(of field: PlannedField) -> Table? {
+        guard case .rows(let table)? = types[field.parentType.name]?.entry.backing else { return nil }
+        return table
     }
 
-    func entry(_ type: ObjectType) -> Entry? { resolvers[type.rawValue]?.0 }
+    func entry(_ type: ObjectType) -> Entry? { types[type.rawValue]?.entry }
 }
 
 extension Registry {

@@ -38,8 +38,9 @@ struct Column {
 
 /// The columns one object type can be read with. A load reads only the columns its
 /// query needs (a `ColumnSet`), always in this order, so the same query shape gives the
-/// same statement text.
-struct Table {
+/// same statement text. A class: the registry's resolvers and the loads share each
+/// table, which lives as long as the process.
+final class Table: Sendable {
     /// The type whose objects are the rows.
     let type: ObjectType
     let from: String       // "customer c"

@@ -34,20 +34,20 @@ final class RegistryTests: XCTestCase {
             return XCTFail("the query does not prepare")
         }
         let customers = plan.fields[0]
-        guard case .connection(let connection)? = Registry.contract.resolver(of: customers)?.resolver else { return XCTFail("customers") }
+        guard case .connection(let connection)? = Registry.contract.resolver(of: customers) else { return XCTFail("customers") }
         XCTAssertEqual(connection.table.type, .customer)
         XCTAssertEqual(connection.filters.map(\.argument), ["email", "externalId", "currency", "nameContains"])
         XCTAssertNil(Registry.contract.resolver(of: customers.children[0]))  // __typename
-        guard case .connectionPart(.totalCount)? = Registry.contract.resolver(of: customers.children[1])?.resolver else {
+        guard case .connectionPart(.totalCount)? = Registry.contract.resolver(of: customers.children[1]) else {
             return XCTFail("totalCount")
         }
         let node = customers.children[2].children
-        guard case .column(let email)? = Registry.contract.resolver(of: node[0])?.resolver else { return XCTFail("email") }
+        guard case .column(let email)? = Registry.contract.resolver(of: node[0]) else { return XCTFail("email") }
         XCTAssertEqual(Tables.customer.columns[email].sql, "c.email")
-        guard case .sameRow(.customerTotals)? = Registry.contract.resolver(of: node[1])?.resolver,
-              case .column(let paid)? = Registry.contract.resolver(of: node[1].children[0])?.resolver else { return XCTFail("totals") }
+        guard case .sameRow(.customerTotals)? = Registry.contract.resolver(of: node[1]),
+              case .column(let paid)? = Registry.contract.resolver(of: node[1].children[0]) else { return XCTFail("totals") }
         XCTAssertEqual(Tables.customer.columns[paid].sql, "c.total_paid")
-        guard case .list(let query, "id", let filters)? = Registry.contract.resolver(of: node[2])?.resolver else {
+        guard case .list(let query, "id", let filters)? = Registry.contract.resolver(of: node[2]) else {
             return XCTFail("invoices")
         }
         XCTAssertEqual(query.table.type, .invoice)
