@@ -97,7 +97,7 @@ private struct RegistryCheck {
         case .column:
             return leaf(field)
         case .sameRow(let type):
-            guard case .rows(let table)? = registry.entry(type)?.backing, table.from == parent.from else {
+            guard case .rows(let table)? = registry.entry(type)?.backing, table === parent else {
                 return "\(type.rawValue) is not the same row"
             }
             return object(field, type)
