@@ -3,22 +3,77 @@ import JSON
 import Schema
 import Store
 
-/// The five root connections: their filters (RULES.md section 2) as SQL fragments whose
-/// values are always bound as parameters.
-enum Connections {
-    typealias Filter = (inout Parameters) -> String
+/// One of the five root connections: the table it pages through, in the table's order
+/// (its sort column, then id; RULES.md section 2), and the filters of its `filter` argument.
+struct RootConnection {
+    let table: Table
+    let filters: [Filter]
+}
 
-    static func load(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> ConnectionLoad {
-        let table: Table
-        let filters: [Filter]
-        let filter = field.argument("filter")
-        switch field.name {
-        case "customers": (table, filters) = (Tables.customer, customerFilters(filter))
-        case "invoices": (table, filters) = (Tables.invoice, invoiceFilters(filter))
-        case "payments": (table, filters) = (Tables.payment, paymentFilters(filter))
-        case "refunds": (table, filters) = (Tables.refund, refundFilters(filter))
-        default: (table, filters) = (Tables.creditNote, creditNoteFilters(filter))
+/// A filter of a connection or a list (RULES.md section 2): the argument (or field of the
+/// `filter` input) it reads, and the condition it adds on a column of the table, named by
+/// its field. Values are always bound as parameters.
+struct Filter {
+    enum Test {
+        /// The column is the id given; a value that is not a lowercase UUID matches nothing.
+        case id(String)
+        case equals(String)
+        /// Dates: on or after, on or before, strictly before the date given.
+        case onOrAfter(String), onOrBefore(String), before(String)
+        /// The column is one of the values of a list.
+        case anyOf(String)
+        /// A case-insensitive substring of the column.
+        case contains(String)
+        /// Payments applied to the invoice given (the column is the payment's id).
+        case appliedToInvoice(String)
+        /// true: the column (refunded amount) is above 0; false: it is 0.
+        case above0(String)
+
+        var column: String {
+            switch self {
+            case .id(let c), .equals(let c), .onOrAfter(let c), .onOrBefore(let c), .before(let c), .anyOf(let c),
+                 .contains(let c), .appliedToInvoice(let c), .above0(let c): return c
+            }
         }
+    }
+
+    let argument: String
+    let test: Test
+
+    init(_ argument: String, _ test: Test) {
+        self.argument = argument
+        self.test = test
+    }
+}
+
+/// The filters of the root connections (the fields of their `filter` inputs) and of the
+/// lists that take some, in the order their conditions are written.
+enum Filters {
+    static let customers = [Filter("email", .equals("email")), Filter("externalId", .equals("externalId")),
+                            Filter("currency", .equals("currency")), Filter("nameContains", .contains("name"))]
+    static let invoices = [Filter("customerId", .id("customerId")), Filter("currency", .equals("currency"))] + issued
+        + [Filter("dueBefore", .before("dueOn")), invoiceStatus]
+    static let invoicesOfCustomer = issued + [invoiceStatus]
+    private static let issued = [Filter("issuedFrom", .onOrAfter("issuedOn")), Filter("issuedTo", .onOrBefore("issuedOn"))]
+    private static let invoiceStatus = Filter("status", .anyOf("status"))
+    static let payments = [Filter("customerId", .id("customerId")), paymentStatus,
+                           Filter("receivedFrom", .onOrAfter("receivedOn")), Filter("receivedTo", .onOrBefore("receivedOn")),
+                           Filter("invoiceId", .appliedToInvoice("id")), Filter("hasRefunds", .above0("amountRefunded"))]
+    static let paymentsOfCustomer = [paymentStatus]
+    private static let paymentStatus = Filter("status", .equals("status"))
+    static let refunds = [Filter("paymentId", .id("paymentId")), Filter("creditNoteId", .id("creditNoteId")),
+                          Filter("refundedFrom", .onOrAfter("refundedOn")), Filter("refundedTo", .onOrBefore("refundedOn"))]
+    static let creditNotes = [Filter("invoiceId", .id("invoiceId")), Filter("customerId", .id("customerId")),
+                              Filter("status", .equals("status"))]
+}
+
+/// The root connections' pages, and the conditions of filters.
+enum Connections {
+    typealias Condition = (inout Parameters) -> String
+
+    static func load(_ field: PlannedField, _ connection: RootConnection, context: RequestContext) throws(GraphQLError) -> ConnectionLoad {
+        let table = connection.table
+        let filter = field.argument("filter")
         let first = try Arguments.first(field, default: 50)
         let newestFirst = Arguments.newestFirst(field)
         let fingerprint = Cursor.fingerprint(filter)
@@ -34,8 +89,45 @@ enum Connections {
         }
         return ConnectionLoad(context: context, name: field.name, table: table, columns: Columns.needed(table, by: field, sortKey: true),
                               first: first, after: after,
-                              newestFirst: newestFirst, filterFingerprint: fingerprint, filters: filters,
+                              newestFirst: newestFirst, filterFingerprint: fingerprint,
+                              filters: conditions(connection.filters, on: table) { filter?[$0] },
                               wantsTotal: field.selects("totalCount"))
+    }
+
+    /// The conditions of the filters given a value by `value` (by argument name), in order.
+    static func conditions(_ filters: [Filter], on table: Table, _ value: (String) -> JSONValue?) -> [Condition] {
+        filters.compactMap { filter in value(filter.argument).flatMap { condition(filter.test, table.sql(filter.test.column), $0) } }
+    }
+
+    /// The condition of one filter on `column` (its SQL); nil for a value that asks for none (null).
+    private static func condition(_ test: Filter.Test, _ column: String, _ value: JSONValue) -> Condition? {
+        let text = value.stringValue
+        switch test {
+        case .id:
+            return text.map { id in Scalars.isLowercaseUUID(id) ? { "\(column) = \($0.bind(id))::uuid" } : { _ in "false" } }
+        case .equals: return text.map { text in { "\(column) = \($0.bind(text))" } }
+        case .onOrAfter: return text.map { day in { "\(column) >= \($0.bind(day))::date" } }
+        case .onOrBefore: return text.map { day in { "\(column) <= \($0.bind(day))::date" } }
+        case .before: return text.map { day in { "\(column) < \($0.bind(day))::date" } }
+        case .contains:
+            // strpos, not LIKE: %, _ and \ are ordinary characters. ICU's lower() folds case across Unicode.
+            return text.map { needle in
+                { "strpos(lower(\(column) COLLATE \"und-x-icu\"), lower(\($0.bind(needle)) COLLATE \"und-x-icu\")) > 0" }
+            }
+        case .appliedToInvoice:
+            return text.map { invoice in
+                guard Scalars.isLowercaseUUID(invoice) else { return { _ in "false" } }
+                return { "EXISTS (SELECT 1 FROM payment_application a WHERE a.payment_id = \(column) AND a.invoice_id = \($0.bind(invoice))::uuid)" }
+            }
+        case .anyOf:
+            guard case .array(let items) = value else { return nil }
+            let names = items.compactMap(\.stringValue)
+            return { "\(column) = ANY(\($0.bind(Parameters.arrayLiteral(names)))::text[])" }
+        case .above0:
+            guard case .bool(let above) = value else { return nil }
+            // Refund amounts are above 0, so "has a refund" is "has refunded something".
+            return { _ in above ? "\(column) > 0" : "\(column) = 0" }
+        }
     }
 
     /// The sort key of a cursor must parse as the connection's date or timestamp, every
@@ -56,80 +148,47 @@ enum Connections {
     private static func number(_ digits: ArraySlice<UInt8>) -> Int? {
         digits.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } ? digits.reduce(0) { $0 * 10 + Int($1 - 0x30) } : nil
     }
+}
 
-    private static func string(_ filter: JSONValue?, _ name: String) -> String? { filter?[name]?.stringValue }
+/// The reports, `arAging` and `monthlySummary`: one aggregate statement each, whose
+/// select list is the report type's figures in this order (`Registry` makes them its fields).
+enum Report: CaseIterable {
+    case aging, monthlySummary
 
-    /// An id filter: a value that is not a lowercase UUID matches nothing.
-    private static func idFilter(_ filter: JSONValue?, _ name: String, _ column: String) -> Filter? {
-        guard let id = string(filter, name) else { return nil }
-        guard Scalars.isLowercaseUUID(id) else { return { _ in "false" } }
-        return { "\(column) = \($0.bind(id))::uuid" }
+    struct Figure {
+        let name: String
+        /// Text (dates, the currency) is written as a JSON string, sums as they are.
+        let kind: CellKind
     }
 
-    private static func equals(_ filter: JSONValue?, _ name: String, _ column: String) -> Filter? {
-        guard let value = string(filter, name) else { return nil }
-        return { "\(column) = \($0.bind(value))" }
-    }
-
-    private static func date(_ filter: JSONValue?, _ name: String, _ column: String, _ op: String) -> Filter? {
-        guard let value = string(filter, name) else { return nil }
-        return { "\(column) \(op) \($0.bind(value))::date" }
-    }
-
-    static func customerFilters(_ f: JSONValue?) -> [Filter] {
-        var out = [equals(f, "email", "c.email"), equals(f, "externalId", "c.external_id"), equals(f, "currency", "c.currency")]
-        if let needle = string(f, "nameContains") {
-            // strpos, not LIKE: %, _ and \ are ordinary characters. ICU's lower() folds case across Unicode.
-            out.append { "strpos(lower(c.name COLLATE \"und-x-icu\"), lower(\($0.bind(needle)) COLLATE \"und-x-icu\")) > 0" }
+    var figures: [Figure] {
+        switch self {
+        case .aging:
+            return [Figure(name: "asOf", kind: .string), Figure(name: "currency", kind: .string)]
+                + ["current", "days1To30", "days31To60", "days61To90", "over90", "total"].map { Figure(name: $0, kind: .raw) }
+        case .monthlySummary:
+            return [Figure(name: "month", kind: .string)] + ["invoiced", "received", "refunded", "credited"].map { Figure(name: $0, kind: .raw) }
         }
-        return out.compactMap { $0 }
     }
 
-    static func invoiceFilters(_ f: JSONValue?) -> [Filter] {
-        var out = [idFilter(f, "customerId", "i.customer_id"), equals(f, "currency", "i.currency"),
-                   date(f, "issuedFrom", "i.issued_on", ">="), date(f, "issuedTo", "i.issued_on", "<="),
-                   date(f, "dueBefore", "i.due_on", "<")]
-        if case .array(let statuses)? = f?["status"] {
-            let names = statuses.compactMap(\.stringValue)
-            out.append { "i.status = ANY(\($0.bind(Parameters.arrayLiteral(names)))::text[])" }
+    /// monthlySummary answers a row per month, aging one row.
+    var isList: Bool {
+        switch self {
+        case .aging: return false
+        case .monthlySummary: return true
         }
-        return out.compactMap { $0 }
     }
 
-    static func paymentFilters(_ f: JSONValue?) -> [Filter] {
-        var out = [idFilter(f, "customerId", "p.customer_id"), equals(f, "status", "p.status"),
-                   date(f, "receivedFrom", "p.received_on", ">="), date(f, "receivedTo", "p.received_on", "<=")]
-        if let invoice = string(f, "invoiceId") {
-            if Scalars.isLowercaseUUID(invoice) {
-                out.append { "EXISTS (SELECT 1 FROM payment_application a WHERE a.payment_id = p.id AND a.invoice_id = \($0.bind(invoice))::uuid)" }
-            } else {
-                out.append { _ in "false" }
-            }
+    func resolve(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution {
+        switch self {
+        case .aging: return Self.agingReport(field, context: context)
+        case .monthlySummary: return try Self.monthlySummaries(field, context: context)
         }
-        if case .bool(let hasRefunds)? = f?["hasRefunds"] {
-            // Refund amounts are above 0, so "has a refund" is "has refunded something".
-            out.append { _ in hasRefunds ? "p.amount_refunded > 0" : "p.amount_refunded = 0" }
-        }
-        return out.compactMap { $0 }
-    }
-
-    static func refundFilters(_ f: JSONValue?) -> [Filter] {
-        [idFilter(f, "paymentId", "r.payment_id"), idFilter(f, "creditNoteId", "r.credit_note_id"),
-         date(f, "refundedFrom", "r.refunded_on", ">="), date(f, "refundedTo", "r.refunded_on", "<=")].compactMap { $0 }
-    }
-
-    static func creditNoteFilters(_ f: JSONValue?) -> [Filter] {
-        [idFilter(f, "invoiceId", "n.invoice_id"), idFilter(f, "customerId", "n.customer_id"),
-         equals(f, "status", "n.status")].compactMap { $0 }
     }
 }
 
-/// `arAging` and `monthlySummary`: one aggregate statement each.
-enum Reports {
-    static let agingColumns = ["asOf", "currency", "current", "days1To30", "days31To60", "days61To90", "over90", "total"]
-    static let monthColumns = ["month", "invoiced", "received", "refunded", "credited"]
-
-    static func aging(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution {
+extension Report {
+    private static func agingReport(_ field: PlannedField, context: RequestContext) -> Resolution {
         let asOf = field.argument("asOf")?.stringValue ?? ""
         let currency = field.argument("currency")?.stringValue ?? ""
         var p = Parameters()
@@ -147,10 +206,10 @@ enum Reports {
             WHERE i.organisation_id = \(org)::uuid AND i.currency = \(cur)::text AND i.status IN ('OPEN', 'PARTIALLY_PAID')
             """
         return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values),
-                                     shape: ColumnSet(identity: agingColumns.count), list: false))
+                                     shape: ColumnSet(identity: Report.aging.figures.count), list: false))
     }
 
-    static func monthlySummary(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution {
+    private static func monthlySummaries(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution {
         let currency = field.argument("currency")?.stringValue ?? ""
         guard let fromText = field.argument("from")?.stringValue, let toText = field.argument("to")?.stringValue,
               let from = Scalars.parseDate(fromText), let to = Scalars.parseDate(toText) else {
@@ -184,6 +243,6 @@ enum Reports {
             FROM months m ORDER BY m.month
             """
         return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values),
-                                     shape: ColumnSet(identity: monthColumns.count), list: true))
+                                     shape: ColumnSet(identity: Report.monthlySummary.figures.count), list: true))
     }
 }

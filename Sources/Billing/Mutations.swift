@@ -3,6 +3,37 @@ import JSON
 import Schema
 import Store
 
+/// The mutations of the contract, by their field names (RULES.md section 4).
+public enum MutationKind: String, CaseIterable, Sendable {
+    case refundPayment, createCreditNote, voidCreditNote, updateRefund
+
+    /// The scope an API key needs for it (RULES.md section 1).
+    var scope: String {
+        switch self {
+        case .refundPayment, .updateRefund: return "refunds:write"
+        case .createCreditNote, .voidCreditNote: return "credit_notes:write"
+        }
+    }
+
+    /// Whether a call carries an idempotency key (RULES.md section 4).
+    var takesIdempotencyKey: Bool {
+        switch self {
+        case .refundPayment, .createCreditNote, .voidCreditNote: return true
+        case .updateRefund: return false
+        }
+    }
+
+    /// The payload type it answers with (`Registry` says how its fields are read).
+    var payload: ObjectType {
+        switch self {
+        case .refundPayment: return .refundPaymentPayload
+        case .createCreditNote: return .createCreditNotePayload
+        case .voidCreditNote: return .voidCreditNotePayload
+        case .updateRefund: return .updateRefundPayload
+        }
+    }
+}
+
 /// The write side of the contract (RULES.md section 4). Each mutation field is one call
 /// of its PL/pgSQL function (schema/migrations/003_mutations.sql), whose locks make
 /// concurrent mutations behave as if run one at a time; the caller runs all the fields of
@@ -12,9 +43,8 @@ import Store
 public struct MutationService: MutationResolving {
     public init() {}
 
-    public func resolve(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution {
-        let scope = field.name == "refundPayment" || field.name == "updateRefund" ? "refunds:write" : "credit_notes:write"
-        try context.require(scope, for: field.name)
+    public func resolve(_ field: PlannedField, as mutation: MutationKind, context: RequestContext) throws(GraphQLError) -> Resolution {
+        try context.require(mutation.scope, for: field.name)
         guard case .object(let members)? = field.argument("input") else {
             throw GraphQLError("The input is missing.", code: .badUserInput)
         }
@@ -25,32 +55,32 @@ public struct MutationService: MutationResolving {
         }
         let common: [String?] = [context.organisationID, context.apiKeyID, key, Self.fingerprint(members)]
         let statement: Statement
-        switch field.name {
-        case "refundPayment":
+        switch mutation {
+        case .refundPayment:
             statement = Statement("""
                 SELECT refund_id::text, payment_id::text FROM bg_refund_payment(
                     $1::uuid, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, $8::date, $9, $10)
                 """, common + [uuid(input["paymentId"]), number(input["amount"]), text(input["mode"]),
                                text(input["refundedOn"]), text(input["referenceNumber"]), text(input["description"])])
-        case "createCreditNote":
+        case .createCreditNote:
             statement = Statement("""
                 SELECT credit_note_id::text, invoice_id::text FROM bg_create_credit_note(
                     $1::uuid, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, $8, $9::jsonb, $10::jsonb)
                 """, common + [uuid(input["invoiceId"]), number(input["amount"]), text(input["reason"]),
                                text(input["refundDestination"]), json(input["refundSplit"]), json(input["customData"])])
-        case "updateRefund":
+        case .updateRefund:
             // No idempotency key: the same correction twice changes nothing the second time.
             statement = Statement("""
                 SELECT refund_id::text, payment_id::text FROM bg_update_refund($1::uuid, $2::uuid, $3, $4::date, $5, $6)
                 """, [context.organisationID, uuid(input["refundId"]), text(input["mode"]), text(input["refundedOn"]),
                       text(input["referenceNumber"]), text(input["description"])])
-        default:
+        case .voidCreditNote:
             statement = Statement("""
                 SELECT credit_note_id::text, invoice_id::text FROM bg_void_credit_note($1::uuid, $2::uuid, $3, $4, $5::uuid)
                 """, common + [uuid(input["creditNoteId"])])
         }
         return .load(MutationLoad(context: context, statement: statement, field: field.name,
-                                  idempotencyKey: field.name == "updateRefund" ? nil : key))
+                                  idempotencyKey: mutation.takesIdempotencyKey ? key : nil))
     }
 
     /// For an operation of several mutation fields: the statement that takes, before the
@@ -64,11 +94,11 @@ public struct MutationService: MutationResolving {
             guard case .object(let members)? = field.argument("input") else { continue }
             let input = JSONValue.object(members)
             let id: (String) -> String? = { name in input[name]?.stringValue.flatMap { Scalars.isLowercaseUUID($0) ? $0 : nil } }
-            switch field.name {
-            case "refundPayment": id("paymentId").map { payments.append($0) }
-            case "createCreditNote": id("invoiceId").map { invoices.append($0) }
-            case "voidCreditNote": id("creditNoteId").map { notes.append($0) }
-            default: break  // updateRefund locks only its refund
+            switch MutationKind(rawValue: field.name) {
+            case .refundPayment?: id("paymentId").map { payments.append($0) }
+            case .createCreditNote?: id("invoiceId").map { invoices.append($0) }
+            case .voidCreditNote?: id("creditNoteId").map { notes.append($0) }
+            case .updateRefund?, nil: break  // updateRefund locks only its refund; nil is `__typename`
             }
         }
         let numbers = fields.contains { $0.name == "createCreditNote" }
@@ -153,18 +183,3 @@ struct MutationLoad: BatchLoad {
     }
 }
 
-/// The payloads: the ids the mutation answered with, loaded as they are now.
-enum Payloads {
-    static func resolve(_ field: PlannedField, context: RequestContext) -> Resolution? {
-        let (table, column): (Table, Int)
-        switch field.name {
-        case "refund": (table, column) = (Tables.refund, 0)
-        case "creditNote": (table, column) = (Tables.creditNote, 0)
-        case "payment": (table, column) = (Tables.payment, 1)
-        case "invoice": (table, column) = (Tables.invoice, 1)
-        default: return nil
-        }
-        return .load(ByIdLoad(context: context, table: table, key: ParentKey(column: column),
-                              columns: Columns.needed(table, by: field)))
-    }
-}

@@ -20,15 +20,16 @@ public enum OperationCost {
             completion(.failure(.unavailable("costing runs no statement")))
         }
         let resolver = BillingResolver(context: context, mutations: nil)
-        return max(1, plan.fields.reduce(0) { $0 + cost(of: $1, resolver) })
+        return max(1, plan.fields.reduce(0) { $0 + cost(of: $1, resolver, isMutation: plan.kind == .mutation) })
     }
 
-    private static func cost(of field: PlannedField, _ resolver: BillingResolver) -> Int {
+    /// `isMutation`: a field of the mutation root, which is one mutation.
+    private static func cost(of field: PlannedField, _ resolver: BillingResolver, isMutation: Bool = false) -> Int {
         // Introspection and __typename come from the schema in memory; a field refused
         // for its arguments or its scope loads nothing, nor do its children.
         if field.name.hasPrefix("__") || field.parentType.name.hasPrefix("__") || field.argumentError != nil { return 0 }
         let own: Int
-        if field.parentType.name == "Mutation" {
+        if isMutation {
             own = mutationField
         } else if field.children.isEmpty {
             return 0  // a leaf is read from its parent's row, never loaded: no need to resolve it

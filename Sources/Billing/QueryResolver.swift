@@ -3,8 +3,9 @@ import JSON
 import Schema
 import Store
 
-/// Resolves the read side of the contract: each field of each type is a column of its
-/// row, an object or list known without a load, or one batched load for all parents.
+/// Resolves each field as the registry says (`Registry.contract`): a column of its row,
+/// an object or list known without a load, or one batched load for all parents.
+/// Mutation fields go to the mutation layer.
 public final class BillingResolver: Resolver {
     let context: RequestContext
     /// Mutations are resolved by the mutation layer; nil when none is wired in.
@@ -17,110 +18,78 @@ public final class BillingResolver: Resolver {
 
     public func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution {
         try Arguments.requireStorable(field)
-        let type = field.parentType.name
-        switch type {
-        case "Query":
-            try context.require("billing:read", for: field.name)
-            return try rootField(field)
-        case "Mutation":
-            guard let mutations else { throw GraphQLError("Mutations are not available.", code: .internalServerError) }
-            return try mutations.resolve(field, context: context)
-        case "CustomerConnection", "InvoiceConnection", "PaymentConnection", "RefundConnection", "CreditNoteConnection":
-            return connectionField(field)
-        case "CustomerEdge", "InvoiceEdge", "PaymentEdge", "RefundEdge", "CreditNoteEdge":
-            return edgeField(field)
-        case "PageInfo":
-            return pageInfoField(field)
-        case "AgingReport", "MonthSummary":
-            return reportField(field, type: type)
-        case "RefundPaymentPayload", "CreateCreditNotePayload", "VoidCreditNotePayload", "UpdateRefundPayload":
-            guard let r = Payloads.resolve(field, context: context) else {
-                throw GraphQLError("No resolver for \(type).\(field.name).", code: .internalServerError)
-            }
-            return r
-        default:
-            guard let table = Tables.table(for: type) else {
-                throw GraphQLError("No resolver for \(type).\(field.name).", code: .internalServerError)
-            }
-            return try objectField(field, table: table)
+        // Unknown only if the start-up check was skipped (`Registry.mismatches`).
+        guard let resolver = Registry.contract.resolver(of: field) else {
+            throw GraphQLError("No resolver for \(field.parentType.name).\(field.name).", code: .internalServerError)
         }
-    }
-
-    // MARK: - Object types backed by rows
-
-    private func objectField(_ field: PlannedField, table: Table) throws(GraphQLError) -> Resolution {
-        // The audit trail needs billing:read, even in a mutation's payload (RULES.md section 4).
-        if field.returnType.namedType == "ApiKeyRef" { try context.require("billing:read", for: field.name) }
-        // Columns first: most fields are, and no relation has a column's name.
-        if let column = table.index[field.name] { return .cell(column: column, kind: .raw) }  // binary rows: written by type
-        guard let relation = Relations.of(table.typeName, field.name) else {
-            throw GraphQLError("No resolver for \(table.typeName).\(field.name).", code: .internalServerError)
-        }
-        return try resolve(relation, field, parent: table)
-    }
-
-    private func resolve(_ relation: Relation, _ field: PlannedField, parent: Table) throws(GraphQLError) -> Resolution {
-        let key = ParentKey(column: parent.column(relation.key))
-        switch relation.kind {
+        switch resolver {
+        case .column(let column): return .cell(column: column, kind: .raw)  // binary rows: written by type
         case .sameRow:
             // The totals are columns of the customer's own row, seen as another object.
             return .object { node in (node as? RowNode).map { RowNode($0.rows, $0.row, $0.shape) } }
-        case .byID(let table):
-            return .load(ByIdLoad(context: context, table: table, key: key, columns: Columns.needed(table, by: field)))
-        case .list(let query):
-            let hasFirst = field.definition.argument("first") != nil
-            return .load(ChildListLoad(context: context, query: query, columns: Columns.needed(query.table, by: field),
-                                       key: key, first: hasFirst ? try Arguments.first(field, default: 100) : nil,
-                                       newestFirst: Arguments.newestFirst(field), filters: listFilters(field, parent: parent)))
+        case .byID(let table, let key):
+            // The audit trail needs billing:read, even in a mutation's payload (RULES.md section 4).
+            if table.type == .apiKeyRef { try context.require("billing:read", for: field.name) }
+            return .load(ByIdLoad(context: context, table: table, key: try parentKey(key, of: field),
+                                  columns: Columns.needed(table, by: field)))
+        case .list(let query, let key, let filters):
+            return try list(field, query, key: parentKey(key, of: field), filters: filters)
+        case .lookup(let lookup):
+            try context.require("billing:read", for: field.name)
+            return self.lookup(field, lookup)
+        case .connection(let connection):
+            try context.require("billing:read", for: field.name)
+            return .load(try Connections.load(field, connection, context: context))
+        case .report(let report):
+            try context.require("billing:read", for: field.name)
+            return try report.resolve(field, context: context)
+        case .figure(let column, let kind): return .cell(column: column, kind: kind)
+        case .connectionPart(let part): return connectionPart(part)
+        case .edgePart(let part): return edgePart(part)
+        case .pageInfoPart(let part): return pageInfoPart(part)
+        case .mutation(let mutation):
+            guard let mutations else { throw GraphQLError("Mutations are not available.", code: .internalServerError) }
+            return try mutations.resolve(field, as: mutation, context: context)
+        case .payload(let table, let column):
+            return .load(ByIdLoad(context: context, table: table, key: ParentKey(column: column),
+                                  columns: Columns.needed(table, by: field)))
         }
     }
 
-    /// The arguments of the nested lists that filter (RULES.md section 2). They are named
-    /// like the root connections' filter fields, and mean the same.
-    private func listFilters(_ field: PlannedField, parent: Table) -> [Connections.Filter] {
-        let arguments = JSONValue.object(field.arguments.map { ($0.key, $0.value) })
-        switch (parent.typeName, field.name) {
-        case ("Customer", "invoices"): return Connections.invoiceFilters(arguments)
-        case ("Customer", "payments"): return Connections.paymentFilters(arguments)
-        default: return []
+    // MARK: - Fields of rows
+
+    /// The column of the parent's row holding the key a relation follows.
+    private func parentKey(_ key: String, of field: PlannedField) throws(GraphQLError) -> ParentKey {
+        guard let parent = Registry.contract.parentTable(of: field) else {  // the start-up check allows relations on rows only
+            throw GraphQLError("Internal server error.", code: .internalServerError)
         }
+        return ParentKey(column: parent.column(key))
+    }
+
+    private func list(_ field: PlannedField, _ query: ChildListQuery, key: ParentKey, filters: [Filter]) throws(GraphQLError) -> Resolution {
+        let hasFirst = field.definition.argument("first") != nil
+        // The arguments of the lists that filter are named like the root connections'
+        // filter fields, and mean the same (RULES.md section 2).
+        return .load(ChildListLoad(context: context, query: query, columns: Columns.needed(query.table, by: field),
+                                   key: key, first: hasFirst ? try Arguments.first(field, default: 100) : nil,
+                                   newestFirst: Arguments.newestFirst(field),
+                                   filters: Connections.conditions(filters, on: query.table) { field.argument($0) }))
     }
 
     // MARK: - Root fields
 
-    private func rootField(_ field: PlannedField) throws(GraphQLError) -> Resolution {
-        let t = Tables.self
-        switch field.name {
-        case "customer": return lookup(field, t.customer, "c.id", uuidArgument(field, "id"))
-        case "customerByExternalId": return lookup(field, t.customer, "c.external_id", field.argument("externalId")?.stringValue)
-        case "invoice": return lookup(field, t.invoice, "i.id", uuidArgument(field, "id"))
-        case "invoiceByNumber": return lookup(field, t.invoice, "i.number", field.argument("number")?.stringValue)
-        case "payment": return lookup(field, t.payment, "p.id", uuidArgument(field, "id"))
-        case "refund": return lookup(field, t.refund, "r.id", uuidArgument(field, "id"))
-        case "creditNote": return lookup(field, t.creditNote, "n.id", uuidArgument(field, "id"))
-        case "customers", "invoices", "payments", "refunds", "creditNotes":
-            return .load(try Connections.load(field, context: context))
-        case "arAging": return try Reports.aging(field, context: context)
-        case "monthlySummary": return try Reports.monthlySummary(field, context: context)
-        default:
-            throw GraphQLError("No resolver for Query.\(field.name).", code: .internalServerError)
-        }
-    }
-
-    /// An id argument, or nil when it is not a lowercase UUID (which matches nothing).
-    private func uuidArgument(_ field: PlannedField, _ name: String) -> String? {
-        guard let id = field.argument(name)?.stringValue, Scalars.isLowercaseUUID(id) else { return nil }
-        return id
-    }
-
-    private func lookup(_ field: PlannedField, _ table: Table, _ column: String, _ value: String?) -> Resolution {
+    private func lookup(_ field: PlannedField, _ lookup: Lookup) -> Resolution {
+        let table = lookup.table
         let columns = Columns.needed(table, by: field)
-        guard let value else { return .load(SingleQueryLoad(context: context, statement: nil, shape: columns, list: false)) }
+        // An id that is not a lowercase UUID matches nothing.
+        let isID = lookup.column == "id"
+        guard let value = field.argument(lookup.argument)?.stringValue, !isID || Scalars.isLowercaseUUID(value) else {
+            return .load(SingleQueryLoad(context: context, statement: nil, shape: columns, list: false))
+        }
         var p = Parameters()
-        let cast = column.hasSuffix(".id") ? "::uuid" : ""
         let sql = """
             SELECT \(columns.selectList) FROM \(table.from)
-            WHERE \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid AND \(column) = \(p.bind(value))\(cast)
+            WHERE \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid AND \(table.sql(lookup.column)) = \(p.bind(value))\(isID ? "::uuid" : "")
             """
         return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values, binaryResults: true), shape: columns,
                                      list: false))
@@ -128,99 +97,55 @@ public final class BillingResolver: Resolver {
 
     // MARK: - Connections, edges, page info
 
-    private func connectionField(_ field: PlannedField) -> Resolution {
-        switch field.name {
-        case "nodes":
+    private func connectionPart(_ part: ConnectionPart) -> Resolution {
+        switch part {
+        case .nodes:
             return .list { node in
                 guard let page = (node as? ConnectionNode)?.page else { return [] }
                 return (0..<page.count).map { RowNode(page.rows, $0, page.shape) }
             }
-        case "edges":
+        case .edges:
             return .list { node in
                 guard let page = (node as? ConnectionNode)?.page else { return [] }
                 return (0..<page.count).map { EdgeNode(page, $0) }
             }
-        case "pageInfo": return .object { node in (node as? ConnectionNode).map { PageInfoNode($0.page) } }
-        default:  // totalCount
+        case .pageInfo: return .object { node in (node as? ConnectionNode).map { PageInfoNode($0.page) } }
+        case .totalCount:
             return .scalar { node in (node as? ConnectionNode)?.page.totalCount.map(ScalarValue.int) ?? .null }
         }
     }
 
-    private func edgeField(_ field: PlannedField) -> Resolution {
-        if field.name == "cursor" {
+    private func edgePart(_ part: EdgePart) -> Resolution {
+        switch part {
+        case .cursor:
             return .scalar { node in
                 guard let edge = node as? EdgeNode else { return .null }
                 return .string(edge.page.cursorOf(edge.row))
             }
-        }
-        return .object { node in
-            guard let edge = node as? EdgeNode else { return nil }
-            return RowNode(edge.page.rows, edge.row, edge.page.shape)
+        case .node:
+            return .object { node in
+                guard let edge = node as? EdgeNode else { return nil }
+                return RowNode(edge.page.rows, edge.row, edge.page.shape)
+            }
         }
     }
 
-    private func pageInfoField(_ field: PlannedField) -> Resolution {
-        if field.name == "hasNextPage" {
+    private func pageInfoPart(_ part: PageInfoPart) -> Resolution {
+        switch part {
+        case .hasNextPage:
             return .scalar { node in .bool((node as? PageInfoNode)?.page.hasNextPage ?? false) }
+        case .endCursor:
+            return .scalar { node in
+                guard let page = (node as? PageInfoNode)?.page, page.count > 0 else { return .null }
+                return .string(page.cursorOf(page.count - 1))
+            }
         }
-        return .scalar { node in
-            guard let page = (node as? PageInfoNode)?.page, page.count > 0 else { return .null }
-            return .string(page.cursorOf(page.count - 1))
-        }
-    }
-
-    private func reportField(_ field: PlannedField, type: String) -> Resolution {
-        let columns = type == "AgingReport" ? Reports.agingColumns : Reports.monthColumns
-        guard let index = columns.firstIndex(of: field.name) else { return .scalar { _ in .null } }
-        let isText = ["asOf", "currency", "month"].contains(field.name)
-        return .cell(column: index, kind: isText ? .string : .raw)
     }
 }
 
 /// Mutations plug into the resolver through this (see Mutations.swift).
 public protocol MutationResolving {
-    func resolve(_ field: PlannedField, context: RequestContext) throws(GraphQLError) -> Resolution
-}
-
-/// How a field of a row-backed type reaches other rows, keyed by a column of its own row.
-struct Relation {
-    enum Kind {
-        /// The same row seen as another type (a customer's totals).
-        case sameRow
-        /// One object by the id in `key`.
-        case byID(Table)
-        /// A list per parent, matched on the parent's `key`.
-        case list(ChildListQuery)
-    }
-    let key: String
-    let kind: Kind
-}
-
-enum Relations {
-    static func of(_ type: String, _ field: String) -> Relation? {
-        let t = Tables.self
-        switch (type, field) {
-        case ("Customer", "totals"): return Relation(key: "id", kind: .sameRow)
-        case ("Customer", "invoices"): return Relation(key: "id", kind: .list(Lists.invoicesOfCustomer))
-        case ("Customer", "payments"): return Relation(key: "id", kind: .list(Lists.paymentsOfCustomer))
-        case ("Customer", "creditNotes"): return Relation(key: "id", kind: .list(Lists.creditNotesOfCustomer))
-        case ("Invoice", "customer"), ("Payment", "customer"), ("CreditNote", "customer"):
-            return Relation(key: "customerId", kind: .byID(t.customer))
-        case ("Invoice", "payments"): return Relation(key: "id", kind: .list(Lists.paymentsOfInvoice))
-        case ("Invoice", "paymentApplications"): return Relation(key: "id", kind: .list(Lists.applicationsOfInvoice))
-        case ("Invoice", "creditNotes"): return Relation(key: "id", kind: .list(Lists.creditNotesOfInvoice))
-        case ("Payment", "applications"): return Relation(key: "id", kind: .list(Lists.applicationsOfPayment))
-        case ("Payment", "invoices"): return Relation(key: "id", kind: .list(Lists.invoicesOfPayment))
-        case ("Payment", "refunds"): return Relation(key: "id", kind: .list(Lists.refundsOfPayment))
-        case ("PaymentApplication", "payment"), ("Refund", "payment"): return Relation(key: "paymentId", kind: .byID(t.payment))
-        case ("PaymentApplication", "invoice"), ("CreditNote", "invoice"): return Relation(key: "invoiceId", kind: .byID(t.invoice))
-        case ("Refund", "creditNote"): return Relation(key: "creditNoteId", kind: .byID(t.creditNote))
-        case ("CreditNote", "refunds"): return Relation(key: "id", kind: .list(Lists.refundsOfCreditNote))
-        case ("Refund", "createdBy"), ("CreditNote", "createdBy"): return Relation(key: "createdByKey", kind: .byID(t.apiKey))
-        case ("CreditNote", "voidedBy"): return Relation(key: "voidedByKey", kind: .byID(t.apiKey))
-        default: return nil
-        }
-    }
+    func resolve(_ field: PlannedField, as mutation: MutationKind, context: RequestContext) throws(GraphQLError) -> Resolution
 }
 
 /// Which columns a load must read: those its objects' selected fields show, the keys
@@ -236,22 +161,33 @@ enum Columns {
     /// The fields selected on the objects a field returns (through a connection's
     /// `nodes` and `edges.node` for the root connections).
     private static func objectFields(of field: PlannedField) -> [PlannedField] {
-        guard field.returnType.namedType.hasSuffix("Connection") else { return field.children }
         var fields: [PlannedField] = []
         for child in field.children {
-            if child.name == "nodes" { fields += child.children }
-            if child.name == "edges" { fields += child.children.filter { $0.name == "node" }.flatMap(\.children) }
+            guard case .connectionPart(let part)? = Registry.contract.resolver(of: child) else {
+                fields.append(child)  // the field returns objects, not a connection
+                continue
+            }
+            switch part {
+            case .nodes: fields += child.children
+            case .edges:
+                for edgeField in child.children {
+                    if case .edgePart(.node)? = Registry.contract.resolver(of: edgeField) { fields += edgeField.children }
+                }
+            case .pageInfo, .totalCount: break
+            }
         }
         return fields
     }
 
     private static func collect(_ table: Table, _ fields: [PlannedField], into columns: inout Set<Int>) {
-        for f in fields {
-            if let i = table.index[f.name] {
-                columns.insert(i)
-            } else if let relation = Relations.of(table.typeName, f.name) {
-                if case .sameRow = relation.kind { collect(table, f.children, into: &columns) }
-                columns.insert(table.column(relation.key))
+        for field in fields {
+            switch Registry.contract.resolver(of: field) {
+            case .column(let column)?: columns.insert(column)
+            case .sameRow?: collect(table, field.children, into: &columns)
+            case .byID(_, let key)?, .list(_, let key, _)?: columns.insert(table.column(key))
+            case .lookup?, .connection?, .report?, .figure?, .connectionPart?, .edgePart?, .pageInfoPart?, .mutation?, .payload?,
+                 nil:  // no field of rows; nil is `__typename`
+                break
             }
         }
     }

@@ -2,19 +2,47 @@ import Engine
 import JSON
 import Store
 
-/// One column of a type's select list: the field it serves (or an internal name) and its
+/// One column of a type's select list: the field it serves (or the key's name) and its
 /// SQL. Columns are selected plain, never formatted by PostgreSQL (`to_char`, `::text`),
 /// and read in binary: how a cell is written follows from its type (`BinaryCells`).
 struct Column {
+    /// What a column is read for; the registry makes each field column a field's resolver.
+    enum Role {
+        /// A field of the table's own type.
+        case field
+        /// A field of another type that is the same row seen otherwise (a customer's totals).
+        case fieldOf(ObjectType)
+        /// A key that relations follow, never shown itself.
+        case key
+    }
+
     let field: String
     let sql: String
+    let role: Role
+
+    init(field: String, sql: String, role: Role = .field) {
+        self.field = field
+        self.sql = sql
+        self.role = role
+    }
+
+    /// Whether the column is the field `field` of `type`, whose rows are of `table`.
+    func isField(of type: ObjectType, in table: Table) -> Bool {
+        switch role {
+        case .field: return type == table.type
+        case .fieldOf(let other): return type == other
+        case .key: return false
+        }
+    }
 }
 
 /// The columns one object type can be read with. A load reads only the columns its
 /// query needs (a `ColumnSet`), always in this order, so the same query shape gives the
-/// same statement text.
-struct Table {
-    let typeName: String
+/// same statement text. A class: the registry's resolvers and the loads share each
+/// table, which lives as long as the process.
+final class Table: Sendable {
+    /// The type whose objects are the rows.
+    let type: ObjectType
     let from: String       // "customer c"
     let alias: String      // "c"
     let columns: [Column]
@@ -24,9 +52,9 @@ struct Table {
     let sortKeyCast: String
     let index: [String: Int]
 
-    init(typeName: String, from: String, alias: String, sortColumn: String, sortKeyCast: String,
+    init(type: ObjectType, from: String, alias: String, sortColumn: String, sortKeyCast: String,
          columns: [Column]) {
-        self.typeName = typeName
+        self.type = type
         self.from = from
         self.alias = alias
         self.sortColumn = sortColumn
@@ -37,10 +65,15 @@ struct Table {
         self.index = index
     }
 
+    /// The column named `field`. Only names the registry check has found are asked for
+    /// (`Registry.mismatches`, at start-up), so a miss is a mistake in the code.
     func column(_ field: String) -> Int {
-        guard let i = index[field] else { preconditionFailure("\(typeName) has no column for \(field)") }
+        guard let i = index[field] else { preconditionFailure("the table of \(type.rawValue) has no column \(field)") }
         return i
     }
+
+    /// The SQL of the column named `field`, for conditions on it.
+    func sql(_ field: String) -> String { columns[column(field)].sql }
 
     static let timestampCast = "::timestamp AT TIME ZONE 'UTC'"
     static let dateCast = "::date"
@@ -48,7 +81,7 @@ struct Table {
 
 enum Tables {
     static let customer = Table(
-        typeName: "Customer", from: "customer c", alias: "c", sortColumn: "c.created_at",
+        type: .customer, from: "customer c", alias: "c", sortColumn: "c.created_at",
         sortKeyCast: Table.timestampCast,
         columns: [
             Column(field: "id", sql: "c.id"),
@@ -58,20 +91,20 @@ enum Tables {
             Column(field: "currency", sql: "c.currency"),
             Column(field: "createdAt", sql: "c.created_at"),
             Column(field: "creditBalance", sql: "c.credit_balance"),
-            Column(field: "invoiced", sql: "c.total_invoiced"),
-            Column(field: "paid", sql: "c.total_paid"),
-            Column(field: "refunded", sql: "c.total_refunded"),
-            Column(field: "credited", sql: "c.total_credited"),
-            Column(field: "outstanding", sql: "c.total_outstanding"),
+            Column(field: "invoiced", sql: "c.total_invoiced", role: .fieldOf(.customerTotals)),
+            Column(field: "paid", sql: "c.total_paid", role: .fieldOf(.customerTotals)),
+            Column(field: "refunded", sql: "c.total_refunded", role: .fieldOf(.customerTotals)),
+            Column(field: "credited", sql: "c.total_credited", role: .fieldOf(.customerTotals)),
+            Column(field: "outstanding", sql: "c.total_outstanding", role: .fieldOf(.customerTotals)),
         ])
 
     static let invoice = Table(
-        typeName: "Invoice", from: "invoice i", alias: "i", sortColumn: "i.issued_on",
+        type: .invoice, from: "invoice i", alias: "i", sortColumn: "i.issued_on",
         sortKeyCast: Table.dateCast,
         columns: [
             Column(field: "id", sql: "i.id"),
             Column(field: "number", sql: "i.number"),
-            Column(field: "customerId", sql: "i.customer_id"),
+            Column(field: "customerId", sql: "i.customer_id", role: .key),
             Column(field: "status", sql: "i.status"),
             Column(field: "currency", sql: "i.currency"),
             Column(field: "issuedOn", sql: "i.issued_on"),
@@ -85,11 +118,11 @@ enum Tables {
         ])
 
     static let payment = Table(
-        typeName: "Payment", from: "payment p", alias: "p", sortColumn: "p.received_on",
+        type: .payment, from: "payment p", alias: "p", sortColumn: "p.received_on",
         sortKeyCast: Table.dateCast,
         columns: [
             Column(field: "id", sql: "p.id"),
-            Column(field: "customerId", sql: "p.customer_id"),
+            Column(field: "customerId", sql: "p.customer_id", role: .key),
             Column(field: "mode", sql: "p.mode"),
             Column(field: "status", sql: "p.status"),
             Column(field: "currency", sql: "p.currency"),
@@ -106,21 +139,21 @@ enum Tables {
         ])
 
     static let application = Table(
-        typeName: "PaymentApplication", from: "payment_application a", alias: "a", sortColumn: "a.payment_received_on",
+        type: .paymentApplication, from: "payment_application a", alias: "a", sortColumn: "a.payment_received_on",
         sortKeyCast: Table.dateCast,
         columns: [
-            Column(field: "paymentId", sql: "a.payment_id"),
-            Column(field: "invoiceId", sql: "a.invoice_id"),
+            Column(field: "paymentId", sql: "a.payment_id", role: .key),
+            Column(field: "invoiceId", sql: "a.invoice_id", role: .key),
             Column(field: "amount", sql: "a.amount"),
         ])
 
     static let refund = Table(
-        typeName: "Refund", from: "refund r", alias: "r", sortColumn: "r.refunded_on",
+        type: .refund, from: "refund r", alias: "r", sortColumn: "r.refunded_on",
         sortKeyCast: Table.dateCast,
         columns: [
             Column(field: "id", sql: "r.id"),
-            Column(field: "paymentId", sql: "r.payment_id"),
-            Column(field: "creditNoteId", sql: "r.credit_note_id"),
+            Column(field: "paymentId", sql: "r.payment_id", role: .key),
+            Column(field: "creditNoteId", sql: "r.credit_note_id", role: .key),
             Column(field: "amount", sql: "r.amount"),
             Column(field: "currency", sql: "r.currency"),
             Column(field: "mode", sql: "r.mode"),
@@ -128,17 +161,17 @@ enum Tables {
             Column(field: "referenceNumber", sql: "r.reference_number"),
             Column(field: "description", sql: "r.description"),
             Column(field: "createdAt", sql: "r.created_at"),
-            Column(field: "createdByKey", sql: "r.created_by_key"),
+            Column(field: "createdByKey", sql: "r.created_by_key", role: .key),
         ])
 
     static let creditNote = Table(
-        typeName: "CreditNote", from: "credit_note n", alias: "n", sortColumn: "n.created_at",
+        type: .creditNote, from: "credit_note n", alias: "n", sortColumn: "n.created_at",
         sortKeyCast: Table.timestampCast,
         columns: [
             Column(field: "id", sql: "n.id"),
             Column(field: "number", sql: "n.number"),
-            Column(field: "invoiceId", sql: "n.invoice_id"),
-            Column(field: "customerId", sql: "n.customer_id"),
+            Column(field: "invoiceId", sql: "n.invoice_id", role: .key),
+            Column(field: "customerId", sql: "n.customer_id", role: .key),
             Column(field: "amount", sql: "n.amount"),
             Column(field: "currency", sql: "n.currency"),
             Column(field: "reason", sql: "n.reason"),
@@ -150,33 +183,20 @@ enum Tables {
             Column(field: "amountRepaidExternally", sql: "n.amount_repaid_externally"),
             Column(field: "customData", sql: "n.custom_data"),
             Column(field: "createdAt", sql: "n.created_at"),
-            Column(field: "createdByKey", sql: "n.created_by_key"),
+            Column(field: "createdByKey", sql: "n.created_by_key", role: .key),
             Column(field: "voidedAt", sql: "n.voided_at"),
-            Column(field: "voidedByKey", sql: "n.voided_by_key"),
+            Column(field: "voidedByKey", sql: "n.voided_by_key", role: .key),
         ])
 
     /// An API key as the audit trail shows it (RULES.md section 4): its id and label, never
     /// the key. (Not `k`: loads by id name their list of ids `k`.)
     static let apiKey = Table(
-        typeName: "ApiKeyRef", from: "api_key ak", alias: "ak", sortColumn: "ak.created_at",
+        type: .apiKeyRef, from: "api_key ak", alias: "ak", sortColumn: "ak.created_at",
         sortKeyCast: Table.timestampCast,
         columns: [
             Column(field: "id", sql: "ak.id"),
             Column(field: "label", sql: "ak.label"),
         ])
-
-    static func table(for typeName: String) -> Table? {
-        switch typeName {
-        case "Customer", "CustomerTotals": return customer
-        case "Invoice": return invoice
-        case "Payment": return payment
-        case "PaymentApplication": return application
-        case "Refund": return refund
-        case "CreditNote": return creditNote
-        case "ApiKeyRef": return apiKey
-        default: return nil
-        }
-    }
 }
 
 /// Which columns of a table one statement reads, and where each lands in its rows:

@@ -83,6 +83,12 @@ public final class BillgraphService {
     private var admin: HTTPServer?
 
     public init(_ configuration: Configuration, log: @escaping @Sendable (String) -> Void) throws {
+        // Every field of the schema has a resolver and every resolver a field, or nothing
+        // listens: a mistake is found here rather than by a request (README, "The registry").
+        let mismatches = Registry.contract.mismatches(with: Schema.contract)
+        guard mismatches.isEmpty else {
+            throw ServiceError(message: "the registry does not match the schema:\n" + mismatches.joined(separator: "\n"))
+        }
         // No statement may hold a request (and a connection) for ever; the host is looked
         // up here, once, because libpq's lookup would block a loop.
         let conninfo = Self.connectionString(configuration.databaseURL, configuration)

@@ -7,9 +7,7 @@ final class TablesTests: XCTestCase {
     /// Loads by id and per-parent lists name their own list of keys `k`; a table with that
     /// alias would compare its rows with themselves (the audit trail's first version did).
     func testTableAliasesAreDistinctAndNeverTheLoadersOwn() {
-        let tables = ["Customer", "Invoice", "Payment", "PaymentApplication", "Refund", "CreditNote", "ApiKeyRef"]
-            .compactMap(Tables.table(for:))
-        XCTAssertEqual(tables.count, 7)
+        let tables = [Tables.customer, Tables.invoice, Tables.payment, Tables.application, Tables.refund, Tables.creditNote, Tables.apiKey]
         XCTAssertEqual(Set(tables.map(\.alias)).count, tables.count)
         XCTAssertFalse(tables.contains { $0.alias == "k" || $0.alias == "x" })
     }
@@ -37,19 +35,5 @@ final class TablesTests: XCTestCase {
         let columns = Columns.needed(Tables.invoice, by: field)
         XCTAssertTrue(columns.selectList.contains("i.customer_id"))
         XCTAssertFalse(columns.selectList.contains("i.number"))
-    }
-
-    /// The resolver looks a field up among the columns first (the common case), so a
-    /// relation named like a column would never be followed.
-    func testNoRelationIsNamedLikeAColumn() {
-        let tables = [Tables.customer, Tables.invoice, Tables.payment, Tables.application, Tables.refund, Tables.creditNote, Tables.apiKey]
-        var checked = 0
-        for table in tables {
-            for column in table.columns {
-                XCTAssertNil(Relations.of(table.typeName, column.field), "\(table.typeName).\(column.field)")
-                checked += 1
-            }
-        }
-        XCTAssertGreaterThan(checked, 60)
     }
 }
