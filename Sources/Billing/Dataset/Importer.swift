@@ -53,6 +53,7 @@ public final class Importer {
         guard let connection else { preconditionFailure("an importer without a database cannot run") }
         return try connection.transaction {
             try connection.execute(Staging.buffers)
+            try connection.execute(Staging.memory)
             try connection.execute(Staging.create)
             try connection.copyBegin(into: Staging.table, columns: Staging.columns)
             let lines: Int
@@ -115,15 +116,46 @@ public final class Importer {
     /// the organisations that were already stored (RULES.md section 3).
     private func move(_ connection: BlockingConnection) throws {
         try connection.execute(Staging.sums)
+        let bulk = try setAsideIfEmpty(connection)
         for (table, sql) in Staging.moves {
             let rows = try connection.query(sql).affectedRows
             progress("wrote \(rows) rows to \(table)")
+        }
+        if bulk {
+            try connection.execute(BulkLoad.restore)
+            progress("built the indexes and checked the foreign keys")
         }
         let organisations = try connection.query(Staging.storedOrganisations)
         for row in 0..<organisations.rowCount {
             try connection.query("SELECT bg_recompute_figures($1::uuid)", [organisations.string(row, 0)])
         }
         try connection.execute("ANALYZE")
+    }
+
+    /// Sets the indexes and foreign keys of the store's tables aside when they are all
+    /// empty (`BulkLoad`); true when it did, and the caller must restore them.
+    private func setAsideIfEmpty(_ connection: BlockingConnection) throws -> Bool {
+        // Asked first without a lock, so that an import into a store with rows never
+        // waits for readers to let go of its tables.
+        guard try connection.query(BulkLoad.empty).string(0, 0) == "t" else { return false }
+        try connection.execute(BulkLoad.savepoint)
+        do {
+            try connection.execute(BulkLoad.lock)
+            // Another import may have committed rows since.
+            guard try connection.query(BulkLoad.empty).string(0, 0) == "t" else {
+                try connection.execute(BulkLoad.giveUp)
+                return false
+            }
+            try connection.execute(BulkLoad.setAside)
+            try connection.execute(BulkLoad.drop)
+        } catch {
+            // Not the tables' owner, or a deadlock with a reader: the row-by-row way.
+            guard error.sqlState == "42501" || error.sqlState == "40P01" else { throw error }
+            try connection.execute(BulkLoad.giveUp)
+            return false
+        }
+        progress("the store is empty: writing without its indexes and foreign keys, then building them")
+        return true
     }
 
     /// Stages one row of `kind` for `line`; see `Staging` for what each column holds.
