@@ -13,7 +13,8 @@ public final class Importer {
     private let progress: (String) -> Void
 
     static let modes = ["check", "cash", "credit_card", "bank_transfer", "bank_remittance", "auto_transaction", "others"]
-    static let keys: [String: Set<String>] = [
+    /// The keys each type may have; searched, not hashed (`DatasetRecord`).
+    static let keys: [String: [String]] = [
         "organisation": ["id", "name"],
         "api_key": ["organisation_id", "key", "scopes"],
         "customer": ["id", "organisation_id", "name", "currency", "created_at", "external_id", "email", "credit_balance"],
@@ -26,7 +27,9 @@ public final class Importer {
 
     /// The staged rows not yet sent (all of them for an importer without a database).
     private var staged = CopyBuffer(table: Staging.table, columns: Staging.columns)
-    private var counts: [Character: Int] = [:]
+    /// Rows staged, by kind (an ASCII letter: `Staging`); an array, so that counting a
+    /// row hashes nothing.
+    private var counts = [Int](repeating: 0, count: 128)
     /// Sent to the database whenever this much is staged.
     private static let piece = 1 << 20
 
@@ -73,10 +76,9 @@ public final class Importer {
             try checkAcrossLines(connection)
             try move(connection)
             return Summary(lines: lines, counts: [
-                ("organisations", counts["o", default: 0]), ("api keys", counts["k", default: 0]),
-                ("customers", counts["c", default: 0]), ("invoices", counts["i", default: 0]),
-                ("payments", counts["p", default: 0]), ("payment applications", counts["a", default: 0]),
-                ("refunds", counts["r", default: 0]),
+                ("organisations", staged("o")), ("api keys", staged("k")), ("customers", staged("c")),
+                ("invoices", staged("i")), ("payments", staged("p")), ("payment applications", staged("a")),
+                ("refunds", staged("r")),
             ])
         }
     }
@@ -164,8 +166,10 @@ public final class Importer {
                        d1: String? = nil, d2: String? = nil, at: String? = nil, n1: Int64? = nil, n2: Int64? = nil) {
         staged.append([String(line), String(kind), id, org, ref, owner, t1, t2, t3, t4, d1, d2, at,
                        n1.map { String($0) }, n2.map { String($0) }])
-        counts[kind, default: 0] += 1
+        counts[Int(kind.asciiValue!)] += 1
     }
+
+    private func staged(_ kind: Character) -> Int { counts[Int(kind.asciiValue!)] }
 
     private func check(_ r: DatasetRecord, line: Int) throws {
         switch r.type {
