@@ -1,6 +1,6 @@
 """An import into an empty store sets the tables' keys, indexes and foreign keys aside,
-writes the rows, and builds them again (README "Loading an empty store", Sources/Billing/Dataset/
-BulkLoad.swift). What it puts back must be exactly what the migrations made; an import
+writes the rows, and builds them again (README "Loading an empty store",
+Sources/Billing/Dataset/BulkLoad.swift). What it puts back must be exactly what the migrations made; an import
 into a store with rows, or by a role that does not own the tables, never touches them.
 That the rows and figures are right is test_import_stream.py's (its large file goes
 this way) and every test of the shared world's (conftest imports it into an empty store)."""
