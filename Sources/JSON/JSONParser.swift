@@ -84,7 +84,7 @@ public struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key") }
             let keyOffset = index
             let key = try parseString()
-            guard seen.insert(ExactKey(key)).inserted else {
+            guard isNew(key, among: members, seen: &seen) else {
                 throw JSONSyntaxError(message: "duplicate key \"\(key)\"", offset: keyOffset)
             }
             skipWhitespace()
@@ -98,6 +98,20 @@ public struct JSONParser {
             if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
             throw error("expected ',' or '}'")
         }
+    }
+
+    /// Objects up to this many members find a repeated key by comparing the new key with
+    /// each earlier one, which costs less than hashing it; larger ones use `seen`.
+    private static let comparedKeys = 16
+
+    /// Whether `key` is not yet among `members`; `seen` is filled once the object grows
+    /// past `comparedKeys`.
+    private func isNew(_ key: String, among members: [(String, JSONValue)], seen: inout Set<ExactKey>) -> Bool {
+        if members.count < Self.comparedKeys {
+            return !members.contains { $0.0.utf8.elementsEqual(key.utf8) }
+        }
+        if seen.isEmpty { for (earlier, _) in members { seen.insert(ExactKey(earlier)) } }
+        return seen.insert(ExactKey(key)).inserted
     }
 
     private mutating func parseArray() throws(JSONSyntaxError) -> JSONValue {

@@ -156,6 +156,22 @@ final class JSONParserTests: XCTestCase {
         XCTAssertNotNil(parse(#"{"a":1,"A":2,"a ":3}"#))
     }
 
+    /// Small objects compare each key with the earlier ones, large ones hash them: a key
+    /// repeated on either side of the switch, or across it, is refused all the same.
+    func testDuplicateKeysAreRefusedInLargeObjects() throws {
+        let keys = (0..<40).map { "\"k\($0)\":\($0)" }
+        XCTAssertNotNil(parse("{" + keys.joined(separator: ",") + "}"))
+        for (first, second) in [(3, 10), (3, 30), (20, 35)] {
+            var repeated = keys
+            repeated[second] = "\"k\(first)\":0"
+            XCTAssertEqual(refused("{" + repeated.joined(separator: ",") + "}")?.message, "duplicate key \"k\(first)\"",
+                           "k\(first) again at member \(second)")
+        }
+        XCTAssertEqual(refused("{" + keys.joined(separator: ",") + ",\"e\\u0301\":1,\"e\u{301}\":2}")?.message,
+                       "duplicate key \"e\u{301}\"")
+        XCTAssertNotNil(parse("{" + keys.joined(separator: ",") + ",\"\u{E9}\":1,\"e\u{301}\":2}"))
+    }
+
     /// Keys are compared as RFC 8259 section 8.3 compares strings, code unit by code unit:
     /// "é" written as one character and as "e" and a combining accent are two keys (as they
     /// are for Python and for PostgreSQL's jsonb), not a duplicate.

@@ -13,7 +13,8 @@ public final class Importer {
     private let progress: (String) -> Void
 
     static let modes = ["check", "cash", "credit_card", "bank_transfer", "bank_remittance", "auto_transaction", "others"]
-    static let keys: [String: Set<String>] = [
+    /// The keys each type may have; searched, not hashed (`DatasetRecord`).
+    static let keys: [String: [String]] = [
         "organisation": ["id", "name"],
         "api_key": ["organisation_id", "key", "scopes"],
         "customer": ["id", "organisation_id", "name", "currency", "created_at", "external_id", "email", "credit_balance"],
@@ -26,7 +27,9 @@ public final class Importer {
 
     /// The staged rows not yet sent (all of them for an importer without a database).
     private var staged = CopyBuffer(table: Staging.table, columns: Staging.columns)
-    private var counts: [Character: Int] = [:]
+    /// Rows staged, by kind (an ASCII letter: `Staging`); an array, so that counting a
+    /// row hashes nothing.
+    private var counts = [Int](repeating: 0, count: 128)
     /// Sent to the database whenever this much is staged.
     private static let piece = 1 << 20
 
@@ -53,6 +56,7 @@ public final class Importer {
         guard let connection else { preconditionFailure("an importer without a database cannot run") }
         return try connection.transaction {
             try connection.execute(Staging.buffers)
+            try connection.execute(Staging.memory)
             try connection.execute(Staging.create)
             try connection.copyBegin(into: Staging.table, columns: Staging.columns)
             let lines: Int
@@ -72,10 +76,9 @@ public final class Importer {
             try checkAcrossLines(connection)
             try move(connection)
             return Summary(lines: lines, counts: [
-                ("organisations", counts["o", default: 0]), ("api keys", counts["k", default: 0]),
-                ("customers", counts["c", default: 0]), ("invoices", counts["i", default: 0]),
-                ("payments", counts["p", default: 0]), ("payment applications", counts["a", default: 0]),
-                ("refunds", counts["r", default: 0]),
+                ("organisations", staged("o")), ("api keys", staged("k")), ("customers", staged("c")),
+                ("invoices", staged("i")), ("payments", staged("p")), ("payment applications", staged("a")),
+                ("refunds", staged("r")),
             ])
         }
     }
@@ -115,9 +118,14 @@ public final class Importer {
     /// the organisations that were already stored (RULES.md section 3).
     private func move(_ connection: BlockingConnection) throws {
         try connection.execute(Staging.sums)
+        let bulk = try setAsideIfEmpty(connection)
         for (table, sql) in Staging.moves {
             let rows = try connection.query(sql).affectedRows
             progress("wrote \(rows) rows to \(table)")
+        }
+        if bulk {
+            try connection.execute(BulkLoad.restore)
+            progress("built the indexes and checked the foreign keys")
         }
         let organisations = try connection.query(Staging.storedOrganisations)
         for row in 0..<organisations.rowCount {
@@ -126,14 +134,42 @@ public final class Importer {
         try connection.execute("ANALYZE")
     }
 
+    /// Sets the indexes and foreign keys of the store's tables aside when they are all
+    /// empty (`BulkLoad`); true when it did, and the caller must restore them.
+    private func setAsideIfEmpty(_ connection: BlockingConnection) throws -> Bool {
+        // Asked first without a lock, so that an import into a store with rows never
+        // waits for readers to let go of its tables.
+        guard try connection.query(BulkLoad.empty).string(0, 0) == "t" else { return false }
+        try connection.execute(BulkLoad.savepoint)
+        do {
+            try connection.execute(BulkLoad.lock)
+            // Another import may have committed rows since.
+            guard try connection.query(BulkLoad.empty).string(0, 0) == "t" else {
+                try connection.execute(BulkLoad.giveUp)
+                return false
+            }
+            try connection.execute(BulkLoad.setAside)
+            try connection.execute(BulkLoad.drop)
+        } catch {
+            // Not the tables' owner, or a deadlock with a reader: the row-by-row way.
+            guard error.sqlState == "42501" || error.sqlState == "40P01" else { throw error }
+            try connection.execute(BulkLoad.giveUp)
+            return false
+        }
+        progress("the store is empty: writing without its indexes and foreign keys, then building them")
+        return true
+    }
+
     /// Stages one row of `kind` for `line`; see `Staging` for what each column holds.
     private func stage(_ kind: Character, line: Int, id: String? = nil, org: String, ref: String? = nil, owner: String? = nil,
                        _ t1: String? = nil, _ t2: String? = nil, _ t3: String? = nil, _ t4: String? = nil,
                        d1: String? = nil, d2: String? = nil, at: String? = nil, n1: Int64? = nil, n2: Int64? = nil) {
         staged.append([String(line), String(kind), id, org, ref, owner, t1, t2, t3, t4, d1, d2, at,
                        n1.map { String($0) }, n2.map { String($0) }])
-        counts[kind, default: 0] += 1
+        counts[Int(kind.asciiValue!)] += 1
     }
+
+    private func staged(_ kind: Character) -> Int { counts[Int(kind.asciiValue!)] }
 
     private func check(_ r: DatasetRecord, line: Int) throws {
         switch r.type {

@@ -25,6 +25,11 @@ enum Staging {
     /// would read it again from the kernel's cache each time). Set before it is created.
     static let buffers = "SET temp_buffers = '256MB'"
 
+    /// Memory for the sorts and hashes of the checks across lines, which join and sort the
+    /// whole staging table (at the default 4 MB they spill to temporary files), and for
+    /// building indexes (`BulkLoad`); for the import's transaction only.
+    static let memory = "SET LOCAL work_mem = '64MB'; SET LOCAL maintenance_work_mem = '256MB'"
+
     static let create = """
         CREATE TEMPORARY TABLE import_line (
             line bigint NOT NULL, kind "char" NOT NULL, id uuid, org uuid NOT NULL, ref uuid, owner uuid,
