@@ -21,7 +21,8 @@ import Glibc
 /// what CPU is left (a few percent when the server is saturated, all of it otherwise).
 ///
 /// Lifetime: one per process, made with the service and never stopped: its thread sleeps
-/// when there is nothing to do, and ends with the process.
+/// when there is nothing to do, and ends with the process. (The thread refers to this
+/// object, so it is never freed.)
 public final class PreparationThread: Sendable {
     /// Jobs waiting, all loops together; past it, a large document is refused with 503.
     static let maxWaiting = 64
@@ -29,44 +30,33 @@ public final class PreparationThread: Sendable {
     /// core when the loops want everything, by the kernel's weights.
     static let niceness: Int32 = 10
 
-    private struct Queue {
-        var jobs: [@Sendable () -> Void] = []
-        var started = false
-    }
-
-    private let queue = Mutex(Queue())
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
     private let waiting = DispatchSemaphore(value: 0)
 
-    public init() {}
-
-    /// Runs `job` on the preparation thread, after the jobs before it; false (and `job` is
-    /// not run) when `maxWaiting` jobs wait already.
-    func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
-        let (accepted, start) = queue.withLock { q -> (Bool, Bool) in
-            guard q.jobs.count < Self.maxWaiting else { return (false, false) }
-            q.jobs.append(job)
-            defer { q.started = true }
-            return (true, !q.started)
-        }
-        guard accepted else { return false }
-        if start { startThread() }
-        waiting.signal()
-        return true
-    }
-
-    /// The thread starts with the first job, so that a process (or a test) that never has
-    /// a large document never has the thread.
-    private func startThread() {
-        let started = try? Thread.start { [self] in
+    /// Starts the thread; it sleeps until the first job.
+    public init() throws {
+        let thread = try Thread.start { [self] in
             // On Linux the nice value is the thread's own: 0 here is the calling thread.
             setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.niceness)
             while true {
                 waiting.wait()
-                let job = queue.withLock { $0.jobs.removeFirst() }
+                let job = jobs.withLock { $0.removeFirst() }
                 job()
             }
         }
-        if let started { pthread_detach(started) }
+        pthread_detach(thread)
+    }
+
+    /// Runs `job` on the preparation thread, after the jobs before it; false (and `job` is
+    /// not run) when `maxWaiting` jobs wait already.
+    func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
+        let accepted = jobs.withLock { jobs -> Bool in
+            guard jobs.count < Self.maxWaiting else { return false }
+            jobs.append(job)
+            return true
+        }
+        if accepted { waiting.signal() }
+        return accepted
     }
 }
 

@@ -103,7 +103,7 @@ public final class BillgraphService {
             heavyReads: HeavyReadGate(),
             limiter: RateLimiter(),
             graphiQL: GraphiQL(assets: try configuration.graphiQLDirectory.map(GraphiQLAssets.init(directory:))),
-            preparation: PreparationThread(),
+            preparation: try PreparationThread(),
             accessLog: configuration.accessLog ? AccessLog() : nil,
             replicas: configuration.replicaURLs.map { url in
                 let conninfo = Self.connectionString(url, configuration)

@@ -159,19 +159,15 @@ final class GraphQLHandler: HTTPHandler {
     /// milliseconds on one document while its other requests wait.
     private func prepare(_ text: String, _ request: ClientRequest, method: String, principal: Principal, media: MediaType,
                          minLSN: LSN?, outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
-        let next = { [self] (prepared: Prepared) in
+        let known = documents.cached(text)
+        let finish = { [self] (prepared: Prepared) in
+            if known == nil, case .success(let ready) = prepared { documents.keep(text, ready.valid) }
             proceed(prepared, method: method, principal: principal, media: media, minLSN: minLSN, outcome: outcome, respond: respond)
         }
-        let known = documents.cached(text)
-        guard known == nil, text.utf8.count >= Self.preparedAsideBytes else {
-            let prepared = PreparedRequest.make(text, request, preparation, valid: known)
-            if known == nil, case .success(let ready) = prepared { documents.keep(text, ready.valid) }
-            return next(prepared)
+        if known != nil || text.utf8.count < Self.preparedAsideBytes {
+            return finish(PreparedRequest.make(text, request, preparation, valid: known))
         }
-        let accepted = desk.prepare({ [preparation] in PreparedRequest.make(text, request, preparation) }) { [self] prepared in
-            if case .success(let ready) = prepared { documents.keep(text, ready.valid) }
-            next(prepared)
-        }
+        let accepted = desk.prepare({ [preparation] in PreparedRequest.make(text, request, preparation) }, then: finish)
         if accepted {
             ServiceMetrics.shared.preparedAside.increment()
         } else {
@@ -353,7 +349,7 @@ struct DocumentCache {
             entries.removeAll(keepingCapacity: true)
             usedBytes = 0
         }
-        entries[query] = valid
-        usedBytes += cost
+        // Another request may have kept the same document while this one was prepared aside.
+        if entries.updateValue(valid, forKey: query) == nil { usedBytes += cost }
     }
 }

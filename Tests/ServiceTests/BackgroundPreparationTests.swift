@@ -15,8 +15,8 @@ final class BackgroundPreparationTests: XCTestCase {
         let onCaller = Atomic<Bool>(false)
     }
 
-    func testJobsRunInOrderOffTheCallerAtLowerPriorityAndAtMost64Wait() {
-        let thread = PreparationThread()
+    func testJobsRunInOrderOffTheCallerAtLowerPriorityAndAtMost64Wait() throws {
+        let thread = try PreparationThread()
         let seen = Seen()
         let running = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
