@@ -65,24 +65,28 @@ enum BinaryCells {
 
     // The `put` functions write at `p + at` and return the index after what they wrote.
 
+    /// A uuid's 16 bytes as `8-4-4-4-12` lowercase hex digits. Every row has one or more
+    /// (ids, and the parent keys of the next level), so the digits of each byte come from
+    /// a table, two at a time, and the dashes go at their fixed places.
     private static func putUUID(_ bytes: UnsafeBufferPointer<UInt8>, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
         guard bytes.count == 16, let source = bytes.baseAddress else { return at }
-        var i = at
+        let out = UnsafeMutableRawPointer(p + at)
+        var o = 0
         for k in 0..<16 {
-            let byte = source[k]
-            p[i] = hexDigit(byte >> 4)
-            p[i + 1] = hexDigit(byte & 0xF)
-            i += 2
+            out.storeBytes(of: hexPairs[Int(source[k])], toByteOffset: o, as: UInt16.self)
+            o &+= 2
             if k == 3 || k == 5 || k == 7 || k == 9 {
-                p[i] = UInt8(ascii: "-")
-                i += 1
+                out.storeBytes(of: UInt8(ascii: "-"), toByteOffset: o, as: UInt8.self)
+                o &+= 1
             }
         }
-        return i
+        return at &+ o
     }
 
-    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
-        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    /// For each byte, its two hex digits as they lie in memory (first digit first).
+    private static let hexPairs: [UInt16] = (0..<256).map { byte in
+        func digit(_ nibble: Int) -> UInt16 { UInt16(nibble < 10 ? 48 + nibble : 87 + nibble) }
+        return (digit(byte >> 4) | digit(byte & 0xF) << 8).littleEndian
     }
 
     private static func putDate(_ bytes: UnsafeBufferPointer<UInt8>, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {

@@ -14,17 +14,22 @@ import Store
 public enum OperationCost {
     public static let mutationField = 10
 
+    /// The cost of a plan that the execution at hand will run: `resolution` is that
+    /// execution's own (`Execution.resolved`), so each field is resolved once, not twice.
+    public static func of(_ plan: OperationPlan, resolution: (PlannedField) -> Resolution?) -> Int {
+        max(1, plan.fields.reduce(0) { $0 + cost(of: $1, resolution, isMutation: plan.kind == .mutation) })
+    }
+
+    /// The cost of a plan that no execution runs yet (a mutation's run each get their own
+    /// transaction's context): resolved here with a context whose statements never run.
     public static func of(_ plan: OperationPlan, organisationID: String, apiKeyID: String, scopes: Set<String>) -> Int {
-        // A context whose statements can never run: costing must not touch the database.
-        let context = RequestContext(organisationID: organisationID, apiKeyID: apiKeyID, scopes: scopes) { _, completion in
-            completion(.failure(.unavailable("costing runs no statement")))
-        }
+        let context = RequestContext(organisationID: organisationID, apiKeyID: apiKeyID, scopes: scopes)
         let resolver = BillingResolver(context: context, mutations: nil)
-        return max(1, plan.fields.reduce(0) { $0 + cost(of: $1, resolver, isMutation: plan.kind == .mutation) })
+        return of(plan) { try? resolver.resolve($0) }
     }
 
     /// `isMutation`: a field of the mutation root, which is one mutation.
-    private static func cost(of field: PlannedField, _ resolver: BillingResolver, isMutation: Bool = false) -> Int {
+    private static func cost(of field: PlannedField, _ resolution: (PlannedField) -> Resolution?, isMutation: Bool = false) -> Int {
         // Introspection and __typename come from the schema in memory; a field refused
         // for its arguments or its scope loads nothing, nor do its children.
         if field.name.hasPrefix("__") || field.parentType.name.hasPrefix("__") || field.argumentError != nil { return 0 }
@@ -34,10 +39,10 @@ public enum OperationCost {
         } else if field.children.isEmpty {
             return 0  // a leaf is read from its parent's row, never loaded: no need to resolve it
         } else {
-            guard let resolution = try? resolver.resolve(field) else { return 0 }
-            own = statements(of: resolution)
+            guard let resolved = resolution(field) else { return 0 }
+            own = statements(of: resolved)
         }
-        return field.children.reduce(own) { $0 + cost(of: $1, resolver) }
+        return field.children.reduce(own) { $0 + cost(of: $1, resolution) }
     }
 
     private static func statements(of resolution: Resolution) -> Int {

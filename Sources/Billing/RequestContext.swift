@@ -6,7 +6,11 @@ public final class RequestContext {
     public let organisationID: String
     public let apiKeyID: String
     public let scopes: Set<String>
-    private let runStatement: (Statement, @escaping (Result<ResultSet, DatabaseError>) -> Void) -> Void
+    public typealias StatementRunner = (Statement, @escaping (Result<ResultSet, DatabaseError>) -> Void) -> Void
+    /// Where statements go. A query's context is made before its database is chosen (its
+    /// cost is counted from the resolutions its execution then runs), so this is set, once
+    /// that choice is made, by `send(through:)`.
+    private var runStatement: StatementRunner
     private let log: (String) -> Void
     /// Sees every statement before it is sent (the benchmarks replay them with pgbench).
     public var trace: ((Statement) -> Void)?
@@ -25,8 +29,9 @@ public final class RequestContext {
     /// a refused request must not hold a budget's worth of them until it ends).
     private var reads: [ReadKey: Read] = [:]
 
-    /// A statement as the key of `reads`. Its hash is computed once: a key is looked up
-    /// and stored several times, and its parameters may be kilobytes of ids.
+    /// A statement as the key of `reads`. Its hash is computed once, and from the text and
+    /// each parameter's length and last bytes only: parameters may be kilobytes of ids,
+    /// and two different statements with equal hashes are still told apart by `==`.
     private struct ReadKey: Hashable {
         let sql: String
         let parameters: [String?]
@@ -37,7 +42,14 @@ public final class RequestContext {
             parameters = statement.parameters
             var hasher = Hasher()
             hasher.combine(sql)
-            hasher.combine(parameters)
+            for parameter in parameters {
+                guard let utf8 = parameter?.utf8 else {
+                    hasher.combine(-1)
+                    continue
+                }
+                hasher.combine(utf8.count)
+                for byte in utf8.suffix(32) { hasher.combine(byte) }
+            }
             hash = hasher.finalize()
         }
 
@@ -60,12 +72,20 @@ public final class RequestContext {
 
     public init(organisationID: String, apiKeyID: String, scopes: Set<String>,
                 log: @escaping (String) -> Void = { _ in },
-                run: @escaping (Statement, @escaping (Result<ResultSet, DatabaseError>) -> Void) -> Void) {
+                run: @escaping StatementRunner = RequestContext.notRouted) {
         self.organisationID = organisationID
         self.apiKeyID = apiKeyID
         self.scopes = scopes
         self.runStatement = run
         self.log = log
+    }
+
+    /// Statements from now on go through `run`.
+    public func send(through run: @escaping StatementRunner) { runStatement = run }
+
+    /// The runner of a context whose database is not chosen yet: nothing runs.
+    public static func notRouted(_ statement: Statement, _ completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
+        completion(.failure(.unavailable("no database chosen yet")))
     }
 
     /// Runs a statement; database errors become the contract's codes, and their text

@@ -9,21 +9,25 @@ import Schema
 /// reference would be a cycle that keeps the whole response in memory.
 /// A node is used by one execution at a time (it records that execution's children and marks).
 open class Node {
-    /// Children loaded for this object, by planned field id. A node has few, so a short
-    /// array searched in order is cheaper than hashing.
-    final var loaded: ContiguousArray<(field: Int, value: ChildValue)> = []
+    /// Children loaded for this object, by planned field id: the first in place (most
+    /// objects of a response have one child field at most, and an array would be an
+    /// allocation for each of them), the others in a short array searched in order, which
+    /// is cheaper than hashing.
+    private final var firstLoaded: (field: Int, value: ChildValue)?
+    private final var moreLoaded: ContiguousArray<(field: Int, value: ChildValue)> = []
     /// The collection of children that took this node last, and its place there
     /// (`Execution.Children`).
     final var collected: (token: Int, index: Int) = (-1, 0)
     public init() {}
 
     final func child(_ field: Int) -> ChildValue? {
-        for entry in loaded where entry.field == field { return entry.value }
+        if let first = firstLoaded, first.field == field { return first.value }
+        for entry in moreLoaded where entry.field == field { return entry.value }
         return nil
     }
 
     final func setChild(_ field: Int, _ value: ChildValue) {
-        loaded.append((field, value))
+        if firstLoaded == nil { firstLoaded = (field, value) } else { moreLoaded.append((field, value)) }
     }
 
     /// Writes column `column` of this object as JSON; false, having written nothing, when
@@ -189,6 +193,11 @@ public final class Execution {
         self.completion = nil
         completion(.requestError(error))
     }
+
+    /// How `field` resolves, decided once and kept for the run: an operation's cost
+    /// (RULES.md section 8) is counted from the very resolutions the run then uses. Nil
+    /// when the field fails (its error is then the run's).
+    public func resolved(_ field: PlannedField) -> Resolution? { resolution(for: field) }
 
     private func resolution(for field: PlannedField) -> Resolution? {
         if let r = resolutions[field.id] { return r }

@@ -105,24 +105,27 @@ struct ResponseWriter {
         w.bytes.append(UInt8(ascii: "{"))
         for (i, id) in ids.enumerated() {
             if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
-            w.bytes.append(contentsOf: fields[id].key)
+            let field = fields[id]
+            w.bytes.append(contentsOf: field.key)
+            if field.cellColumn >= 0 {
+                // Most fields are cells. A null cell has no error of its own to place, so
+                // a cell needs no path (which is kept only to place errors).
+                if !node.writeCell(field.cellColumn, field.cellKind, to: &w) { try writeNull(id, error: nil, nonNull: field.nonNull) }
+                continue
+            }
             path.append((id, -1))
-            try writeField(id, node)
+            try writeField(field, id, node)
             path.removeLast()
         }
         w.bytes.append(UInt8(ascii: "}"))
     }
 
-    private mutating func writeField(_ id: Int, _ node: Node) throws(NullPropagation) {
-        let field = fields[id]
-        if field.cellColumn >= 0 {
-            if !node.writeCell(field.cellColumn, field.cellKind, to: &w) { try writeNull(id, error: nil, nonNull: field.nonNull) }
-            return
-        }
+    /// A field that is not a cell (`writeObject` writes those).
+    private mutating func writeField(_ field: FieldWrite, _ id: Int, _ node: Node) throws(NullPropagation) {
         if let error = field.error { return try writeNull(id, error: error, nonNull: field.nonNull) }
         switch field.resolution {
         case .cell?:
-            break  // written above
+            break  // written by writeObject
         case .scalar(let read)?:
             try writeScalar(read(node), id)
         case .object?, .list?, .load?:

@@ -200,7 +200,11 @@ final class GraphQLHandler: HTTPHandler {
     /// RULES.md section 8: the operation's cost, from its plan, is paid from the key's
     /// budget before any database work, or the operation is refused whole with 429.
     private func pay(for plan: OperationPlan, principal: Principal, media: MediaType, minLSN: LSN?, respond: @escaping (HTTPResponse) -> Void) {
-        let cost = OperationCost.of(plan, organisationID: principal.organisationID, apiKeyID: principal.keyID, scopes: principal.scopes)
+        // A query's cost is counted from the resolutions its execution will run; a
+        // mutation's runs are made inside their transactions, so it is costed apart.
+        let query = plan.kind == .mutation ? nil : makeRun(plan, principal: principal)
+        let cost = query.map { run in OperationCost.of(plan, resolution: run.execution.resolved) }
+            ?? OperationCost.of(plan, organisationID: principal.organisationID, apiKeyID: principal.keyID, scopes: principal.scopes)
         switch limiter.spend(cost, for: principal) {
         case .refused(let allowance):
             var refusal = errorResponse(status: 429, GraphQLError(
@@ -210,7 +214,7 @@ final class GraphQLHandler: HTTPHandler {
             refusal.body = RateLimiter.withCost(refusal.body, requested: cost, remaining: allowance.remaining)
             respond(refusal)
         case .allowed(let allowance):
-            execute(plan, principal: principal, media: media, minLSN: minLSN) { response in
+            execute(plan, query, principal: principal, media: media, minLSN: minLSN) { response in
                 // A key with no limit has no budget to report.
                 guard let allowance else { return respond(response) }
                 var response = RateLimiter.withHeaders(response, allowance)
@@ -220,15 +224,16 @@ final class GraphQLHandler: HTTPHandler {
         }
     }
 
-    private func execute(_ plan: OperationPlan, principal: Principal, media: MediaType, minLSN: LSN?,
+    /// `query`: the run of a query, made when it was costed; nil for a mutation.
+    private func execute(_ plan: OperationPlan, _ query: Run?, principal: Principal, media: MediaType, minLSN: LSN?,
                          respond: @escaping (HTTPResponse) -> Void) {
-        guard plan.kind == .mutation else {
+        if let query {
             // RULES.md section 9: a query reads from a replica when one is usable (and has
             // replayed `minLSN`), else from the primary, and says which.
             return targets.route(minLSN: minLSN) { [self] route in
                 let lane = lanes.lane(to: route)
-                run(plan, principal: principal, media: media,
-                    statements: { statement, completion in lane.run(statement, completion: completion) }) { answer, _ in
+                query.context.send { statement, completion in lane.run(statement, completion: completion) }
+                start(query, media: media) { answer, _ in
                     lane.finish()
                     var answer = answer
                     answer.headers.append((Self.servedBy, route.servedBy))
@@ -276,8 +281,21 @@ final class GraphQLHandler: HTTPHandler {
     private func run(_ plan: OperationPlan, principal: Principal, media: MediaType,
                      statements: @escaping MutationTransaction.StatementRunner,
                      answer: @escaping (HTTPResponse, MutationTransaction.Verdict) -> Void) {
+        let run = makeRun(plan, principal: principal)
+        run.context.send(through: statements)
+        start(run, media: media, answer: answer)
+    }
+
+    /// One execution of a plan and the request context its statements go through.
+    private struct Run {
+        let context: RequestContext
+        let execution: Execution
+    }
+
+    /// A run whose statements go nowhere until `context.send(through:)` says where.
+    private func makeRun(_ plan: OperationPlan, principal: Principal) -> Run {
         let context = RequestContext(organisationID: principal.organisationID, apiKeyID: principal.keyID,
-                                     scopes: principal.scopes, log: log, run: statements)
+                                     scopes: principal.scopes, log: log)
         if traceStatements {
             context.trace = { [log] statement in
                 var line = JSONWriter()
@@ -288,6 +306,13 @@ final class GraphQLHandler: HTTPHandler {
         }
         let execution = Execution(plan: plan, schema: preparation.schema, resolver: BillingResolver(context: context, mutations: mutations),
                                   itemLimit: maxResultItems, endingRequest: ErrorCode.endingRequest)
+        return Run(context: context, execution: execution)
+    }
+
+    /// Runs `run` and answers with the response and whether a transaction around it
+    /// should be applied.
+    private func start(_ run: Run, media: MediaType, answer: @escaping (HTTPResponse, MutationTransaction.Verdict) -> Void) {
+        let (context, execution) = (run.context, run.execution)
         execution.run { result in
             let statements = [("X-Billgraph-Statements", String(context.statementCount))]
             switch result {

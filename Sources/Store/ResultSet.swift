@@ -52,9 +52,10 @@ public final class ResultSet {
     /// this result set lives, so use them before letting go of it.
     public func bytes(_ row: Int, _ column: Int) -> UnsafeBufferPointer<UInt8>? {
         let (r, c) = (Int32(row), Int32(column))
-        if PQgetisnull(result, r, c) == 1 { return nil }
-        return UnsafeBufferPointer(start: UnsafeRawPointer(PQgetvalue(result, r, c)).assumingMemoryBound(to: UInt8.self),
-                                   count: Int(PQgetlength(result, r, c)))
+        let length = Int(PQgetlength(result, r, c))
+        // A NULL has length 0, so only an empty value needs the third call to tell them apart.
+        if length == 0 && PQgetisnull(result, r, c) == 1 { return nil }
+        return UnsafeBufferPointer(start: UnsafeRawPointer(PQgetvalue(result, r, c)).assumingMemoryBound(to: UInt8.self), count: length)
     }
 
     /// The number of rows a command touched (`UPDATE`, `DELETE`, `COPY`).
