@@ -11,23 +11,28 @@ import Store
 enum BinaryCells {
     private static let microsecondsPerDay = 86_400_000_000
 
-    /// Writes one non-null cell of type `type` as a JSON value.
-    static func write(_ bytes: UnsafeBufferPointer<UInt8>, type: UInt32, to w: inout JSONWriter) {
+    /// Writes `key` (a field's `"name":`) and then one non-null cell of type `type` as a
+    /// JSON value. Numbers, ids, dates and booleans are formatted with their key into one
+    /// piece of stack memory and appended once: a response is mostly such cells.
+    static func write(_ bytes: UnsafeBufferPointer<UInt8>, type: UInt32, key: UnsafeBufferPointer<UInt8>, to w: inout JSONWriter) {
         switch type {
         case Binary.Oid.int8, Binary.Oid.int4, Binary.Oid.int2:
-            w.int(Binary.integer(bytes) ?? 0)
+            format(key, into: &w.bytes, quoted: false) { putInteger(Binary.integer(bytes) ?? 0, $0, 0) }
         case Binary.Oid.uuid:
-            format(into: &w.bytes, quoted: true) { putUUID(bytes, $0, 0) }
+            format(key, into: &w.bytes, quoted: true) { putUUID(bytes, $0, 0) }
         case Binary.Oid.date:
-            format(into: &w.bytes, quoted: true) { putDate(bytes, $0, 0) }
+            format(key, into: &w.bytes, quoted: true) { putDate(bytes, $0, 0) }
         case Binary.Oid.timestamptz, Binary.Oid.timestamp:
-            format(into: &w.bytes, quoted: true) { putDateTime(bytes, precise: false, $0, 0) }
+            format(key, into: &w.bytes, quoted: true) { putDateTime(bytes, precise: false, $0, 0) }
+        case Binary.Oid.bool:
+            w.bytes.append(contentsOf: key)
+            w.bool(bytes.first == 1)
         case Binary.Oid.jsonb:
             // A version byte (1), then the text PostgreSQL would have printed.
+            w.bytes.append(contentsOf: key)
             w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: bytes.dropFirst()))
-        case Binary.Oid.bool:
-            w.bool(bytes.first == 1)
         default:  // text, varchar: the bytes themselves
+            w.bytes.append(contentsOf: key)
             w.string(utf8: bytes)
         }
     }
@@ -51,12 +56,24 @@ enum BinaryCells {
         format(into: &out, quoted: false) { putUUID(bytes, $0, 0) }
     }
 
-    /// Formats at most 40 bytes with `put` (which returns how many it wrote), then appends them.
-    private static func format(into out: inout [UInt8], quoted: Bool, _ put: (UnsafeMutablePointer<UInt8>) -> Int) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 42) { buffer in
+    /// Keys no longer than this are formatted with their value; longer ones (long aliases)
+    /// are appended on their own first.
+    private static let keyInPlace = 64
+
+    /// Appends `key`, then at most 40 bytes formatted by `put` (which returns how many it
+    /// wrote), quoted if asked.
+    private static func format(_ key: UnsafeBufferPointer<UInt8> = UnsafeBufferPointer(start: nil, count: 0), into out: inout [UInt8],
+                               quoted: Bool, _ put: (UnsafeMutablePointer<UInt8>) -> Int) {
+        var key = key
+        if key.count > keyInPlace {
+            out.append(contentsOf: key)
+            key = UnsafeBufferPointer(start: nil, count: 0)
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: keyInPlace + 42) { buffer in
             let p = buffer.baseAddress!
-            var n = 0
-            if quoted { p[0] = UInt8(ascii: "\""); n = 1 }
+            var n = key.count
+            if let start = key.baseAddress { p.update(from: start, count: n) }
+            if quoted { p[n] = UInt8(ascii: "\""); n += 1 }
             n += put(p + n)
             if quoted { p[n] = UInt8(ascii: "\""); n += 1 }
             out.append(contentsOf: UnsafeBufferPointer(start: p, count: n))
@@ -68,6 +85,27 @@ enum BinaryCells {
     /// A uuid's 16 bytes as `8-4-4-4-12` lowercase hex digits. Every row has one or more
     /// (ids, and the parent keys of the next level), so the digits of each byte come from
     /// a table, two at a time, and the dashes go at their fixed places.
+    /// An integer's decimal digits, with a minus sign when negative.
+    private static func putInteger(_ value: Int, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
+        var i = at
+        if value < 0 {
+            p[i] = UInt8(ascii: "-")
+            i += 1
+        }
+        var digits = 1
+        var rest = value.magnitude / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        var magnitude = value.magnitude
+        for k in stride(from: i + digits - 1, through: i, by: -1) {
+            p[k] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
+            magnitude /= 10
+        }
+        return i + digits
+    }
+
     private static func putUUID(_ bytes: UnsafeBufferPointer<UInt8>, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
         guard bytes.count == 16, let source = bytes.baseAddress else { return at }
         let out = UnsafeMutableRawPointer(p + at)

@@ -250,11 +250,15 @@ final class RowNode: Node {
     /// Writes a cell as JSON straight from libpq's memory; false (nothing written) for NULL.
     /// Rows read in binary are written by their column's type; text rows (reports,
     /// mutation results) as `kind` says.
-    override func writeCell(_ column: Int, _ kind: CellKind, to w: inout JSONWriter) -> Bool {
+    override func writeCell(_ column: Int, _ kind: CellKind, key: UnsafeBufferPointer<UInt8>, to w: inout JSONWriter) -> Bool {
         let i = shape.position[column]
         guard i >= 0, let bytes = rows.bytes(row, i) else { return false }
+        if rows.isBinary {
+            BinaryCells.write(bytes, type: rows.type(i), key: key, to: &w)
+            return true
+        }
+        w.bytes.append(contentsOf: key)
         switch kind {
-        case _ where rows.isBinary: BinaryCells.write(bytes, type: rows.type(i), to: &w)
         case .string: w.string(utf8: bytes)
         case .raw: w.bytes.append(contentsOf: bytes)
         }

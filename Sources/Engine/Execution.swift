@@ -30,9 +30,11 @@ open class Node {
         if firstLoaded == nil { firstLoaded = (field, value) } else { moreLoaded.append((field, value)) }
     }
 
-    /// Writes column `column` of this object as JSON; false, having written nothing, when
-    /// the value is null. Row-backed nodes override it to write straight from their row.
-    open func writeCell(_ column: Int, _ kind: CellKind, to w: inout JSONWriter) -> Bool { false }
+    /// Writes `key` (the field's `"name":`, as JSON) and then column `column` of this
+    /// object as JSON; false, having written nothing, when the value is null. Row-backed
+    /// nodes override it to write straight from their row (the key with the value, so that
+    /// most cells of a response are one append).
+    open func writeCell(_ column: Int, _ kind: CellKind, key: UnsafeBufferPointer<UInt8>, to w: inout JSONWriter) -> Bool { false }
 }
 
 /// How a cell's text becomes JSON.

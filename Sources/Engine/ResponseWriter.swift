@@ -106,13 +106,17 @@ struct ResponseWriter {
         for (i, id) in ids.enumerated() {
             if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
             let field = fields[id]
-            w.bytes.append(contentsOf: field.key)
             if field.cellColumn >= 0 {
                 // Most fields are cells. A null cell has no error of its own to place, so
                 // a cell needs no path (which is kept only to place errors).
-                if !node.writeCell(field.cellColumn, field.cellKind, to: &w) { try writeNull(id, error: nil, nonNull: field.nonNull) }
+                let written = field.key.withUnsafeBufferPointer { node.writeCell(field.cellColumn, field.cellKind, key: $0, to: &w) }
+                if !written {
+                    w.bytes.append(contentsOf: field.key)
+                    try writeNull(id, error: nil, nonNull: field.nonNull)
+                }
                 continue
             }
+            w.bytes.append(contentsOf: field.key)
             path.append((id, -1))
             try writeField(field, id, node)
             path.removeLast()

@@ -4,10 +4,14 @@ import Store
 import XCTest
 
 final class BinaryCellsTests: XCTestCase {
-    private func written(_ bytes: [UInt8], _ type: UInt32) -> String {
+    /// The cell as written after `key`, with the key taken off again (checked to be there).
+    private func written(_ bytes: [UInt8], _ type: UInt32, key: String = "\"k\":") -> String {
         var w = JSONWriter()
-        bytes.withUnsafeBufferPointer { BinaryCells.write($0, type: type, to: &w) }
-        return w.string
+        Array(key.utf8).withUnsafeBufferPointer { key in
+            bytes.withUnsafeBufferPointer { BinaryCells.write($0, type: type, key: key, to: &w) }
+        }
+        XCTAssert(w.string.hasPrefix(key), w.string)
+        return String(w.string.dropFirst(key.count))
     }
 
     private func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
@@ -19,6 +23,21 @@ final class BinaryCellsTests: XCTestCase {
         XCTAssertEqual(written(uuid, Binary.Oid.uuid), "\"01234567-89ab-cdef-0011-2233445566ff\"")
         XCTAssertEqual(written([1] + Array("{\"a\": 1}".utf8), Binary.Oid.jsonb), "{\"a\": 1}")
         XCTAssertEqual(written(Array("O'Brien \"x\"".utf8), Binary.Oid.text), "\"O'Brien \\\"x\\\"\"")
+        XCTAssertEqual(written(bigEndian(Int64.min), Binary.Oid.int8), "-9223372036854775808")
+        XCTAssertEqual(written(bigEndian(Int64.max), Binary.Oid.int8), "9223372036854775807")
+        XCTAssertEqual(written(bigEndian(Int16(0)), Binary.Oid.int2), "0")
+        XCTAssertEqual(written([1], Binary.Oid.bool), "true")
+    }
+
+    /// A value is formatted with its key in one piece of memory when the key is short,
+    /// and after it when the key (a long alias) is not: the same text either way.
+    func testKeysOfEveryLengthComeFirst() {
+        let uuid: [UInt8] = Array(0..<16)
+        for length in [0, 1, 60, 61, 62, 200] {  // keys of 3, 4, 63, 64, 65 and 203 bytes
+            let key = "\"" + String(repeating: "a", count: length) + "\":"
+            XCTAssertEqual(written(uuid, Binary.Oid.uuid, key: key), "\"00010203-0405-0607-0809-0a0b0c0d0e0f\"", "key of \(length)")
+            XCTAssertEqual(written(bigEndian(Int64(-7)), Binary.Oid.int8, key: key), "-7", "key of \(length)")
+        }
     }
 
     /// RULES.md section 1: `Date` is `YYYY-MM-DD`; `DateTime` is UTC to the second, the
