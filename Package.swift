@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
         .systemLibrary(name: "CLibFuzzer"),  // a declaration only; the toolchain's -sanitize=fuzzer links it
+        .systemLibrary(name: "CMalloc"),  // glibc's <malloc.h>, for `serve`'s mallopt
 
         .target(name: "JSON"),
         .target(name: "Digest"),
@@ -42,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "billgraph",
             dependencies: [
-                "Service", "Billing", "Server", "Store", "JSON", "Digest",
+                "Service", "Billing", "Server", "Store", "JSON", "Digest", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
