@@ -45,10 +45,12 @@ public enum CellKind: Sendable {
     case raw
 }
 
+/// A field's value on one object. Every node keeps its first child in place, so this is
+/// kept to a word and a tag: the rare error is boxed.
 public enum ChildValue {
     case object(Node?)
     case list([Node])
-    case error(GraphQLError)
+    indirect case error(GraphQLError)
 }
 
 /// A leaf value as it is written to JSON.
