@@ -87,20 +87,10 @@ struct ParentKeys {
     var arrayLiteral: String { String(decoding: literal + [UInt8(ascii: "}")], as: UTF8.self) }
 }
 
-/// Calls `body` with each row and the place of its parent key among the `places` keys
-/// sent (its ordinality, the last column, less one), in row order.
-private func forEachRow(_ rows: ResultSet, places: Int, _ body: (_ row: Int, _ place: Int) -> Void) {
-    let ordColumn = rows.columnCount - 1
-    for r in 0..<rows.rowCount {
-        guard let ord = rows.int(r, ordColumn), ord >= 1, ord <= places else { continue }
-        body(r, ord - 1)
-    }
-}
-
 /// Rows grouped by the place of their parent key, keeping row order.
-private func groupByOrdinal(_ rows: ResultSet, groups: Int, shape: ColumnSet) -> [[Node]] {
+private func groupByOrdinal(_ rows: RowSlice, groups: Int, shape: ColumnSet) -> [[Node]] {
     var grouped = [[Node]](repeating: [], count: groups)
-    forEachRow(rows, places: groups) { r, place in grouped[place].append(RowNode(rows, r, shape)) }
+    rows.forEach(places: groups) { r, place in grouped[place].append(RowNode(rows.rows, r, shape)) }
     return grouped
 }
 
@@ -118,22 +108,23 @@ struct ByIdLoad: BatchLoad {
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         let keys = ParentKeys(parents, key, deduplicated: true)
         if keys.sentCount == 0 { return completion(.success(parents.map { _ in .object(nil) })) }
-        var p = Parameters()
         // One primary-key probe per id, never a scan of the table, however many ids a
         // level asks for. (LIMIT 1 keeps PostgreSQL from flattening the lateral subquery
-        // into a hash join over the whole table.)
+        // into a hash join over the whole table.) Each id is matched with its own
+        // organisation, so that loads of several requests may share the statement.
         let sql = """
-            SELECT x.* FROM unnest(\(p.bind(keys.arrayLiteral))::uuid[]) WITH ORDINALITY AS k(id, ord)
+            SELECT x.* FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(id, org, ord)
             CROSS JOIN LATERAL (
                 SELECT \(columns.selectList), k.ord FROM \(table.from)
-                WHERE \(table.alias).id = k.id AND \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid
+                WHERE \(table.alias).id = k.id AND \(table.alias).organisation_id = k.org
                 LIMIT 1
             ) x
             """
-        context.query(Statement(sql, p.values, binaryResults: true)) { [columns] result in
+        let read = SharedRead(sql: sql, keys: keys, organisationID: context.organisationID, rest: [])
+        context.query(read, shared: keys.sentCount <= SharedRead.maxKeys) { [columns] result in
             completion(result.map { rows in
                 var found = [Node?](repeating: nil, count: keys.sentCount)
-                forEachRow(rows, places: found.count) { r, place in found[place] = RowNode(rows, r, columns) }
+                rows.forEach(places: found.count) { r, place in found[place] = RowNode(rows.rows, r, columns) }
                 return keys.slots.map { slot in .object(slot < 0 ? nil : found[slot]) }
             })
         }
@@ -153,7 +144,10 @@ struct ChildListQuery {
 }
 
 /// A list per parent in one statement, with a per-parent limit through a lateral join.
-/// The whole statement is also limited to what the request's item budget allows.
+/// When the request's item budget could be exceeded (no limit, or keys × limit over the
+/// budget), the whole statement is limited to what the budget allows and runs for this
+/// request alone; otherwise it needs no such limit and may be shared with the identical
+/// loads of other requests (`SharedRead`), which then cannot cut this one's rows.
 struct ChildListLoad: BatchLoad {
     let context: RequestContext
     let query: ChildListQuery
@@ -167,25 +161,28 @@ struct ChildListLoad: BatchLoad {
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         let keys = ParentKeys(parents, key, deduplicated: false)
         if keys.sentCount == 0 { return completion(.success(parents.map { _ in .list([]) })) }
+        let withinBudget = first.map { keys.sentCount <= itemBudget / $0 } ?? false
         var p = Parameters()
-        let keyParam = p.bind(keys.arrayLiteral)
-        var conditions = [query.parentMatch, "\(query.organisationColumn) = \(p.bind(context.organisationID))::uuid"]
+        _ = p.bind(nil)  // $1, the keys, and $2, their organisations (SharedRead)
+        _ = p.bind(nil)
+        var conditions = [query.parentMatch, "\(query.organisationColumn) = k.org"]
         for filter in filters { conditions.append(filter(&p)) }
         let direction = newestFirst ? " DESC" : ""
         let order = query.orderColumns.map { $0 + direction }.joined(separator: ", ")
         let limit = first.map { " LIMIT \(p.bind(String($0)))" } ?? ""
+        let statementLimit = withinBudget ? "" : "\nLIMIT \(p.bind(String(itemBudget + 1)))"
         let sql = """
-            SELECT x.* FROM unnest(\(keyParam)::uuid[]) WITH ORDINALITY AS k(pid, ord)
+            SELECT x.* FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(pid, org, ord)
             CROSS JOIN LATERAL (
                 SELECT \(columns.selectList), k.ord FROM \(query.from)
                 WHERE \(conditions.joined(separator: " AND "))
                 ORDER BY \(order)\(limit)
             ) x
-            LIMIT \(p.bind(String(itemBudget + 1)))
-            """
-        context.query(Statement(sql, p.values, binaryResults: true)) { [columns] result in
+            """ + statementLimit
+        let read = SharedRead(sql: sql, keys: keys, organisationID: context.organisationID, rest: Array(p.values.dropFirst(2)))
+        context.query(read, shared: withinBudget && keys.sentCount <= SharedRead.maxKeys) { [columns] result in
             completion(result.flatMap { rows in
-                if rows.rowCount > itemBudget { return .failure(budgetExceeded(itemBudget)) }
+                if rows.count > itemBudget { return .failure(budgetExceeded(itemBudget)) }
                 let lists = groupByOrdinal(rows, groups: keys.sentCount, shape: columns)
                 return .success(keys.slots.map { slot in .list(slot < 0 ? [] : lists[slot]) })
             })

@@ -7,10 +7,14 @@ public final class RequestContext {
     public let apiKeyID: String
     public let scopes: Set<String>
     public typealias StatementRunner = (Statement, @escaping (Result<ResultSet, DatabaseError>) -> Void) -> Void
+    public typealias SharedRunner = (SharedRead, @escaping (Result<RowSlice, DatabaseError>) -> Void) -> Void
     /// Where statements go. A query's context is made before its database is chosen (its
     /// cost is counted from the resolutions its execution then runs), so this is set, once
-    /// that choice is made, by `send(through:)`.
+    /// that choice is made, by `send(through:sharing:)`.
     private var runStatement: StatementRunner
+    /// Runs a read that may share its statement with other requests' (README,
+    /// "Coalescing"); nil for a mutation, whose reads run in its own transaction.
+    private var runShared: SharedRunner?
     private let log: (String) -> Void
     /// Sees every statement before it is sent (the benchmarks replay them with pgbench).
     public var trace: ((Statement) -> Void)?
@@ -61,13 +65,26 @@ public final class RequestContext {
     }
 
     private enum Read {
-        case waiting([(Result<ResultSet, GraphQLError>) -> Void])
-        case read(WeakResultSet)
+        case waiting([(Result<RowSlice, GraphQLError>) -> Void])
+        case read(WeakRowSlice)
         case failed(GraphQLError)
     }
 
-    private struct WeakResultSet {
+    /// A read's rows, without keeping its result set alive.
+    private struct WeakRowSlice {
         weak var rows: ResultSet?
+        let range: Range<Int>
+        let ordinalOffset: Int
+        let keyCount: Int
+        let count: Int
+
+        init(_ slice: RowSlice) {
+            (rows, range, ordinalOffset, keyCount, count) = (slice.rows, slice.range, slice.ordinalOffset, slice.keyCount, slice.count)
+        }
+
+        var slice: RowSlice? {
+            rows.map { RowSlice(rows: $0, range: range, ordinalOffset: ordinalOffset, keyCount: keyCount, count: count) }
+        }
     }
 
     public init(organisationID: String, apiKeyID: String, scopes: Set<String>,
@@ -80,8 +97,12 @@ public final class RequestContext {
         self.log = log
     }
 
-    /// Statements from now on go through `run`.
-    public func send(through run: @escaping StatementRunner) { runStatement = run }
+    /// Statements from now on go through `run`, and loads that may share a statement
+    /// with other requests' through `shared` (a query's; never a mutation's).
+    public func send(through run: @escaping StatementRunner, sharing shared: SharedRunner? = nil) {
+        runStatement = run
+        runShared = shared
+    }
 
     /// The runner of a context whose database is not chosen yet: nothing runs.
     public static func notRouted(_ statement: Statement, _ completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
@@ -91,10 +112,30 @@ public final class RequestContext {
     /// Runs a statement; database errors become the contract's codes, and their text
     /// (which may hold SQL) goes to the log, never to the client.
     func query(_ statement: Statement, completion: @escaping (Result<ResultSet, GraphQLError>) -> Void) {
+        read(statement, send: { [runStatement] done in runStatement(statement) { done($0.map(RowSlice.whole)) } }) {
+            completion($0.map(\.rows))
+        }
+    }
+
+    /// Runs a load's statement, sharing it with the identical loads of other requests
+    /// when `shared` and this request may (a query's); otherwise alone. Either way the
+    /// request counts one statement and sees only its own rows.
+    func query(_ read: SharedRead, shared: Bool, completion: @escaping (Result<RowSlice, GraphQLError>) -> Void) {
+        guard shared, let runShared else {
+            return self.read(read.statement, send: { [runStatement] done in runStatement(read.statement) { done($0.map(RowSlice.whole)) } },
+                             completion: completion)
+        }
+        self.read(read.statement, send: { done in runShared(read, done) }, completion: completion)
+    }
+
+    /// Reads through the request's cache: `send` runs only when no identical read is
+    /// remembered or on its way.
+    private func read(_ statement: Statement, send: (@escaping (Result<RowSlice, DatabaseError>) -> Void) -> Void,
+                      completion: @escaping (Result<RowSlice, GraphQLError>) -> Void) {
         let key = ReadKey(statement)
         switch reads[key] {
         case .read(let remembered)?:
-            if let rows = remembered.rows { return completion(.success(rows)) }
+            if let rows = remembered.slice { return completion(.success(rows)) }
             reads[key] = .waiting([completion])  // let go of: read again
         case .failed(let error)?:
             return completion(.failure(error))
@@ -106,11 +147,11 @@ public final class RequestContext {
         }
         statementCount += 1
         trace?(statement)
-        runStatement(statement) { [self] result in
+        send { [self] result in
             let outcome = result.mapError(logFailure)
             guard case .waiting(let waiters)? = reads[key] else { return }
             switch outcome {
-            case .success(let rows): reads[key] = .read(WeakResultSet(rows: rows))
+            case .success(let rows): reads[key] = .read(WeakRowSlice(rows))
             case .failure(let error): reads[key] = .failed(error)
             }
             for waiter in waiters { waiter(outcome) }

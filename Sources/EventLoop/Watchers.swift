@@ -73,6 +73,48 @@ public final class Timer {
     }
 }
 
+/// Runs a callback once in each turn of the loop, right after the loop has polled for
+/// I/O and run its callbacks (`uv_check`), while started. What the callbacks of one
+/// turn set aside (loads of several requests that may share one statement) is handled
+/// in the same turn, before the loop waits again; a started check never keeps the loop
+/// from waiting (unlike an idle handle) and costs nothing while stopped.
+///
+/// Lifetime: created, started and stopped on its loop's thread by its one owner, which
+/// calls `close()` when the loop stops; the handle's memory goes in libuv's close callback.
+public final class CheckWatcher {
+    private let box = HandleBox<uv_check_t>()
+    private let callback: () -> Void
+    private var started = false
+
+    public init(loop: EventLoop, _ callback: @escaping () -> Void) throws(UVError) {
+        self.callback = callback
+        try check(uv_check_init(loop.raw, box.handle), "uv_check_init")
+        box.attach(self)
+    }
+
+    /// Runs the callback after this turn's I/O, and in every turn after it until `stop()`;
+    /// a repeated call costs nothing.
+    public func start() {
+        guard !started, !box.closing else { return }
+        started = true
+        uv_check_start(box.handle) { handle in
+            let h = UnsafeMutableRawPointer(handle)?.assumingMemoryBound(to: uv_handle_t.self)
+            HandleBox<uv_check_t>.owner(of: h, as: CheckWatcher.self)?.callback()
+        }
+    }
+
+    public func stop() {
+        guard started else { return }
+        started = false
+        uv_check_stop(box.handle)
+    }
+
+    public func close() {
+        started = false
+        box.close()
+    }
+}
+
 /// Runs a callback when the loop receives a signal (SIGINT, SIGTERM).
 public final class SignalWatcher {
     private let box = HandleBox<uv_signal_t>()

@@ -52,6 +52,11 @@ public final class BillgraphService {
         /// Listen with `SO_REUSEPORT` even with one loop, so that several processes share the
         /// port and the kernel spreads connections over them.
         public var reusePort = false
+        /// Identical loads of concurrent queries on a loop share one statement (README, "Coalescing").
+        public var coalesce = true
+        /// How long the first load of a loop's turn may wait for others to share its
+        /// statement; 0: none, every group goes in the turn it began (tests set it).
+        public var coalesceWaitMilliseconds: UInt64 = 0
         public init(databaseURL: String, listen: ListenAddress, poolSize: Int, maxResultItems: Int = 500_000,
                     heavyReadRows: Int = StatementLanes.defaultHeavyRows, loops: Int = 1,
                     maxConnections: Int = ConnectionBudget.defaultLimit, requestTimeoutMilliseconds: UInt64 = 30_000,
@@ -249,11 +254,13 @@ final class LoopWorker {
         // A pool per database per loop (RULES.md section 9).
         let pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: shared.reconnect,
                                   instruments: metrics.pool(target: "primary"), preparedStatements: configuration.preparedStatements)
+        let coalescer = configuration.coalesce
+            ? try ReadCoalescer(loop: loop, waitMilliseconds: configuration.coalesceWaitMilliseconds, metrics: metrics) : nil
         targets = DatabaseTargets(loop: loop, primary: pool, replicas: shared.replicas.map {
             DatabaseTargets.Replica(health: $0.health, pool: ConnectionPool(
                 loop: loop, conninfo: $0.conninfo, size: configuration.poolSize, gate: $0.gate,
                 instruments: metrics.pool(target: "replica"), preparedStatements: configuration.preparedStatements))
-        })
+        }, coalescer: coalescer)
         lanes = try StatementLanes(loop: loop, gate: shared.heavyReads, heavyRows: configuration.heavyReadRows)
         desk = try PreparationDesk(loop: loop, thread: shared.preparation)
         let handler = GraphQLHandler(preparation: Preparation(schema: Schema.contract), targets: targets, lanes: lanes,

@@ -231,8 +231,9 @@ final class GraphQLHandler: HTTPHandler {
             // RULES.md section 9: a query reads from a replica when one is usable (and has
             // replayed `minLSN`), else from the primary, and says which.
             return targets.route(minLSN: minLSN) { [self] route in
-                let lane = lanes.lane(to: route)
-                query.context.send { statement, completion in lane.run(statement, completion: completion) }
+                let lane = lanes.lane(to: route, coalescer: targets.coalescer)
+                query.context.send(through: { statement, completion in lane.run(statement, completion: completion) },
+                                   sharing: lane.shares ? { read, completion in lane.run(read, completion: completion) } : nil)
                 start(query, media: media) { answer, _ in
                     lane.finish()
                     var answer = answer

@@ -1,3 +1,4 @@
+import Billing
 import EventLoop
 import Store
 
@@ -17,6 +18,8 @@ final class DatabaseTargets {
     let primary: ConnectionPool
     let replicas: [Replica]
     let loop: EventLoop
+    /// Where queries' loads share statements; nil with `serve --coalesce off`.
+    let coalescer: ReadCoalescer?
     /// Round robin over the usable replicas.
     private var turn = 0
     /// How long a request with `Billgraph-Min-LSN` waits for a replica to replay it.
@@ -24,13 +27,16 @@ final class DatabaseTargets {
     static let minLSNPollMilliseconds: UInt64 = 5
     private(set) lazy var keysAndDocuments = PrimaryFirst(targets: self)
 
-    init(loop: EventLoop, primary: ConnectionPool, replicas: [Replica]) {
+    init(loop: EventLoop, primary: ConnectionPool, replicas: [Replica], coalescer: ReadCoalescer?) {
         self.loop = loop
         self.primary = primary
         self.replicas = replicas
+        self.coalescer = coalescer
     }
 
+    /// Closes the pools, after the coalescer has sent what it gathered.
     func close() {
+        coalescer?.close()
         primary.close()
         for replica in replicas { replica.pool.close() }
     }
@@ -102,13 +108,28 @@ final class ReadRoute: StatementRunning {
     func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
         guard let chosen = replica else { return targets.primary.run(statement, completion: completion) }
         chosen.pool.run(statement) { [self] result in
-            if case .failure(let error) = result, error.isUnavailable || error.sqlState == "40001" {
-                chosen.health.markDown(error.isUnavailable ? "unreachable" : "cancelled a read to replay WAL")
-                replica = nil
-                return targets.primary.run(statement, completion: completion)
-            }
+            if leaves(chosen, after: result) { return targets.primary.run(statement, completion: completion) }
             completion(result)
         }
+    }
+
+    /// A load that may share its statement: with the loads bound for the same pool only,
+    /// and moved to the primary as `run` moves a statement.
+    func run(_ read: SharedRead, on coalescer: ReadCoalescer, completion: @escaping ReadCoalescer.Completion) {
+        guard let chosen = replica else { return coalescer.run(read, on: targets.primary, completion: completion) }
+        coalescer.run(read, on: chosen.pool) { [self] result in
+            if leaves(chosen, after: result) { return coalescer.run(read, on: targets.primary, completion: completion) }
+            completion(result)
+        }
+    }
+
+    /// True when `result` shows the replica gone (or cancelling reads to replay WAL): it
+    /// is marked down, and the request's statements go to the primary from now on.
+    private func leaves<T>(_ chosen: DatabaseTargets.Replica, after result: Result<T, DatabaseError>) -> Bool {
+        guard case .failure(let error) = result, error.isUnavailable || error.sqlState == "40001" else { return false }
+        chosen.health.markDown(error.isUnavailable ? "unreachable" : "cancelled a read to replay WAL")
+        replica = nil
+        return true
     }
 }
 

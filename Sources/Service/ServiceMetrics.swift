@@ -21,6 +21,9 @@ public final class ServiceMetrics: Sendable {
     let transactionRetries: Counter
     let loopLag: Histogram
     let preparedAside: Counter
+    /// Loads sent in a statement shared with other loads, and those statements (README, "Coalescing").
+    let coalescedLoads: Counter
+    let coalescedStatements: Counter
     /// The HTTP connections of every `ConnectionBudget` that serves here (one per service).
     private let budgets = Budgets()
 
@@ -66,6 +69,10 @@ public final class ServiceMetrics: Sendable {
                                      bounds: Self.lagBounds).labels([])
         preparedAside = registry.counter("billgraph_documents_prepared_aside_total",
                                          help: "Large documents prepared on the low-priority preparation thread instead of a loop.").labels([])
+        coalescedLoads = registry.counter("billgraph_coalesced_loads_total",
+                                          help: "Loads of query requests answered by a statement shared with other loads of the same shape.").labels([])
+        coalescedStatements = registry.counter("billgraph_coalesced_statements_total",
+                                               help: "Statements that answered several loads of query requests at once.").labels([])
         ProcessMetrics.register(in: registry)
         // The series exist from the start, at zero, for the primary (replicas: RULES.md section 9).
         _ = dbStatements.labels(["primary"])

@@ -1,3 +1,4 @@
+import Billing
 import EventLoop
 import Store
 import Synchronization
@@ -84,9 +85,10 @@ public final class StatementLanes {
     }
 
     /// A lane for one request, whose statements go to `target` (the database chosen for
-    /// the request, RULES.md section 9); `finish()` it when the request is answered.
-    func lane(to target: StatementRunning) -> StatementLane {
-        StatementLane(lanes: self, target: target)
+    /// the request, RULES.md section 9), and its loads that may share a statement through
+    /// `coalescer`; `finish()` it when the request is answered.
+    func lane(to target: ReadRoute, coalescer: ReadCoalescer?) -> StatementLane {
+        StatementLane(lanes: self, target: target, coalescer: coalescer)
     }
 
     /// The loop stops: its waiting lanes leave the line, so that the slot is never handed
@@ -131,15 +133,23 @@ private final class Flag: Sendable {
 }
 
 /// The statements of one query request on their way to the pool (see `StatementLanes`).
+/// A load sharing a statement with other requests' (`ReadCoalescer`) takes one of this
+/// request's places while it is out, and counts only its own rows as read.
 final class StatementLane {
     typealias Completion = (Result<ResultSet, DatabaseError>) -> Void
+
+    private enum Queued {
+        case statement(Statement, Completion)
+        case shared(SharedRead, ReadCoalescer, ReadCoalescer.Completion)
+    }
 
     /// Known to the gate by identity: a lane is alive while it waits for the slot or holds
     /// it (it gives it back in `finish`, at the latest when it goes), so no two share one.
     var id: ObjectIdentifier { ObjectIdentifier(self) }
     private let lanes: StatementLanes
-    private let target: StatementRunning
-    private var queued: [(Statement, Completion)] = []
+    private let target: ReadRoute
+    private let coalescer: ReadCoalescer?
+    private var queued: [Queued] = []
     private var next = 0
     private var inFlight = 0
     private var rowsRead = 0
@@ -147,13 +157,24 @@ final class StatementLane {
     private var weight = Weight.light
     fileprivate var grant: Flag?
 
-    fileprivate init(lanes: StatementLanes, target: StatementRunning) {
+    fileprivate init(lanes: StatementLanes, target: ReadRoute, coalescer: ReadCoalescer?) {
         self.lanes = lanes
         self.target = target
+        self.coalescer = coalescer
     }
 
+    /// Whether this request's loads may share statements (`serve --coalesce on`).
+    var shares: Bool { coalescer != nil }
+
     func run(_ statement: Statement, completion: @escaping Completion) {
-        queued.append((statement, completion))
+        queued.append(.statement(statement, completion))
+        pump()
+    }
+
+    /// Runs `read` through the coalescer; only with `shares` (the handler asks it first).
+    func run(_ read: SharedRead, completion: @escaping ReadCoalescer.Completion) {
+        guard let coalescer else { preconditionFailure("a shared read on a lane that does not share") }
+        queued.append(.shared(read, coalescer, completion))
         pump()
     }
 
@@ -178,19 +199,32 @@ final class StatementLane {
                 if lanes.acquire(for: self) { weight = .holding } else { return }
             }
             if weight == .waiting { return }
-            let (statement, completion) = queued[next]
+            let item = queued[next]
             next += 1
             inFlight += 1
-            target.run(statement) { [self] result in
-                inFlight -= 1
-                if case .success(let rows) = result { rowsRead += rows.rowCount }
-                completion(result)
-                pump()
+            switch item {
+            case .statement(let statement, let completion):
+                target.run(statement) { [self] result in
+                    done(rows: (try? result.get())?.rowCount ?? 0)
+                    completion(result)
+                    pump()
+                }
+            case .shared(let read, let coalescer, let completion):
+                target.run(read, on: coalescer) { [self] result in
+                    done(rows: (try? result.get())?.count ?? 0)
+                    completion(result)
+                    pump()
+                }
             }
         }
         if next == queued.count {  // let go of what was sent
             queued.removeAll(keepingCapacity: true)
             next = 0
         }
+    }
+
+    private func done(rows: Int) {
+        inFlight -= 1
+        rowsRead += rows
     }
 }

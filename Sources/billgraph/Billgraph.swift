@@ -128,6 +128,13 @@ struct Serve: ParsableCommand {
     @Flag(help: "Share the --listen port with other billgraph processes (SO_REUSEPORT): the kernel spreads connections over them.")
     var reusePort = false
 
+    @Option(help: "on: identical loads of concurrent queries on a loop share one statement; off: each request sends its own.")
+    var coalesce: String = "on"
+
+    @Option(name: .customLong("coalesce-wait-ms"),
+            help: "Milliseconds the first load of a loop's turn may wait for others to share its statement (default 0: none).")
+    var coalesceWaitMilliseconds: UInt64 = 0
+
     @Option(name: .customLong("prepared-statements"),
             help: "on: each connection prepares the statements it runs often; off: none, for PgBouncer's transaction pooling.")
     var preparedStatements: String = "on"
@@ -138,6 +145,8 @@ struct Serve: ParsableCommand {
         }
         guard maxReplicaLag > 0, maxReplicaLag <= 86_400 else { throw ValidationError("--max-replica-lag must be over 0 seconds, at most a day") }
         guard accessLog == "on" || accessLog == "off" else { throw ValidationError("--access-log must be on or off") }
+        guard coalesce == "on" || coalesce == "off" else { throw ValidationError("--coalesce must be on or off") }
+        guard coalesceWaitMilliseconds <= 1_000 else { throw ValidationError("--coalesce-wait-ms must be at most 1000") }
         if let adminListen, ListenAddress(adminListen) == nil {
             throw ValidationError("--admin-listen must be host:port, got \(adminListen)")
         }
@@ -176,6 +185,8 @@ struct Serve: ParsableCommand {
         configuration.maxReplicaLagMilliseconds = UInt64(maxReplicaLag * 1000)
         configuration.preparedStatements = preparedStatements == "on"
         configuration.reusePort = reusePort
+        configuration.coalesce = coalesce == "on"
+        configuration.coalesceWaitMilliseconds = coalesceWaitMilliseconds
         keepFreedMemoryForReuse()
         let service = try BillgraphService(configuration, log: log)
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host

@@ -42,6 +42,35 @@ final class WatchersTests: XCTestCase {
         timer.close()
     }
 
+    /// A check started by a callback runs in the same turn of the loop, after its I/O and
+    /// before the timers of the next turn (even one due at once), and again in every turn
+    /// until stopped.
+    func testACheckRunsInTheTurnThatStartedItUntilStopped() throws {
+        let loop = try EventLoop()
+        var events: [String] = []
+        let next = try Timer(loop: loop)
+        var check: CheckWatcher?
+        check = try CheckWatcher(loop: loop) {
+            events.append("check")
+            if events.filter({ $0 == "check" }).count == 2 {
+                check?.stop()
+                next.stop()
+            }
+        }
+        let first = try Timer(loop: loop)
+        first.start(after: 5) {
+            events.append("timer")
+            check?.start()
+            check?.start()  // a second start changes nothing
+            next.start(after: 0, repeat: 1) { events.append("next turn") }
+        }
+        try run(loop)  // returns once the timers are done and the check is stopped
+        XCTAssertEqual(events, ["timer", "check", "next turn", "check"])
+        check?.close()
+        first.close()
+        next.close()
+    }
+
     /// Another thread's `fire` runs the callback on the loop's own thread.
     func testAnAsyncWakeupRunsItsCallbackOnTheLoopsThread() throws {
         let loop = try EventLoop()

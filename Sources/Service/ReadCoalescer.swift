@@ -1,0 +1,128 @@
+import Billing
+import EventLoop
+import Metrics
+import Store
+
+/// Sends the identical loads of concurrent query requests on one loop as one statement
+/// (README, "Coalescing"). A load that may share (`SharedRead`: a child list or objects
+/// by id, of a query, within its request's item budget) joins the open group of its
+/// shape and its pool; at the end of the loop's turn (a `CheckWatcher`, after the turn's
+/// I/O callbacks) each group is sent as one statement over the union of its members'
+/// keys, each key with its own organisation, and each member gets its own rows
+/// (`SharedRead.split`) or the statement's error. So a load never waits for company
+/// beyond the turn it was made in, unless `serve --coalesce-wait-ms` says otherwise.
+///
+/// Only loads bound for the same pool share: a replica's request never joins a
+/// statement to the primary (RULES.md section 9). A group holds at most `maxMembers`
+/// loads and `maxKeys` keys; beyond them another starts. Mutations never come here.
+///
+/// Lifetime: created and used on its loop's thread; `close()` (when the loop stops, once
+/// its requests are answered) sends what is gathered and closes the handles; loads that
+/// come after are sent alone at once.
+final class ReadCoalescer {
+    typealias Completion = (Result<RowSlice, DatabaseError>) -> Void
+
+    static let maxMembers = 32
+    static let maxKeys = 8_192
+
+    private struct GroupKey: Hashable {
+        let pool: ObjectIdentifier
+        let shape: SharedRead.Shape
+    }
+
+    private final class Group {
+        let pool: ConnectionPool
+        var members: [SharedRead] = []
+        var completions: [Completion] = []
+        var keyCount = 0
+
+        init(pool: ConnectionPool) { self.pool = pool }
+    }
+
+    private var open: [GroupKey: Group] = [:]
+    /// Groups that filled up, waiting to be sent with the others.
+    private var full: [Group] = []
+    private var check: CheckWatcher!
+    /// Set when loads wait for company (`waitMilliseconds` > 0).
+    private let timer: Timer?
+    private let waitMilliseconds: UInt64
+    private var timerStarted = false
+    private var closed = false
+    private let coalescedLoads: Counter
+    private let coalescedStatements: Counter
+
+    /// `waitMilliseconds`: how long the first load of a turn may wait for others (tests);
+    /// 0, the default, sends every group in the turn its first load came in.
+    init(loop: EventLoop, waitMilliseconds: UInt64, metrics: ServiceMetrics) throws {
+        self.waitMilliseconds = waitMilliseconds
+        coalescedLoads = metrics.coalescedLoads
+        coalescedStatements = metrics.coalescedStatements
+        timer = waitMilliseconds > 0 ? try Timer(loop: loop) : nil
+        check = try CheckWatcher(loop: loop) { [unowned self] in sendAll() }
+    }
+
+    /// Adds `read`, bound for `pool`, to its group; `completion` gets its rows.
+    func run(_ read: SharedRead, on pool: ConnectionPool, completion: @escaping Completion) {
+        if closed { return send(members: [read], completions: [completion], on: pool) }
+        let key = GroupKey(pool: ObjectIdentifier(pool), shape: read.shape)
+        if let group = open[key], group.keyCount + read.keyCount > Self.maxKeys {
+            full.append(group)
+            open[key] = nil
+        }
+        let group = open[key] ?? Group(pool: pool)
+        open[key] = group
+        group.members.append(read)
+        group.completions.append(completion)
+        group.keyCount += read.keyCount
+        if group.members.count == Self.maxMembers {
+            full.append(group)
+            open[key] = nil
+        }
+        schedule()
+    }
+
+    /// Sends what is gathered, and lets later loads go alone.
+    func close() {
+        sendAll()
+        closed = true
+        check.close()
+        timer?.close()
+    }
+
+    private func schedule() {
+        guard let timer else { return check.start() }
+        guard !timerStarted else { return }
+        timerStarted = true
+        timer.start(after: waitMilliseconds) { [unowned self] in
+            timerStarted = false
+            sendAll()
+        }
+    }
+
+    /// Sends every group. A completion that fails at once (a pool that has lost its
+    /// database) may make new loads meanwhile: they are sent too, before the loop waits.
+    private func sendAll() {
+        while !open.isEmpty || !full.isEmpty {
+            let groups = full + open.values
+            full.removeAll()
+            open.removeAll()
+            for group in groups { send(members: group.members, completions: group.completions, on: group.pool) }
+        }
+        check.stop()
+    }
+
+    private func send(members: [SharedRead], completions: [Completion], on pool: ConnectionPool) {
+        if members.count > 1 {
+            coalescedLoads.increment(by: UInt64(members.count))
+            coalescedStatements.increment()
+        }
+        pool.run(SharedRead.statement(for: members)) { result in
+            switch result {
+            case .success(let rows):
+                for (completion, slice) in zip(completions, SharedRead.split(rows, among: members)) { completion(.success(slice)) }
+            case .failure(let error):
+                for completion in completions { completion(.failure(error)) }
+            }
+        }
+    }
+}

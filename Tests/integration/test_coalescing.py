@@ -1,0 +1,153 @@
+"""Identical loads of concurrent query requests share one statement (README, "Coalescing";
+issue 13): two organisations' dashboards coalesced each see exactly their own rows, the
+item budget and the per-parent limits hold per request, and a failed shared statement
+gives every member the error it would have had alone. The servers here run one loop and
+let the first load of a turn wait for others (`--coalesce-wait-ms`), so that requests
+sent together share their statements whatever the machine's load; the coalescing is
+proved by the server's own counters, read from /metrics before and after."""
+import threading
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import PsqlSession, Server, backends_waiting_on_a_lock, canonical, wait_until
+
+DASHBOARD = canonical("dashboard")
+WAIT_MS = "150"
+
+
+def coalesced_loads(server):
+    """billgraph_coalesced_loads_total, from /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    line = next(l for l in text.splitlines() if l.startswith("billgraph_coalesced_loads_total "))
+    return float(line.split()[1])
+
+
+def together(calls):
+    """Runs the calls at once, each on its own thread released by one barrier; their results in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait(10)
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def expected_customer(model, customer):
+    """A dashboard node, worked out from the imported file (model.py), never from the server."""
+    def payment(p):
+        return {"id": p["id"], "mode": p["mode"].upper(), "amount": p["amount"], "receivedOn": p["received_on"],
+                "amountRefunded": model.amount_refunded(p["id"]),
+                "refunds": [{"id": r["id"], "amount": r["amount"], "refundedOn": r["refunded_on"]}
+                            for r in model.refunds_of_payment(p["id"])]}
+
+    def invoice(i):
+        return {"id": i["id"], "number": i["number"], "status": model.invoice_status(i["id"]), "issuedOn": i["issued_on"],
+                "dueOn": i.get("due_on"), "total": i["total"], "amountPaid": model.amount_paid(i["id"]),
+                "balance": model.balance(i["id"]), "payments": [payment(p) for p in model.payments_of_invoice(i["id"])]}
+
+    return {"id": customer["id"], "name": customer["name"], "email": customer.get("email"),
+            "currency": customer["currency"], "creditBalance": customer.get("credit_balance", 0),
+            "invoices": [invoice(i) for i in model.invoices_of_customer(customer["id"], newest_first=True)[:10]]}
+
+
+@pytest.fixture(scope="module")
+def coalescing(world):
+    """A server over the shared world, one loop, whose loads wait WAIT_MS for company."""
+    server = Server(world["url"], "--loops", "1", "--coalesce-wait-ms", WAIT_MS)
+    yield server
+    server.stop()
+
+
+def test_two_organisations_dashboards_coalesced_each_see_only_their_own_rows(world, coalescing):
+    model = world["model"]
+    orgs = model.orgs[:2]
+    keys = [world["keys"][(1, "full")], world["keys"][(2, "full")]]
+    # Pages of several sizes, so that the members' keys differ in number as well as owner.
+    for first in (3, 7, 25):
+        before = coalesced_loads(coalescing)
+        answers = together([lambda key=key: coalescing.gql(DASHBOARD, {"first": first}, key=key) for key in keys])
+        after = coalesced_loads(coalescing)
+        for org, answer in zip(orgs, answers):
+            assert answer.status == 200 and not answer.errors, answer.raw
+            customers = model.customers_of(org)[:first]
+            assert customers and all(c["organisation_id"] == org for c in customers)
+            assert answer.data["customers"]["nodes"] == [expected_customer(model, c) for c in customers]
+            # A member counts the statement it took part in once: as many as alone.
+            assert answer.statements() == 4
+        # Only the two requests ran, each of one organisation: every shared statement held
+        # both; the invoices, payments and refunds levels each shared one.
+        assert after - before == 6, (before, after)
+
+
+def test_the_dataset_makes_the_tenancy_test_meaningful(world):
+    """Both organisations have customers with more than ten invoices (the per-parent limit
+    cuts), payments and refunds, so a statement that mixed or cut their rows would show."""
+    model = world["model"]
+    for org in model.orgs[:2]:
+        customers = model.customers_of(org)[:25]
+        assert any(len(model.invoices_of_customer(c["id"])) > 10 for c in customers)
+        invoices = [i for c in customers for i in model.invoices_of_customer(c["id"], newest_first=True)[:10]]
+        payments = [p for i in invoices for p in model.payments_of_invoice(i["id"])]
+        assert payments and any(model.refunds_of_payment(p["id"]) for p in payments)
+
+
+def test_each_request_answers_as_it_would_alone(world, coalescing):
+    """Different queries and organisations at once: each answer (body and statement count)
+    is the one a server that never coalesces gives the same request, including a request
+    refused for its item budget beside others that are not (RULES.md section 8), and a
+    list without a limit, which never shares."""
+    alone = Server(world["url"], "--loops", "1", "--coalesce", "off")
+    small = Server(world["url"], "--loops", "1", "--coalesce-wait-ms", WAIT_MS, "--max-result-items", "120")
+    small_alone = Server(world["url"], "--loops", "1", "--coalesce", "off", "--max-result-items", "120")
+    try:
+        model = world["model"]
+        invoice = model.invoices_of(model.orgs[1])[0]["id"]
+        k1, k2 = world["keys"][(1, "full")], world["keys"][(2, "full")]
+        requests = [(DASHBOARD, {"first": 5}, k1), (DASHBOARD, {"first": 9}, k2),
+                    (canonical("invoice_detail"), {"id": invoice}, k2),
+                    ("{ customers(first: 4) { nodes { id creditNotes { id number } invoices(first: 2) { id } } } }", None, k1),
+                    ("{ customers(first: 6) { nodes { id invoices(first: 2) { id } } } }", None, k2)]
+        for shared, single in ((coalescing, alone), (small, small_alone)):
+            before = coalesced_loads(shared)
+            answers = together([lambda q=q, v=v, k=k: shared.gql(q, v, key=k) for q, v, k in requests])
+            assert coalesced_loads(shared) > before
+            for (query, variables, key), answer in zip(requests, answers):
+                expected = single.gql(query, variables, key=key)
+                assert (answer.status, answer.json, answer.statements()) == \
+                       (expected.status, expected.json, expected.statements()), query
+        # The small budget refuses the larger dashboards and answers the small lists.
+        refused = small.gql(DASHBOARD, {"first": 9}, key=k2)
+        assert refused.codes() == ["QUERY_TOO_COMPLEX"]
+        assert not small.gql("{ customers(first: 6) { nodes { id invoices(first: 2) { id } } } }", key=k2).errors
+    finally:
+        for server in (alone, small, small_alone):
+            server.stop()
+
+
+def test_a_failed_shared_statement_fails_each_member_as_alone(world):
+    """The refunds level of two organisations' dashboards shares one statement; held up
+    by a lock past the statement time limit, it fails both requests with the error a
+    statement cut off gives alone (SERVICE_UNAVAILABLE, no data), and tells no SQL."""
+    server = Server(world["url"], "--loops", "1", "--coalesce-wait-ms", WAIT_MS, "--statement-timeout-ms", "1500")
+    locker = PsqlSession(world["url"])
+    try:
+        locker.run("BEGIN; LOCK TABLE refund IN ACCESS EXCLUSIVE MODE;")
+        keys = [world["keys"][(1, "full")], world["keys"][(2, "full")]]
+        before = coalesced_loads(server)
+        answers = together([lambda key=key: server.gql(DASHBOARD, {"first": 5}, key=key) for key in keys])
+        for answer in answers:
+            assert answer.status == 200, answer.raw
+            assert answer.json == {"errors": answer.errors} and answer.codes() == ["SERVICE_UNAVAILABLE"]
+            assert "SELECT" not in answer.raw.decode() and "refund r" not in answer.raw.decode()
+            assert answer.statements() == 4
+        assert coalesced_loads(server) - before == 6
+    finally:
+        locker.run("ROLLBACK;")
+        locker.close()
+        server.stop()
+    wait_until(lambda: not backends_waiting_on_a_lock(world["url"], "refund r"), 5, "no statement left waiting")
