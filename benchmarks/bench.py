@@ -24,6 +24,9 @@ ONLY = os.environ.get("BENCH_ONLY", "")
 BASELINE_BIN = os.environ.get("BENCH_BASELINE_BIN", "")
 # BENCH_ROUNDS: how many times BENCH_ONLY=overhead runs each configuration, interleaved.
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+# BENCH_SERVER_ARGS: more options of `serve` for every server of the run, after the
+# defaults (so `--pool-size 4` replaces the 16), e.g. "--coalesce off".
+SERVER_ARGS = os.environ.get("BENCH_SERVER_ARGS", "").split()
 CONCURRENCY = [32, 128]
 # The dashboard's concurrencies for the chart of throughput and p99 (benchmarks/dashboard-scaling.svg).
 SCALING = [8, 32, 128, 512]
@@ -87,7 +90,7 @@ def start_server(url, trace=False, args=(), stdout=subprocess.DEVNULL, binary=No
     returns the process, whose standard error is a pipe the caller reads, and the port.
     Its standard output (the access log) goes to `stdout`: nowhere unless asked."""
     env = dict(os.environ, BILLGRAPH_TRACE_SQL="1" if trace else "0")
-    proc = subprocess.Popen([binary or BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "16", *args],
+    proc = subprocess.Popen([binary or BIN, "serve", "--listen", "127.0.0.1:0", "--database-url", url, "--pool-size", "16", *SERVER_ARGS, *args],
                             stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
     while True:
         line = proc.stderr.readline()
@@ -312,9 +315,13 @@ def floor_comparison(data, url, key, plan):
                 post(port, key, bodies[0])
                 log(f"{name}: wrk, {c} connections")
                 server_before, pg_before = floor.process_cpu(proc.pid), floor.cluster_cpu(data)
+                sent_before = counters(port)
                 rps, count, p50, p99, errors = wrk_bodies(port, key, bodies, c)
                 server_ms = (floor.process_cpu(proc.pid) - server_before) / count * 1000
                 pg_ms = (floor.cluster_cpu(data) - pg_before) / count * 1000
+                sent = {series: (after - sent_before[series]) / count for series, after in counters(port).items()}
+                log(f"{name}: per request, statements sent {sent['billgraph_db_statements_total']:.2f}, "
+                    f"loads in shared statements {sent.get('billgraph_coalesced_loads_total', 0):.2f}")
                 rss, peak = memory_kb(proc.pid)
             finally:
                 proc.terminate()
@@ -328,6 +335,20 @@ def floor_comparison(data, url, key, plan):
                         f"| {server_ms:.2f} | {pg_ms:.2f} | {tps:.0f} | {floor_p50:.1f} | {floor_p99:.1f} | {floor_pg_ms:.2f} "
                         f"| {rps / tps:.2f} |")
     return rows, figures
+
+
+def counters(port):
+    """The server's statements sent to the primary, and loads answered by shared
+    statements (README, "Coalescing"; absent from builds before it), from /metrics."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    found = {}
+    for line in text.splitlines():
+        for name in ("billgraph_db_statements_total{target=\"primary\"}", "billgraph_coalesced_loads_total"):
+            if line.startswith(name + " "):
+                found[name.split("{")[0]] = float(line.split()[-1])
+    return found
 
 
 FLOOR_HEADER = ["| query | connections | requests/s | p50 ms | p99 ms | non-2xx | server RSS (peak) | server CPU ms/request "

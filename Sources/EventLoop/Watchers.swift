@@ -73,40 +73,42 @@ public final class Timer {
     }
 }
 
-/// Runs a callback once in each turn of the loop, right after the loop has polled for
-/// I/O and run its callbacks (`uv_check`), while started. What the callbacks of one
-/// turn set aside (loads of several requests that may share one statement) is handled
-/// in the same turn, before the loop waits again; a started check never keeps the loop
-/// from waiting (unlike an idle handle) and costs nothing while stopped.
+/// Runs a callback once in each turn of the loop, just before the loop waits for I/O
+/// (`uv_prepare`), while started. What the callbacks of a turn set aside (loads of
+/// several requests that may share one statement) is handled before the loop waits
+/// again, whichever callback set it aside: I/O, a timer, or another handle's. Nothing
+/// blocks between a callback and the next prepare phase (the next turn's due timers run
+/// first, and waiting comes after). A started prepare never keeps the loop from
+/// waiting (unlike an idle handle) and costs nothing while stopped.
 ///
 /// Lifetime: created, started and stopped on its loop's thread by its one owner, which
 /// calls `close()` when the loop stops; the handle's memory goes in libuv's close callback.
-public final class CheckWatcher {
-    private let box = HandleBox<uv_check_t>()
+public final class PrepareWatcher {
+    private let box = HandleBox<uv_prepare_t>()
     private let callback: () -> Void
     private var started = false
 
     public init(loop: EventLoop, _ callback: @escaping () -> Void) throws(UVError) {
         self.callback = callback
-        try check(uv_check_init(loop.raw, box.handle), "uv_check_init")
+        try check(uv_prepare_init(loop.raw, box.handle), "uv_prepare_init")
         box.attach(self)
     }
 
-    /// Runs the callback after this turn's I/O, and in every turn after it until `stop()`;
-    /// a repeated call costs nothing.
+    /// Runs the callback before the loop next waits, and in every turn after it until
+    /// `stop()`; a repeated call costs nothing.
     public func start() {
         guard !started, !box.closing else { return }
         started = true
-        uv_check_start(box.handle) { handle in
+        uv_prepare_start(box.handle) { handle in
             let h = UnsafeMutableRawPointer(handle)?.assumingMemoryBound(to: uv_handle_t.self)
-            HandleBox<uv_check_t>.owner(of: h, as: CheckWatcher.self)?.callback()
+            HandleBox<uv_prepare_t>.owner(of: h, as: PrepareWatcher.self)?.callback()
         }
     }
 
     public func stop() {
         guard started else { return }
         started = false
-        uv_check_stop(box.handle)
+        uv_prepare_stop(box.handle)
     }
 
     public func close() {

@@ -6,11 +6,12 @@ import Store
 /// Sends the identical loads of concurrent query requests on one loop as one statement
 /// (README, "Coalescing"). A load that may share (`SharedRead`: a child list or objects
 /// by id, of a query, within its request's item budget) joins the open group of its
-/// shape and its pool; at the end of the loop's turn (a `CheckWatcher`, after the turn's
-/// I/O callbacks) each group is sent as one statement over the union of its members'
+/// shape and its pool; before the loop next waits for I/O (a `PrepareWatcher`: the loads
+/// that one turn's I/O callbacks made, such as every request whose previous level's
+/// result came in) each group is sent as one statement over the union of its members'
 /// keys, each key with its own organisation, and each member gets its own rows
 /// (`SharedRead.split`) or the statement's error. So a load never waits for company
-/// beyond the turn it was made in, unless `serve --coalesce-wait-ms` says otherwise.
+/// while the loop could be waiting, unless `serve --coalesce-wait-ms` says otherwise.
 ///
 /// Only loads bound for the same pool share: a replica's request never joins a
 /// statement to the primary (RULES.md section 9). A group holds at most `maxMembers`
@@ -42,7 +43,7 @@ final class ReadCoalescer {
     private var open: [GroupKey: Group] = [:]
     /// Groups that filled up, waiting to be sent with the others.
     private var full: [Group] = []
-    private var check: CheckWatcher!
+    private var prepare: PrepareWatcher!
     /// Set when loads wait for company (`waitMilliseconds` > 0).
     private let timer: Timer?
     private let waitMilliseconds: UInt64
@@ -52,13 +53,13 @@ final class ReadCoalescer {
     private let coalescedStatements: Counter
 
     /// `waitMilliseconds`: how long the first load of a turn may wait for others (tests);
-    /// 0, the default, sends every group in the turn its first load came in.
+    /// 0, the default, sends every group before the loop next waits.
     init(loop: EventLoop, waitMilliseconds: UInt64, metrics: ServiceMetrics) throws {
         self.waitMilliseconds = waitMilliseconds
         coalescedLoads = metrics.coalescedLoads
         coalescedStatements = metrics.coalescedStatements
         timer = waitMilliseconds > 0 ? try Timer(loop: loop) : nil
-        check = try CheckWatcher(loop: loop) { [unowned self] in sendAll() }
+        prepare = try PrepareWatcher(loop: loop) { [unowned self] in sendAll() }
     }
 
     /// Adds `read`, bound for `pool`, to its group; `completion` gets its rows.
@@ -85,12 +86,12 @@ final class ReadCoalescer {
     func close() {
         sendAll()
         closed = true
-        check.close()
+        prepare.close()
         timer?.close()
     }
 
     private func schedule() {
-        guard let timer else { return check.start() }
+        guard let timer else { return prepare.start() }
         guard !timerStarted else { return }
         timerStarted = true
         timer.start(after: waitMilliseconds) { [unowned self] in
@@ -108,7 +109,7 @@ final class ReadCoalescer {
             open.removeAll()
             for group in groups { send(members: group.members, completions: group.completions, on: group.pool) }
         }
-        check.stop()
+        prepare.stop()
     }
 
     private func send(members: [SharedRead], completions: [Completion], on pool: ConnectionPool) {

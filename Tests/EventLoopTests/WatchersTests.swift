@@ -42,33 +42,34 @@ final class WatchersTests: XCTestCase {
         timer.close()
     }
 
-    /// A check started by a callback runs in the same turn of the loop, after its I/O and
-    /// before the timers of the next turn (even one due at once), and again in every turn
-    /// until stopped.
-    func testACheckRunsInTheTurnThatStartedItUntilStopped() throws {
+    /// A prepare started by a timer runs before the loop waits for I/O (here, for a timer
+    /// 200 ms away), and again in every turn until stopped.
+    func testAPrepareRunsBeforeTheLoopWaitsAndUntilStopped() throws {
         let loop = try EventLoop()
         var events: [String] = []
-        let next = try Timer(loop: loop)
-        var check: CheckWatcher?
-        check = try CheckWatcher(loop: loop) {
-            events.append("check")
-            if events.filter({ $0 == "check" }).count == 2 {
-                check?.stop()
-                next.stop()
-            }
+        var startedAt: UInt64 = 0
+        var delays: [UInt64] = []
+        var prepare: PrepareWatcher?
+        prepare = try PrepareWatcher(loop: loop) {
+            events.append("prepare")
+            delays.append(loop.now - startedAt)
+            if delays.count == 2 { prepare?.stop() }
         }
         let first = try Timer(loop: loop)
+        let later = try Timer(loop: loop)
         first.start(after: 5) {
             events.append("timer")
-            check?.start()
-            check?.start()  // a second start changes nothing
-            next.start(after: 0, repeat: 1) { events.append("next turn") }
+            startedAt = loop.now
+            prepare?.start()
+            prepare?.start()  // a second start changes nothing
+            later.start(after: 200) { events.append("later") }
         }
-        try run(loop)  // returns once the timers are done and the check is stopped
-        XCTAssertEqual(events, ["timer", "check", "next turn", "check"])
-        check?.close()
+        try run(loop)  // returns once the timers are done and the prepare is stopped
+        XCTAssertEqual(events, ["timer", "prepare", "later", "prepare"])
+        XCTAssertLessThan(delays[0], 200)  // it did not wait for the later timer
+        prepare?.close()
         first.close()
-        next.close()
+        later.close()
     }
 
     /// Another thread's `fire` runs the callback on the loop's own thread.
