@@ -112,20 +112,20 @@ public final class RequestContext {
     /// Runs a statement; database errors become the contract's codes, and their text
     /// (which may hold SQL) goes to the log, never to the client.
     func query(_ statement: Statement, completion: @escaping (Result<ResultSet, GraphQLError>) -> Void) {
-        read(statement, send: { [runStatement] done in runStatement(statement) { done($0.map(RowSlice.whole)) } }) {
-            completion($0.map(\.rows))
-        }
+        read(statement, send: alone(statement)) { completion($0.map(\.rows)) }
     }
 
     /// Runs a load's statement, sharing it with the identical loads of other requests
     /// when `shared` and this request may (a query's); otherwise alone. Either way the
     /// request counts one statement and sees only its own rows.
     func query(_ read: SharedRead, shared: Bool, completion: @escaping (Result<RowSlice, GraphQLError>) -> Void) {
-        guard shared, let runShared else {
-            return self.read(read.statement, send: { [runStatement] done in runStatement(read.statement) { done($0.map(RowSlice.whole)) } },
-                             completion: completion)
-        }
+        guard shared, let runShared else { return self.read(read.statement, send: alone(read.statement), completion: completion) }
         self.read(read.statement, send: { done in runShared(read, done) }, completion: completion)
+    }
+
+    /// Sends `statement` for this request alone: all its rows are the read's.
+    private func alone(_ statement: Statement) -> (@escaping (Result<RowSlice, DatabaseError>) -> Void) -> Void {
+        { [runStatement] done in runStatement(statement) { done($0.map(RowSlice.whole)) } }
     }
 
     /// Reads through the request's cache: `send` runs only when no identical read is
