@@ -51,9 +51,15 @@ public enum Scalars {
 
     /// (year, month, day) of a `YYYY-MM-DD` text, or nil.
     public static func parseDate(_ text: String) -> (year: Int, month: Int, day: Int)? {
-        let u = Array(text.utf8)
-        guard u.count == 10, u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"),
-              let y = digits(u, 0, 4), let m = digits(u, 5, 2), let d = digits(u, 8, 2),
+        parseDate(utf8: Array(text.utf8))
+    }
+
+    /// `parseDate` over bytes (the importer's scanner reads a line's values in place).
+    static func parseDate<Bytes: RandomAccessCollection<UInt8>>(utf8 u: Bytes) -> (year: Int, month: Int, day: Int)?
+    where Bytes.Index == Int {
+        let o = u.startIndex
+        guard u.count == 10, u[o + 4] == UInt8(ascii: "-"), u[o + 7] == UInt8(ascii: "-"),
+              let y = digits(u, o, 4), let m = digits(u, o + 5, 2), let d = digits(u, o + 8, 2),
               y >= 1, (1...12).contains(m), d >= 1, d <= daysIn(month: m, year: y) else { return nil }
         return (y, m, d)
     }
@@ -61,16 +67,26 @@ public enum Scalars {
     /// RFC 3339 in UTC with second precision: `2024-05-01T12:00:00Z`.
     public static func isValidDateTime(_ text: String) -> Bool {
         let u = Array(text.utf8)
-        guard u.count == 20, u[10] == UInt8(ascii: "T"), u[13] == UInt8(ascii: ":"), u[16] == UInt8(ascii: ":"),
-              u[19] == UInt8(ascii: "Z"), isValidDate(String(decoding: u[0..<10], as: UTF8.self)),
-              let h = digits(u, 11, 2), let mi = digits(u, 14, 2), let s = digits(u, 17, 2),
+        return u.count == 20 && u[19] == UInt8(ascii: "Z") && isValidDateAndTime(utf8: u[0..<19])
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS` exactly: a timestamp without its zone, over bytes.
+    static func isValidDateAndTime<Bytes: RandomAccessCollection<UInt8>>(utf8 u: Bytes) -> Bool where Bytes.Index == Int {
+        let o = u.startIndex
+        guard u.count == 19, u[o + 10] == UInt8(ascii: "T"), u[o + 13] == UInt8(ascii: ":"), u[o + 16] == UInt8(ascii: ":"),
+              parseDate(utf8: u[o..<o + 10]) != nil,
+              let h = digits(u, o + 11, 2), let mi = digits(u, o + 14, 2), let s = digits(u, o + 17, 2),
               h < 24, mi < 60, s < 60 else { return false }
         return true
     }
 
     /// A UUID in lowercase text, the only form of id this service knows.
     public static func isLowercaseUUID(_ text: String) -> Bool {
-        let u = Array(text.utf8)
+        isLowercaseUUID(utf8: Array(text.utf8))
+    }
+
+    /// `isLowercaseUUID` over bytes.
+    static func isLowercaseUUID<Bytes: RandomAccessCollection<UInt8>>(utf8 u: Bytes) -> Bool {
         guard u.count == 36 else { return false }
         for (i, c) in u.enumerated() {
             if i == 8 || i == 13 || i == 18 || i == 23 {
@@ -90,7 +106,8 @@ public enum Scalars {
         }
     }
 
-    private static func digits(_ u: [UInt8], _ start: Int, _ count: Int) -> Int? {
+    private static func digits<Bytes: RandomAccessCollection<UInt8>>(_ u: Bytes, _ start: Int, _ count: Int) -> Int?
+    where Bytes.Index == Int {
         var value = 0
         for c in u[start..<start + count] {
             guard c >= 0x30 && c <= 0x39 else { return nil }

@@ -39,6 +39,58 @@ struct CopyBuffer {
         rows += 1
     }
 
+    /// Fields of the row being written by the `field` methods below, for the tabs between them.
+    private var fields = 0
+
+    /// Appends one field of a row written field by field (`LineScanner`), as it is: the
+    /// caller guarantees it holds no backslash, tab or line break, which COPY would misread.
+    mutating func field(_ value: UnsafeBufferPointer<UInt8>) {
+        separate()
+        bytes.append(contentsOf: value)
+    }
+
+    /// `field`, in ASCII capitals (an enumeration as the API spells it).
+    mutating func uppercasedField(_ value: UnsafeBufferPointer<UInt8>) {
+        separate()
+        for byte in value { bytes.append(byte >= 0x61 && byte <= 0x7A ? byte - 0x20 : byte) }
+    }
+
+    mutating func field(_ value: StaticString) {
+        separate()
+        bytes.append(contentsOf: UnsafeBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
+    }
+
+    /// A number at least 0, in decimal, written without making a `String`.
+    mutating func field(_ value: Int) {
+        separate()
+        let start = bytes.count
+        var rest = value
+        repeat {
+            bytes.append(UInt8(0x30 + rest % 10))
+            rest /= 10
+        } while rest > 0
+        bytes[start...].reverse()
+    }
+
+    mutating func nullField() {
+        separate()
+        bytes.append(0x5C)  // \N
+        bytes.append(0x4E)
+    }
+
+    /// Ends a row written field by field.
+    mutating func endRow() {
+        precondition(fields == columns.count, "\(table): \(fields) values for \(columns.count) columns")
+        bytes.append(0x0A)
+        fields = 0
+        rows += 1
+    }
+
+    private mutating func separate() {
+        if fields > 0 { bytes.append(0x09) }
+        fields += 1
+    }
+
     /// Forgets the bytes (once sent), keeping their memory for the next rows; `rows` keeps counting.
     mutating func removeBytes() { bytes.removeAll(keepingCapacity: true) }
 }
