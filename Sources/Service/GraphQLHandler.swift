@@ -211,14 +211,14 @@ final class GraphQLHandler: HTTPHandler {
                 "This API key has spent its budget of \(allowance.limit) points a minute; this operation costs \(cost). Try again in \(allowance.resetSeconds) s.",
                 code: .rateLimited), as: media,
                 extraHeaders: [("Retry-After", String(allowance.resetSeconds)), ("X-Billgraph-Statements", "0")] + allowance.headers)
-            refusal.body = RateLimiter.withCost(refusal.body, requested: cost, remaining: allowance.remaining)
+            RateLimiter.addCost(to: &refusal.body, requested: cost, remaining: allowance.remaining)
             respond(refusal)
         case .allowed(let allowance):
             execute(plan, query, principal: principal, media: media, minLSN: minLSN) { response in
                 // A key with no limit has no budget to report.
                 guard let allowance else { return respond(response) }
                 var response = RateLimiter.withHeaders(response, allowance)
-                response.body = RateLimiter.withCost(response.body, requested: cost, remaining: allowance.remaining)
+                RateLimiter.addCost(to: &response.body, requested: cost, remaining: allowance.remaining)
                 respond(response)
             }
         }

@@ -167,7 +167,7 @@ extension FrontHandler {
     }
 
     private static let errorsFirst = Array(#"{"errors":"#.utf8)
-    /// The rate limiter's tail (`RateLimiter.withCost`); errors' own `extensions` hold a `code`.
+    /// The rate limiter's tail (`RateLimiter.addCost`); errors' own `extensions` hold a `code`.
     private static let extensionsMarker = Array(#","extensions":{"cost":"#.utf8)
 }
 

@@ -60,8 +60,16 @@ final class RateLimiterTests: XCTestCase {
     }
 
     func testTheCostIsAddedToTheResponseObject() {
-        let body = Array(#"{"data":{"a":1}}"#.utf8)
-        XCTAssertEqual(String(decoding: RateLimiter.withCost(body, requested: 4, remaining: 96), as: UTF8.self),
-                       #"{"data":{"a":1},"extensions":{"cost":{"requested":4,"remaining":96}}}"#)
+        var body = Array(#"{"data":{"a":1}}"#.utf8)
+        RateLimiter.addCost(to: &body, requested: 4, remaining: 96)
+        XCTAssertEqual(String(decoding: body, as: UTF8.self), #"{"data":{"a":1},"extensions":{"cost":{"requested":4,"remaining":96}}}"#)
+    }
+
+    func testWhatIsNotAnObjectIsLeftAsItIs() {
+        for text in ["", "}", "[1]", "{\"data\":null}\n"] {
+            var body = Array(text.utf8)
+            RateLimiter.addCost(to: &body, requested: 4, remaining: 96)
+            XCTAssertEqual(body, Array(text.utf8), text)
+        }
     }
 }
