@@ -48,13 +48,14 @@ struct UUIDKey: Hashable {
 }
 
 /// The parents' keys of one load: each parent's place among the keys sent, and those keys
-/// as the array literal the statement unnests (its ordinality is that place + 1).
+/// as the `uuid[]` the statement unnests (its ordinality is that place + 1).
 struct ParentKeys {
     /// For each parent, the index of its key among those sent; -1 when it has none.
     private(set) var slots: [Int] = []
+    /// The keys sent, in PostgreSQL's binary format.
+    private(set) var uuids: UUIDArray
     /// How many keys the statement unnests.
-    private(set) var sentCount = 0
-    private var literal: [UInt8] = [UInt8(ascii: "{")]
+    var sentCount: Int { uuids.count }
 
     /// `deduplicated`: parents with the same key share one place (and one read). Lists
     /// are read per parent instead, with no hashing: parents of a list level rarely
@@ -62,29 +63,29 @@ struct ParentKeys {
     /// the rows read stay within what the item budget allows.
     init(_ parents: [Node], _ key: ParentKey, deduplicated: Bool) {
         var seen: [UUIDKey: Int] = [:]
+        uuids = UUIDArray(reservingCapacity: parents.count)
         slots.reserveCapacity(parents.count)
         for parent in parents {
             // Rows of loads are binary (16 bytes); a mutation's own result row is text.
             let slot = (parent as? RowNode)?.withBytes(key.column) { bytes -> Int in
                 let binary = bytes.count == 16
-                if deduplicated {
+                if deduplicated || !binary {
                     guard let id = binary ? UUIDKey(binary: bytes) : UUIDKey(bytes) else { return -1 }
-                    if let known = seen[id] { return known }
-                    seen[id] = sentCount
-                } else if !binary && UUIDKey(bytes) == nil {
-                    return -1
+                    if deduplicated {
+                        if let known = seen[id] { return known }
+                        seen[id] = sentCount
+                    }
+                    if !binary {
+                        uuids.append(high: id.high, low: id.low)
+                        return sentCount - 1
+                    }
                 }
-                if sentCount > 0 { literal.append(UInt8(ascii: ",")) }
-                if binary { BinaryCells.appendUUID(bytes, to: &literal) } else { literal.append(contentsOf: bytes) }
-                sentCount += 1
+                uuids.append(bytes)
                 return sentCount - 1
             }
             slots.append(slot ?? -1)
         }
     }
-
-    /// `{id,id,...}`, for a `uuid[]` parameter.
-    var arrayLiteral: String { String(decoding: literal + [UInt8(ascii: "}")], as: UTF8.self) }
 }
 
 /// Rows grouped by the place of their parent key, keeping row order.
@@ -179,7 +180,8 @@ struct ChildListLoad: BatchLoad {
                 ORDER BY \(order)\(limit)
             ) x
             """ + statementLimit
-        let read = SharedRead(sql: sql, keys: keys, organisationID: context.organisationID, rest: Array(p.values.dropFirst(2)))
+        let read = SharedRead(sql: sql, keys: keys, organisationID: context.organisationID,
+                              rest: p.values.dropFirst(2).map { $0.map(ParameterValue.text) })
         context.query(read, shared: withinBudget && keys.sentCount <= SharedRead.maxKeys) { [columns] result in
             completion(result.flatMap { rows in
                 if rows.count > itemBudget { return .failure(budgetExceeded(itemBudget)) }

@@ -38,7 +38,7 @@ public final class RequestContext {
     /// and two different statements with equal hashes are still told apart by `==`.
     private struct ReadKey: Hashable {
         let sql: String
-        let parameters: [String?]
+        let parameters: [ParameterValue?]
         private let hash: Int
 
         init(_ statement: Statement) {
@@ -47,14 +47,18 @@ public final class RequestContext {
             var hasher = Hasher()
             hasher.combine(sql)
             for parameter in parameters {
-                guard let utf8 = parameter?.utf8 else {
-                    hasher.combine(-1)
-                    continue
+                switch parameter {
+                case nil: hasher.combine(-1)
+                case .text(let text)?: Self.combine(text.utf8, into: &hasher)
+                case .uuids(let array)?: Self.combine(array.bytes, into: &hasher)
                 }
-                hasher.combine(utf8.count)
-                for byte in utf8.suffix(32) { hasher.combine(byte) }
             }
             hash = hasher.finalize()
+        }
+
+        private static func combine<Bytes: BidirectionalCollection<UInt8>>(_ bytes: Bytes, into hasher: inout Hasher) {
+            hasher.combine(bytes.count)
+            for byte in bytes.suffix(32) { hasher.combine(byte) }
         }
 
         func hash(into hasher: inout Hasher) { hasher.combine(hash) }

@@ -12,7 +12,7 @@ public struct SharedRead {
     /// after `$2` (filters, the per-parent limit). Hashed once: a read is grouped by it.
     public struct Shape: Hashable {
         let sql: String
-        let rest: [String?]
+        let rest: [ParameterValue?]
         private let hash: Int
 
         init(_ statement: Statement) {
@@ -38,54 +38,33 @@ public struct SharedRead {
     /// needs no company to be worth its statement.
     static let maxKeys = 1_000
 
-    /// `keys` as their array literal; the statement's text reads `$1` and `$2` with
+    /// `keys` as a binary `uuid[]`; the statement's text reads `$1` and `$2` with
     /// `unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY`, and its last column is the ordinality.
-    init(sql: String, keys: ParentKeys, organisationID: String, rest: [String?]) {
-        let organisations = Self.arrayLiteral(repeating: organisationID, count: keys.sentCount)
-        statement = Statement(sql, [keys.arrayLiteral, organisations] + rest, binaryResults: true)
+    init(sql: String, keys: ParentKeys, organisationID: String, rest: [ParameterValue?]) {
+        // An organisation id comes from a stored key, always a uuid; were it not, it would
+        // match no row, and neither does the empty array.
+        var organisations = UUIDArray(reservingCapacity: keys.sentCount)
+        var text = organisationID
+        if let organisation = text.withUTF8(UUIDKey.init) {
+            for _ in 0..<keys.sentCount { organisations.append(high: organisation.high, low: organisation.low) }
+        }
+        statement = Statement(sql, values: [.uuids(keys.uuids), .uuids(organisations)] + rest, binaryResults: true)
         keyCount = keys.sentCount
         shape = Shape(statement)
-    }
-
-    /// `{element,element,…}`, `count` times, written in one piece of memory: a load's
-    /// keys all carry its request's organisation, and a level may have hundreds of them.
-    static func arrayLiteral(repeating element: String, count: Int) -> String {
-        var element = element
-        return element.withUTF8 { one in
-            String(unsafeUninitializedCapacity: count == 0 ? 2 : 1 + count * (one.count + 1)) { buffer in
-                var at = 0
-                func put(_ byte: UInt8) { buffer[at] = byte; at += 1 }
-                put(UInt8(ascii: "{"))
-                for k in 0..<count {
-                    if k > 0 { put(UInt8(ascii: ",")) }
-                    for byte in one { put(byte) }
-                }
-                put(UInt8(ascii: "}"))
-                return at
-            }
-        }
     }
 
     /// One statement for `members` (of one shape): their keys one after the other, each
     /// with its organisation. A member alone runs its own statement.
     public static func statement(for members: [SharedRead]) -> Statement {
         guard let first = members.first, members.count > 1 else { return members[0].statement }
-        // Joined as bytes: cutting a `String`'s braces off counts its characters, which
-        // cost 1.5 M instructions a request when eight dashboards shared their loads.
-        func joined(_ parameter: Int) -> String {
-            var literal: [UInt8] = [UInt8(ascii: "{")]
+        func joined(_ parameter: Int) -> ParameterValue {
+            var all = UUIDArray(reservingCapacity: members.reduce(0) { $0 + $1.keyCount })
             for member in members {
-                guard var own = member.statement.parameters[parameter] else { continue }
-                own.withUTF8 { bytes in
-                    guard bytes.count > 2 else { return }
-                    if literal.count > 1 { literal.append(UInt8(ascii: ",")) }
-                    literal.append(contentsOf: bytes[1..<(bytes.count - 1)])
-                }
+                if case .uuids(let own)? = member.statement.parameters[parameter] { all.append(contentsOf: own) }
             }
-            literal.append(UInt8(ascii: "}"))
-            return String(decoding: literal, as: UTF8.self)
+            return .uuids(all)
         }
-        return Statement(first.statement.sql, [joined(0), joined(1)] + first.shape.rest, binaryResults: true)
+        return Statement(first.statement.sql, values: [joined(0), joined(1)] + first.shape.rest, binaryResults: true)
     }
 
     /// Each member's rows of the statement made by `statement(for: members)`, in member

@@ -301,7 +301,7 @@ final class GraphQLHandler: HTTPHandler {
             context.trace = { [log] statement in
                 var line = JSONWriter()
                 line.value(.object([("sql", .string(statement.sql)),
-                                    ("parameters", .array(statement.parameters.map { $0.map(JSONValue.string) ?? .null }))]))
+                                    ("parameters", .array(statement.parameters.map { $0.map { .string($0.text) } ?? .null }))]))
                 log("trace: " + line.string)
             }
         }

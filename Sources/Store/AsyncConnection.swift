@@ -160,12 +160,13 @@ final class AsyncConnection {
         case .prepare(let name, let statement):
             sent = PQsendPrepare(conn, name, statement.sql, Int32(statement.parameters.count), nil)
         case .executePrepared(let name, let statement):
-            sent = statement.withCParameters { params in
-                PQsendQueryPrepared(conn, name, Int32(statement.parameters.count), params, nil, nil, statement.binaryResults ? 1 : 0)
+            sent = statement.withLibpqParameters { values, lengths, formats in
+                PQsendQueryPrepared(conn, name, Int32(statement.parameters.count), values, lengths, formats, statement.binaryResults ? 1 : 0)
             }
         case .execute(let statement):
-            sent = statement.withCParameters { params in
-                PQsendQueryParams(conn, statement.sql, Int32(statement.parameters.count), nil, params, nil, nil, statement.binaryResults ? 1 : 0)
+            sent = statement.withLibpqParameters { values, lengths, formats in
+                PQsendQueryParams(conn, statement.sql, Int32(statement.parameters.count), nil, values, lengths, formats,
+                                  statement.binaryResults ? 1 : 0)
             }
         }
         handle(machine.sent(ok: sent == 1, message: sent == 1 ? "" : errorMessage ?? "send failed"))

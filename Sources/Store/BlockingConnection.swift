@@ -27,8 +27,8 @@ public final class BlockingConnection {
     /// Runs one statement with parameters and returns its rows.
     @discardableResult
     public func query(_ statement: Statement) throws(DatabaseError) -> ResultSet {
-        let result = statement.withCParameters { params in
-            PQexecParams(conn, statement.sql, Int32(statement.parameters.count), nil, params, nil, nil, 0)
+        let result = statement.withLibpqParameters { values, lengths, formats in
+            PQexecParams(conn, statement.sql, Int32(statement.parameters.count), nil, values, lengths, formats, 0)
         }
         return try check(result)
     }

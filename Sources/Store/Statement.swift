@@ -1,29 +1,78 @@
+/// A parameter's value as sent: text in its type's input syntax, or a `uuid[]` in
+/// PostgreSQL's binary format (`UUIDArray`: a load's keys, cheaper for the database to read).
+public enum ParameterValue: Sendable, Hashable {
+    case text(String)
+    case uuids(UUIDArray)
+
+    /// The value as text: what is sent, or the array's text form (traces, `EXPLAIN`).
+    public var text: String {
+        switch self {
+        case .text(let text): text
+        case .uuids(let array): array.textLiteral
+        }
+    }
+}
+
 /// SQL text with its parameters. Values always travel as parameters (`$1`, `$2`, ...),
 /// never inside the text.
 public struct Statement: Sendable, CustomStringConvertible {
     public let sql: String
-    public let parameters: [String?]
+    public let parameters: [ParameterValue?]
     /// Whether the rows come back in PostgreSQL's binary format, which it produces
     /// without formatting anything (no digits, no calendar): cheaper for the database on
     /// every cell, and read with `ResultSet.type(_:)` and the `Binary` helpers.
     public let binaryResults: Bool
 
     public init(_ sql: String, _ parameters: [String?] = [], binaryResults: Bool = false) {
+        self.init(sql, values: parameters.map { $0.map(ParameterValue.text) }, binaryResults: binaryResults)
+    }
+
+    public init(_ sql: String, values: [ParameterValue?], binaryResults: Bool = false) {
         self.sql = sql
-        self.parameters = parameters
+        self.parameters = values
         self.binaryResults = binaryResults
     }
 
     public var description: String { sql }
 
-    /// Calls `body` with C strings of the parameters, alive for the duration of the call.
-    func withCParameters<T>(_ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> T) -> T {
-        if parameters.isEmpty { return body(nil) }
-        var owned: [UnsafeMutablePointer<CChar>?] = parameters.map { $0.map { strdup($0) } }
+    /// Calls `body` with what libpq's `PQsendQueryParams` and its kin take: the values,
+    /// and, when any value is binary, their lengths and formats (nil when all are text,
+    /// which libpq then reads as C strings). All alive for the duration of the call.
+    func withLibpqParameters<T>(
+        _ body: (_ values: UnsafePointer<UnsafePointer<CChar>?>?, _ lengths: UnsafePointer<Int32>?, _ formats: UnsafePointer<Int32>?) -> T
+    ) -> T {
+        if parameters.isEmpty { return body(nil, nil, nil) }
+        var lengths: [Int32] = []
+        var formats: [Int32] = []
+        var owned: [UnsafeMutablePointer<CChar>?] = []
+        owned.reserveCapacity(parameters.count)
+        for parameter in parameters {
+            switch parameter {
+            case nil:
+                owned.append(nil)
+                lengths.append(0)
+                formats.append(0)
+            case .text(let text)?:
+                owned.append(strdup(text))
+                lengths.append(0)
+                formats.append(0)
+            case .uuids(let array)?:
+                let copy = UnsafeMutablePointer<CChar>.allocate(capacity: array.bytes.count)
+                array.bytes.withUnsafeBytes { copy.update(from: $0.bindMemory(to: CChar.self).baseAddress!, count: array.bytes.count) }
+                owned.append(copy)
+                lengths.append(Int32(array.bytes.count))
+                formats.append(1)
+            }
+        }
         defer { for p in owned { free(p) } }
+        let anyBinary = formats.contains(1)
         return owned.withUnsafeMutableBufferPointer { buffer in
-            buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
-                body(UnsafePointer($0))
+            buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) { values in
+                lengths.withUnsafeBufferPointer { lengths in
+                    formats.withUnsafeBufferPointer { formats in
+                        body(UnsafePointer(values), anyBinary ? lengths.baseAddress : nil, anyBinary ? formats.baseAddress : nil)
+                    }
+                }
             }
         }
     }
