@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import floor
@@ -105,7 +106,7 @@ def post(port, key, body):
     import urllib.request
     req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(req) as r:
+    with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())
 
 
@@ -128,13 +129,19 @@ def requests_for(url, port, key):
 def traced_statements(url, key, body):
     """The statements one request sends, with their parameters, from the server's trace."""
     proc, port = start_server(url, trace=True)
+    # Read as it comes: a full pipe would block the server, whose traces of a 1,000-row
+    # page (its keys and their organisations) pass the pipe's 64 KB.
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
         post(port, key, body)
         post(port, key, body)  # the second request: the key lookup is cached, only the query's statements remain
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    traces = [json.loads(line.split("trace: ", 1)[1]) for line in err.splitlines() if "trace: " in line]
+        proc.wait(10)
+        reader.join(10)
+    traces = [json.loads(line.split("trace: ", 1)[1]) for line in lines if "trace: " in line]
     return traces[len(traces) // 2:]
 
 
@@ -334,6 +341,7 @@ def floor_comparison(data, url, key, plan):
             rows.append(f"| {name} | {c} | {rps:.0f} | {p50:.1f} | {p99:.1f} | {errors} | {rss // 1024} MiB ({peak // 1024} MiB) "
                         f"| {server_ms:.2f} | {pg_ms:.2f} | {tps:.0f} | {floor_p50:.1f} | {floor_p99:.1f} | {floor_pg_ms:.2f} "
                         f"| {rps / tps:.2f} |")
+            log(rows[-1])  # as it comes: a long run that fails later keeps what it measured
     return rows, figures
 
 
