@@ -283,6 +283,13 @@ def world():
 
 # ------------------------------------------------------------------ helpers with deadlines
 
+def counter(server, name):
+    """The value of the unlabelled sample `name` of the server's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return float(next(l for l in text.splitlines() if l.startswith(name + " ")).split()[1])
+
+
 def wait_until(predicate, timeout, what):
     """Polls predicate until it answers something true, which it returns; fails after timeout seconds."""
     deadline = time.monotonic() + timeout

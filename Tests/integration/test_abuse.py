@@ -8,11 +8,10 @@ import signal
 import socket
 import threading
 import time
-import urllib.request
 
 import pytest
 
-from conftest import Server, resident_kib, wait_until
+from conftest import Server, counter, resident_kib, wait_until
 
 
 def read_key(world):
@@ -159,11 +158,7 @@ def test_distinct_large_documents_do_not_grow_memory(world):
 
 
 def aside_count(server):
-    """billgraph_documents_prepared_aside_total, from /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    line = next(l for l in text.splitlines() if l.startswith("billgraph_documents_prepared_aside_total "))
-    return float(line.split()[1])
+    return counter(server, "billgraph_documents_prepared_aside_total")
 
 
 def test_large_documents_are_prepared_aside_and_answered_as_small_ones(world):

@@ -6,23 +6,18 @@ let the first load of a turn wait for others (`--coalesce-wait-ms`), so that req
 sent together share their statements whatever the machine's load; the coalescing is
 proved by the server's own counters, read from /metrics before and after."""
 import threading
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import PsqlSession, Server, backends_waiting_on_a_lock, canonical, wait_until
+from conftest import PsqlSession, Server, backends_waiting_on_a_lock, canonical, counter, wait_until
 
 DASHBOARD = canonical("dashboard")
 WAIT_MS = "150"
 
 
 def coalesced_loads(server):
-    """billgraph_coalesced_loads_total, from /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    line = next(l for l in text.splitlines() if l.startswith("billgraph_coalesced_loads_total "))
-    return float(line.split()[1])
+    return counter(server, "billgraph_coalesced_loads_total")
 
 
 def together(calls):
