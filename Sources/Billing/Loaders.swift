@@ -68,19 +68,12 @@ struct ParentKeys {
         for parent in parents {
             // Rows of loads are binary (16 bytes); a mutation's own result row is text.
             let slot = (parent as? RowNode)?.withBytes(key.column) { bytes -> Int in
-                let binary = bytes.count == 16
-                if deduplicated || !binary {
-                    guard let id = binary ? UUIDKey(binary: bytes) : UUIDKey(bytes) else { return -1 }
-                    if deduplicated {
-                        if let known = seen[id] { return known }
-                        seen[id] = sentCount
-                    }
-                    if !binary {
-                        uuids.append(high: id.high, low: id.low)
-                        return sentCount - 1
-                    }
+                guard let id = bytes.count == 16 ? UUIDKey(binary: bytes) : UUIDKey(bytes) else { return -1 }
+                if deduplicated {
+                    if let known = seen[id] { return known }
+                    seen[id] = sentCount
                 }
-                uuids.append(bytes)
+                uuids.append(high: id.high, low: id.low)
                 return sentCount - 1
             }
             slots.append(slot ?? -1)

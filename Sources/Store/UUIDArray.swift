@@ -24,13 +24,6 @@ public struct UUIDArray: Sendable, Hashable {
         for word in [1, 0, Self.uuidOID, 0, 1] as [UInt32] { Self.append(word, to: &bytes) }
     }
 
-    /// Appends a uuid given as its 16 bytes.
-    public mutating func append(_ uuid: UnsafeBufferPointer<UInt8>) {
-        precondition(uuid.count == 16, "a uuid is 16 bytes")
-        let at = appendElement()
-        bytes.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[(at + 4)...]).copyMemory(from: UnsafeRawBufferPointer(uuid)) }
-    }
-
     /// Appends a uuid given as two words, the first its first 8 bytes.
     public mutating func append(high: UInt64, low: UInt64) {
         let at = appendElement()

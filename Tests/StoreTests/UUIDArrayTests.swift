@@ -21,12 +21,12 @@ final class UUIDArrayTests: XCTestCase {
         XCTAssertEqual(array.textLiteral, "{\(Self.first)}")
     }
 
-    func testUUIDsGivenAsBytesOrWordsAndJoinedKeepTheirOrder() {
-        var bytes = UUIDArray()
-        [0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x96, 0x87, 0x78, 0x69, 0x5a, 0x4b, 0x3c, 0x2d, 0x1e, 0x0f].withUnsafeBufferPointer { bytes.append($0) }
+    func testJoinedArraysKeepTheirOrder() {
+        var second = UUIDArray()
+        second.append(high: 0xf0e1_d2c3_b4a5_9687, low: 0x7869_5a4b_3c2d_1e0f)
         var words = UUIDArray()
         words.append(high: 0x0011_2233_4455_6677, low: 0x8899_aabb_ccdd_eeff)
-        words.append(contentsOf: bytes)
+        words.append(contentsOf: second)
         words.append(contentsOf: UUIDArray())
         XCTAssertEqual(words.count, 2)
         XCTAssertEqual(words.textLiteral, "{\(Self.first),\(Self.second)}")
