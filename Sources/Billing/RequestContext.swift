@@ -31,42 +31,7 @@ public final class RequestContext {
     /// Rows are remembered weakly: this cache never keeps a result alive that its loader
     /// let go of (a load that went over its share of the item budget drops its rows, and
     /// a refused request must not hold a budget's worth of them until it ends).
-    private var reads: [ReadKey: Read] = [:]
-
-    /// A statement as the key of `reads`. Its hash is computed once, and from the text and
-    /// each parameter's length and last bytes only: parameters may be kilobytes of ids,
-    /// and two different statements with equal hashes are still told apart by `==`.
-    private struct ReadKey: Hashable {
-        let sql: String
-        let parameters: [ParameterValue?]
-        private let hash: Int
-
-        init(_ statement: Statement) {
-            sql = statement.sql
-            parameters = statement.parameters
-            var hasher = Hasher()
-            hasher.combine(sql)
-            for parameter in parameters {
-                switch parameter {
-                case nil: hasher.combine(-1)
-                case .text(let text)?: Self.combine(text.utf8, into: &hasher)
-                case .uuids(let array)?: Self.combine(array.bytes, into: &hasher)
-                }
-            }
-            hash = hasher.finalize()
-        }
-
-        private static func combine<Bytes: BidirectionalCollection<UInt8>>(_ bytes: Bytes, into hasher: inout Hasher) {
-            hasher.combine(bytes.count)
-            for byte in bytes.suffix(32) { hasher.combine(byte) }
-        }
-
-        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
-
-        static func == (a: ReadKey, b: ReadKey) -> Bool {
-            a.hash == b.hash && a.sql == b.sql && a.parameters == b.parameters
-        }
-    }
+    private var reads: [StatementKey: Read] = [:]
 
     private enum Read {
         case waiting([(Result<RowSlice, GraphQLError>) -> Void])
@@ -136,7 +101,7 @@ public final class RequestContext {
     /// remembered or on its way.
     private func read(_ statement: Statement, send: (@escaping (Result<RowSlice, DatabaseError>) -> Void) -> Void,
                       completion: @escaping (Result<RowSlice, GraphQLError>) -> Void) {
-        let key = ReadKey(statement)
+        let key = StatementKey(statement)
         switch reads[key] {
         case .read(let remembered)?:
             if let rows = remembered.slice { return completion(.success(rows)) }

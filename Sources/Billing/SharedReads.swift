@@ -11,22 +11,14 @@ public struct SharedRead {
     /// What loads must have in common to share a statement: the text, and every parameter
     /// after `$2` (filters, the per-parent limit). Hashed once: a read is grouped by it.
     public struct Shape: Hashable {
-        let sql: String
-        let rest: [ParameterValue?]
-        private let hash: Int
+        let key: StatementKey
 
         init(_ statement: Statement) {
-            sql = statement.sql
-            rest = Array(statement.parameters.dropFirst(2))
-            var hasher = Hasher()
-            hasher.combine(sql)
-            hasher.combine(rest)
-            hash = hasher.finalize()
+            key = StatementKey(sql: statement.sql, parameters: Array(statement.parameters.dropFirst(2)))
         }
 
-        public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
-
-        public static func == (a: Shape, b: Shape) -> Bool { a.hash == b.hash && a.sql == b.sql && a.rest == b.rest }
+        /// The parameters after `$2`.
+        var rest: [ParameterValue?] { key.parameters }
     }
 
     /// The load's statement as it would run alone; its ordinalities are 1 to `keyCount`.
