@@ -6,33 +6,32 @@ import Store
 /// as `YYYY-MM-DDTHH:MM:SSZ` in UTC (to the second, the fraction cut), money as integers
 /// of minor units, `JSON` as its text. PostgreSQL then formats nothing, on any row.
 ///
-/// Text is formatted into stack memory and appended once: appending byte by byte to an
-/// array checks its capacity and uniqueness for every byte, on every cell of a response.
+/// Text is formatted in place, in the writer's own memory, with the field's key: a
+/// response is mostly such cells, so each costs one capacity check and no copy.
 enum BinaryCells {
     private static let microsecondsPerDay = 86_400_000_000
 
     /// Writes `key` (a field's `"name":`) and then one non-null cell of type `type` as a
-    /// JSON value. Numbers, ids, dates and booleans are formatted with their key into one
-    /// piece of stack memory and appended once: a response is mostly such cells.
+    /// JSON value.
     static func write(_ bytes: UnsafeBufferPointer<UInt8>, type: UInt32, key: UnsafeBufferPointer<UInt8>, to w: inout JSONWriter) {
         switch type {
         case Binary.Oid.int8, Binary.Oid.int4, Binary.Oid.int2:
-            format(key, into: &w.bytes, quoted: false) { putInteger(Binary.integer(bytes) ?? 0, $0, 0) }
+            format(key, into: &w, quoted: false) { putInteger(Binary.integer(bytes) ?? 0, $0, 0) }
         case Binary.Oid.uuid:
-            format(key, into: &w.bytes, quoted: true) { putUUID(bytes, $0, 0) }
+            format(key, into: &w, quoted: true) { putUUID(bytes, $0, 0) }
         case Binary.Oid.date:
-            format(key, into: &w.bytes, quoted: true) { putDate(bytes, $0, 0) }
+            format(key, into: &w, quoted: true) { putDate(bytes, $0, 0) }
         case Binary.Oid.timestamptz, Binary.Oid.timestamp:
-            format(key, into: &w.bytes, quoted: true) { putDateTime(bytes, precise: false, $0, 0) }
+            format(key, into: &w, quoted: true) { putDateTime(bytes, precise: false, $0, 0) }
         case Binary.Oid.bool:
-            w.bytes.append(contentsOf: key)
+            w.append(key)
             w.bool(bytes.first == 1)
         case Binary.Oid.jsonb:
             // A version byte (1), then the text PostgreSQL would have printed.
-            w.bytes.append(contentsOf: key)
-            w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: bytes.dropFirst()))
+            w.append(key)
+            w.append(UnsafeBufferPointer(rebasing: bytes.dropFirst()))
         default:  // text, varchar: the bytes themselves
-            w.bytes.append(contentsOf: key)
+            w.append(key)
             w.string(utf8: bytes)
         }
     }
@@ -40,43 +39,33 @@ enum BinaryCells {
     /// A cursor's part as text: an id, or a sort key (a date, or a timestamp to the
     /// microsecond, `YYYY-MM-DD HH:MM:SS.ffffff`).
     static func text(_ bytes: UnsafeBufferPointer<UInt8>, type: UInt32) -> String {
-        var out: [UInt8] = []
+        let put: (UnsafeMutablePointer<UInt8>) -> Int
         switch type {
-        case Binary.Oid.uuid: appendUUID(bytes, to: &out)
-        case Binary.Oid.date: format(into: &out, quoted: false) { putDate(bytes, $0, 0) }
-        case Binary.Oid.timestamptz, Binary.Oid.timestamp:
-            format(into: &out, quoted: false) { putDateTime(bytes, precise: true, $0, 0) }
-        default: out.append(contentsOf: bytes)
+        case Binary.Oid.uuid: put = { putUUID(bytes, $0, 0) }
+        case Binary.Oid.date: put = { putDate(bytes, $0, 0) }
+        case Binary.Oid.timestamptz, Binary.Oid.timestamp: put = { putDateTime(bytes, precise: true, $0, 0) }
+        default: return String(decoding: bytes, as: UTF8.self)
         }
-        return String(decoding: out, as: UTF8.self)
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: longestValue) { buffer in
+            String(decoding: UnsafeBufferPointer(start: buffer.baseAddress!, count: put(buffer.baseAddress!)), as: UTF8.self)
+        }
     }
 
-    /// A `uuid`'s 16 bytes as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
-    static func appendUUID(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
-        format(into: &out, quoted: false) { putUUID(bytes, $0, 0) }
-    }
+    /// The most any `put` function below writes (a timestamp to the microsecond, with a
+    /// five-digit year).
+    private static let longestValue = 40
 
-    /// Keys no longer than this are formatted with their value; longer ones (long aliases)
-    /// are appended on their own first.
-    private static let keyInPlace = 64
-
-    /// Appends `key`, then at most 40 bytes formatted by `put` (which returns how many it
-    /// wrote), quoted if asked.
-    private static func format(_ key: UnsafeBufferPointer<UInt8> = UnsafeBufferPointer(start: nil, count: 0), into out: inout [UInt8],
-                               quoted: Bool, _ put: (UnsafeMutablePointer<UInt8>) -> Int) {
-        var key = key
-        if key.count > keyInPlace {
-            out.append(contentsOf: key)
-            key = UnsafeBufferPointer(start: nil, count: 0)
-        }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: keyInPlace + 42) { buffer in
-            let p = buffer.baseAddress!
+    /// Appends `key`, then what `put` formats (it returns how many bytes it wrote), quoted if asked.
+    @inline(__always)
+    private static func format(_ key: UnsafeBufferPointer<UInt8>, into w: inout JSONWriter, quoted: Bool,
+                               _ put: (UnsafeMutablePointer<UInt8>) -> Int) {
+        w.write(atMost: key.count + longestValue + 2) { p in
             var n = key.count
             if let start = key.baseAddress { p.update(from: start, count: n) }
             if quoted { p[n] = UInt8(ascii: "\""); n += 1 }
             n += put(p + n)
             if quoted { p[n] = UInt8(ascii: "\""); n += 1 }
-            out.append(contentsOf: UnsafeBufferPointer(start: p, count: n))
+            return n
         }
     }
 

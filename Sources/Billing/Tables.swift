@@ -257,10 +257,10 @@ final class RowNode: Node {
             BinaryCells.write(bytes, type: rows.type(i), key: key, to: &w)
             return true
         }
-        w.bytes.append(contentsOf: key)
+        w.append(key)
         switch kind {
         case .string: w.string(utf8: bytes)
-        case .raw: w.bytes.append(contentsOf: bytes)
+        case .raw: w.append(bytes)
         }
         return true
     }

@@ -9,7 +9,7 @@ import Schema
 /// This is the hottest loop of the service (every field of every row), so what can be
 /// known before the walk is computed once per planned field: its key as JSON bytes,
 /// how it resolves, its error, the shape of its type, its children's ids.
-struct ResponseWriter {
+struct ResponseWriter: ~Copyable {
     /// What the writer needs of one planned field, by field id. A class, so that looking
     /// one up costs one reference count rather than a copy of every member.
     final class FieldWrite {
@@ -44,7 +44,7 @@ struct ResponseWriter {
     let execution: Execution
     private let fields: [FieldWrite]
     private let planned: [PlannedField]
-    var w = JSONWriter(capacity: 16 * 1024)
+    var w = JSONWriter(capacity: 64 * 1024)
     var errors: [GraphQLError] = []
     /// Where the writer is: field ids and list indexes (-1 for "no index"), turned into a
     /// response path only when an error needs one.
@@ -79,14 +79,14 @@ struct ResponseWriter {
 
     mutating func write() -> [UInt8] {
         w.raw("{\"data\":")
-        let start = w.bytes.count
+        let start = w.count
         do {
             try writeObject(execution.plan.fields.map(\.id), execution.root)
             // A mutation operation with any failed field is not applied (RULES.md section 4),
             // so nothing of it may be shown as if it were, not even under a nullable field.
             if execution.plan.kind == .mutation && !errors.isEmpty { throw NullPropagation() }
         } catch {
-            w.bytes.removeSubrange(start...)
+            w.truncate(to: start)
             w.null()
         }
         if !errors.isEmpty {
@@ -102,26 +102,26 @@ struct ResponseWriter {
     }
 
     private mutating func writeObject(_ ids: [Int], _ node: Node) throws(NullPropagation) {
-        w.bytes.append(UInt8(ascii: "{"))
+        w.append(UInt8(ascii: "{"))
         for (i, id) in ids.enumerated() {
-            if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
+            if i > 0 { w.append(UInt8(ascii: ",")) }
             let field = fields[id]
             if field.cellColumn >= 0 {
                 // Most fields are cells. A null cell has no error of its own to place, so
                 // a cell needs no path (which is kept only to place errors).
                 let written = field.key.withUnsafeBufferPointer { node.writeCell(field.cellColumn, field.cellKind, key: $0, to: &w) }
                 if !written {
-                    w.bytes.append(contentsOf: field.key)
+                    w.append(field.key)
                     try writeNull(id, error: nil, nonNull: field.nonNull)
                 }
                 continue
             }
-            w.bytes.append(contentsOf: field.key)
+            w.append(field.key)
             path.append((id, -1))
             try writeField(field, id, node)
             path.removeLast()
         }
-        w.bytes.append(UInt8(ascii: "}"))
+        w.append(UInt8(ascii: "}"))
     }
 
     /// A field that is not a cell (`writeObject` writes those).
@@ -169,7 +169,7 @@ struct ResponseWriter {
     /// A child object or list; a null inside a nullable one stops there.
     private mutating func writeChild(_ child: ChildValue, _ id: Int) throws(NullPropagation) {
         let field = fields[id]
-        let start = w.bytes.count
+        let start = w.count
         do {
             switch child {
             case .error(let error):
@@ -184,27 +184,27 @@ struct ResponseWriter {
             }
         } catch {
             if field.nonNull { throw error }
-            w.bytes.removeSubrange(start...)
+            w.truncate(to: start)
             w.null()
         }
     }
 
     private mutating func writeList(_ nodes: [Node], _ id: Int) throws(NullPropagation) {
         let field = fields[id]
-        w.bytes.append(UInt8(ascii: "["))
+        w.append(UInt8(ascii: "["))
         for (i, node) in nodes.enumerated() {
-            if i > 0 { w.bytes.append(UInt8(ascii: ",")) }
+            if i > 0 { w.append(UInt8(ascii: ",")) }
             path.append((id, i))
-            let start = w.bytes.count
+            let start = w.count
             do {
                 try writeObject(field.children, node)
             } catch {
                 if field.itemNonNull { throw error }
-                w.bytes.removeSubrange(start...)
+                w.truncate(to: start)
                 w.null()
             }
             path.removeLast()
         }
-        w.bytes.append(UInt8(ascii: "]"))
+        w.append(UInt8(ascii: "]"))
     }
 }

@@ -1,21 +1,91 @@
-/// Writes JSON text straight into a byte buffer, escaping strings as it goes.
-/// The caller is responsible for structure (commas are handled by `comma()`):
+/// Writes JSON text straight into memory it owns, escaping strings as it goes.
+/// The caller is responsible for structure (commas are written by the caller):
 /// the response writer knows its shape and needs no tree of values first.
-public struct JSONWriter: Sendable {
-    public var bytes: [UInt8]
+///
+/// It owns one buffer, allocated in `init`, grown by doubling, freed in `deinit`; so it
+/// cannot be copied (`~Copyable`), and what it wrote leaves it as a copy (`bytes`). Every
+/// cell of every response is appended here, so an append is a capacity check and a
+/// copy, and a cell is formatted straight into the buffer (`write(atMost:)`).
+public struct JSONWriter: ~Copyable {
+    // The hot methods below are `@inlinable`: they run for every cell, from other
+    // modules, where a call each (and a closure that cannot be inlined) cost more than the work.
+    @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline var capacity: Int
+    @usableFromInline var written = 0
+
+    /// How many bytes have been written.
+    @inlinable public var count: Int { written }
 
     public init(capacity: Int = 1024) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        self.capacity = max(capacity, 16)
+        base = .allocate(capacity: self.capacity)
     }
 
-    public var string: String { String(decoding: bytes, as: UTF8.self) }
+    deinit { base.deallocate() }
 
-    @inline(__always) public mutating func raw(_ text: StaticString) {
-        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    /// What has been written, copied out.
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: written)) }
+
+    public var string: String { String(decoding: UnsafeBufferPointer(start: base, count: written), as: UTF8.self) }
+
+    /// Calls `body` with what has been written (valid only during the call).
+    public func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: written))
     }
 
-    public mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+    /// Cuts what was written back to its first `count` bytes (a null that propagates
+    /// takes back the object it interrupted).
+    @inlinable public mutating func truncate(to count: Int) {
+        precondition(count >= 0 && count <= written)
+        written = count
+    }
+
+    /// Makes room for `extra` more bytes.
+    @inlinable @inline(__always) mutating func reserve(_ extra: Int) {
+        if written &+ extra > capacity { grow(to: written + extra) }
+    }
+
+    @usableFromInline mutating func grow(to needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: written)
+        base.deallocate()
+        (base, capacity) = (newBase, newCapacity)
+    }
+
+    @inlinable public mutating func append(_ byte: UInt8) {
+        reserve(1)
+        base[written] = byte
+        written &+= 1
+    }
+
+    @inlinable public mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let start = bytes.baseAddress else { return }
+        reserve(bytes.count)
+        (base + written).update(from: start, count: bytes.count)
+        written &+= bytes.count
+    }
+
+    @inlinable public mutating func append(_ bytes: [UInt8]) { bytes.withUnsafeBufferPointer { append($0) } }
+
+    /// Lets `body` write at most `maxCount` bytes in place; it returns how many it wrote.
+    /// Cells are formatted this way, with no copy in between.
+    @inlinable public mutating func write(atMost maxCount: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        reserve(maxCount)
+        let count = body(base + written)
+        precondition(count <= maxCount)
+        written &+= count
+    }
+
+    @inlinable public mutating func raw(_ text: StaticString) {
+        append(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    public mutating func raw(_ text: String) {
+        var text = text
+        text.withUTF8 { append($0) }
+    }
 
     public mutating func null() { raw("null") }
     public mutating func bool(_ value: Bool) { value ? raw("true") : raw("false") }
@@ -30,15 +100,15 @@ public struct JSONWriter: Sendable {
                 digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
                 magnitude /= 10
             } while magnitude > 0
-            if value < 0 { bytes.append(UInt8(ascii: "-")) }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start..<20]))
+            if value < 0 { append(UInt8(ascii: "-")) }
+            append(UnsafeBufferPointer(rebasing: digits[start..<20]))
         }
     }
 
     /// Writes `"key":`.
     public mutating func key(_ name: String) {
         string(name)
-        bytes.append(UInt8(ascii: ":"))
+        append(UInt8(ascii: ":"))
     }
 
     public mutating func string(_ text: String) {
@@ -48,21 +118,21 @@ public struct JSONWriter: Sendable {
 
     /// Writes a quoted, escaped JSON string from UTF-8 bytes.
     public mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
-        bytes.append(UInt8(ascii: "\""))
+        append(UInt8(ascii: "\""))
         // Most text needs no escape: find the first byte that does before copying.
         var runStart = 0
         var i = 0
         while i < utf8.count {
             let byte = utf8[i]
             if byte < 0x20 || byte == 0x22 || byte == 0x5C {
-                if i > runStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
+                if i > runStart { append(UnsafeBufferPointer(rebasing: utf8[runStart..<i])) }
                 escape(byte)
                 runStart = i + 1
             }
             i += 1
         }
-        if utf8.count > runStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count])) }
-        bytes.append(UInt8(ascii: "\""))
+        if utf8.count > runStart { append(UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count])) }
+        append(UInt8(ascii: "\""))
     }
 
     private mutating func escape(_ byte: UInt8) {
@@ -75,10 +145,10 @@ public struct JSONWriter: Sendable {
         case 0x08: raw("\\b")
         case 0x0C: raw("\\f")
         default:
-            let hex: [UInt8] = Array("0123456789abcdef".utf8)
+            let hex: StaticString = "0123456789abcdef"
             raw("\\u00")
-            bytes.append(hex[Int(byte >> 4)])
-            bytes.append(hex[Int(byte & 0xF)])
+            append(hex.utf8Start[Int(byte >> 4)])
+            append(hex.utf8Start[Int(byte & 0xF)])
         }
     }
 
@@ -89,20 +159,20 @@ public struct JSONWriter: Sendable {
         case .number(let text): raw(text)
         case .string(let s): string(s)
         case .array(let items):
-            bytes.append(UInt8(ascii: "["))
+            append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
-                if i > 0 { bytes.append(UInt8(ascii: ",")) }
+                if i > 0 { append(UInt8(ascii: ",")) }
                 self.value(item)
             }
-            bytes.append(UInt8(ascii: "]"))
+            append(UInt8(ascii: "]"))
         case .object(let members):
-            bytes.append(UInt8(ascii: "{"))
+            append(UInt8(ascii: "{"))
             for (i, (k, v)) in members.enumerated() {
-                if i > 0 { bytes.append(UInt8(ascii: ",")) }
+                if i > 0 { append(UInt8(ascii: ",")) }
                 key(k)
                 self.value(v)
             }
-            bytes.append(UInt8(ascii: "}"))
+            append(UInt8(ascii: "}"))
         }
     }
 }

@@ -20,17 +20,21 @@ public enum Binary {
     }
 
     /// A big-endian signed integer of 2, 4 or 8 bytes; nil for another length.
-    public static func integer(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard bytes.count == 2 || bytes.count == 4 || bytes.count == 8, let source = bytes.baseAddress else { return nil }
-        var value: UInt64 = 0
-        for k in 0..<bytes.count { value = value << 8 | UInt64(source[k]) }
-        let unused = UInt64(64 - 8 * bytes.count)
-        return Int(truncatingIfNeeded: Int64(bitPattern: value << unused) >> Int64(unused))
+    /// Inlinable, as `civil` below: every figure and date of a response is read here.
+    @inlinable public static func integer(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let source = bytes.baseAddress else { return nil }
+        let raw = UnsafeRawPointer(source)
+        switch bytes.count {
+        case 8: return Int(Int64(bigEndian: raw.loadUnaligned(as: Int64.self)))
+        case 4: return Int(Int32(bigEndian: raw.loadUnaligned(as: Int32.self)))
+        case 2: return Int(Int16(bigEndian: raw.loadUnaligned(as: Int16.self)))
+        default: return nil
+        }
     }
 
     /// Days since 2000-01-01 as a proleptic Gregorian (year, month, day): the inverse
     /// of Howard Hinnant's `days_from_civil`.
-    public static func civil(daysSince2000 days: Int) -> (year: Int, month: Int, day: Int) {
+    @inlinable public static func civil(daysSince2000 days: Int) -> (year: Int, month: Int, day: Int) {
         // Counted from 0000-03-01: 719,468 days to 1970-01-01, then 10,957 to 2000-01-01.
         let z = days + 730_425
         let era = (z >= 0 ? z : z - 146_096) / 146_097

@@ -4,13 +4,13 @@ import CLibPQ
 /// reference goes), so cells are read straight from libpq's memory without copying
 /// whole rows.
 public final class ResultSet {
-    private let result: OpaquePointer
+    @usableFromInline let result: OpaquePointer
     public let rowCount: Int
     public let columnCount: Int
     /// Whether the cells are in PostgreSQL's binary format (`Statement.binaryResults`).
     public let isBinary: Bool
     /// Each column's type (`pg_type` oid), for reading binary cells.
-    private let types: [UInt32]
+    @usableFromInline let types: [UInt32]
 
     init(owning result: OpaquePointer) {
         self.result = result
@@ -21,7 +21,7 @@ public final class ResultSet {
     }
 
     /// The type of a column, as a `pg_type` oid.
-    public func type(_ column: Int) -> UInt32 { types[column] }
+    @inlinable public func type(_ column: Int) -> UInt32 { types[column] }
 
     deinit { PQclear(result) }
 
@@ -49,8 +49,9 @@ public final class ResultSet {
     }
 
     /// The cell's bytes, or nil for SQL NULL. They are libpq's memory: valid only while
-    /// this result set lives, so use them before letting go of it.
-    public func bytes(_ row: Int, _ column: Int) -> UnsafeBufferPointer<UInt8>? {
+    /// this result set lives, so use them before letting go of it. Inlinable: the
+    /// response writer reads every cell through it.
+    @inlinable public func bytes(_ row: Int, _ column: Int) -> UnsafeBufferPointer<UInt8>? {
         let (r, c) = (Int32(row), Int32(column))
         let length = Int(PQgetlength(result, r, c))
         // A NULL has length 0, so only an empty value needs the third call to tell them apart.

@@ -323,16 +323,16 @@ struct Seed: ParsableCommand {
         var out = JSONWriter(capacity: 1 << 20)
         seeder.generate(emit: { value in
             out.value(value)
-            out.bytes.append(0x0A)
-            if out.bytes.count > 1 << 20 { flush(&out) }
+            out.append(0x0A)
+            if out.count > 1 << 20 { flush(&out) }
         }, key: { fputs("\($0)\n", standardError) })
         flush(&out)
         fflush(standardOutput)
     }
 
     private func flush(_ out: inout JSONWriter) {
-        out.bytes.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 1, $0.count, standardOutput) }
-        out.bytes.removeAll(keepingCapacity: true)
+        out.withBytes { _ = fwrite($0.baseAddress, 1, $0.count, standardOutput) }
+        out.truncate(to: 0)
     }
 }
 

@@ -51,4 +51,33 @@ for line in sys.stdin.read().split("\n")[:-1]:
             XCTAssertEqual(writer.string, theirs, "\(text.debugDescription)")
         }
     }
+
+    /// The writer owns one buffer that it grows by doubling: what was written before a
+    /// growth survives it, `write(atMost:)` adds only what its body says it wrote, and
+    /// `truncate` takes back to an earlier length. Checked against an array built alongside.
+    func testGrowingFormattingInPlaceAndTruncating() {
+        var writer = JSONWriter(capacity: 16)
+        var expected: [UInt8] = []
+        for n in 0..<2_000 {
+            let text = Array("\(n * 7919),".utf8)
+            if n % 3 == 0 {
+                writer.write(atMost: 64) { p in
+                    for (i, byte) in text.enumerated() { p[i] = byte }
+                    return text.count
+                }
+            } else {
+                writer.append(text)
+            }
+            expected += text
+            if n % 97 == 0 {
+                let cut = expected.count - text.count
+                writer.truncate(to: cut)
+                expected.removeSubrange(cut...)
+            }
+        }
+        XCTAssertGreaterThan(expected.count, 10_000, "the buffer grew many times over")
+        XCTAssertEqual(writer.count, expected.count)
+        XCTAssertEqual(writer.bytes, expected)
+        writer.withBytes { XCTAssertEqual(Array($0), expected) }
+    }
 }
