@@ -1,6 +1,7 @@
 import JSON
 import Query
 import Schema
+import Synchronization
 
 /// A field of the operation after collection: fragments expanded, `@skip`/`@include`
 /// applied, same-named fields merged, arguments coerced (defaults filled in; an explicit
@@ -17,16 +18,29 @@ public final class PlannedField {
     public internal(set) var children: [PlannedField] = []
     /// Set when the arguments could not be coerced (a variable made a required argument null).
     public internal(set) var argumentError: GraphQLError?
+    /// The field as planned for every request of this document (`PlanShape`).
+    let shape: PlanShape.Field
 
-    init(id: Int, responseKey: String, name: String, parentType: NamedType, definition: FieldDef,
-         arguments: [String: JSONValue], locations: [SourceLocation]) {
-        self.id = id
-        self.responseKey = responseKey
-        self.name = name
-        self.parentType = parentType
-        self.definition = definition
+    init(_ shape: PlanShape.Field, arguments: [String: JSONValue]) {
+        self.shape = shape
+        id = shape.id
+        responseKey = shape.responseKey
+        name = shape.selection.name.value
+        parentType = shape.parentType
+        definition = shape.definition
         self.arguments = arguments
-        self.locations = locations
+        locations = shape.locations
+    }
+
+    /// What `make` derives from this field's selections alone (never from its arguments
+    /// or its request), kept with the field's shape so that later requests for the same
+    /// document reuse it: one value per type `T`.
+    public func derived<T: AnyObject & Sendable>(_ make: () -> T) -> T {
+        let slot = ObjectIdentifier(T.self)
+        if let kept = shape.derived.withLock({ $0[slot] }) as? T { return kept }
+        let value = make()
+        shape.derived.withLock { $0[slot] = value }
+        return value
     }
 
     public var returnType: TypeReference { definition.type }
@@ -48,38 +62,95 @@ public struct OperationPlan {
     public let fieldCount: Int
 }
 
-/// Builds the plan of an operation (CollectFields and merging, specification 6.3.2).
+/// An operation's fields collected and merged (CollectFields, specification 6.3.2), with
+/// `@skip`/`@include` applied but no argument coerced: the part of planning that costs
+/// (fragments expanded, same-named fields merged, the schema looked up). It depends only
+/// on the document, the operation and the Boolean variables those directives read, so
+/// it is made once and kept with the document (`PlanShapes`); each request then binds
+/// its own arguments to it (`Planner.bind`), which is a few allocations a field.
+final class PlanShape: Sendable {
+    final class Field: Sendable {
+        let id: Int
+        let responseKey: String
+        let parentType: NamedType
+        let definition: FieldDef
+        /// The first of the merged selections: its arguments are the field's (validation
+        /// made the others' the same).
+        let selection: Query.Field
+        let locations: [SourceLocation]
+        let children: [Field]
+        /// What the application derived from this field's selections (`PlannedField.derived`).
+        let derived = Mutex<[ObjectIdentifier: any AnyObject & Sendable]>([:])
+
+        init(id: Int, responseKey: String, parentType: NamedType, definition: FieldDef, selection: Query.Field,
+             locations: [SourceLocation], children: [Field]) {
+            self.id = id
+            self.responseKey = responseKey
+            self.parentType = parentType
+            self.definition = definition
+            self.selection = selection
+            self.locations = locations
+            self.children = children
+        }
+    }
+
+    let kind: OperationKind
+    let rootType: NamedType
+    let fields: [Field]
+    let fieldCount: Int
+
+    init(kind: OperationKind, rootType: NamedType, fields: [Field], fieldCount: Int) {
+        self.kind = kind
+        self.rootType = rootType
+        self.fields = fields
+        self.fieldCount = fieldCount
+    }
+}
+
+/// Builds the plan of an operation: its shape (`shape`), then its arguments (`bind`).
 struct Planner {
     let schema: Schema
     let fragments: [String: FragmentDefinition]
     let variables: [String: JSONValue]
     var nextID = 0
 
-    mutating func plan(_ operation: OperationDefinition, rootType: NamedType) -> OperationPlan {
+    mutating func shape(_ operation: OperationDefinition, rootType: NamedType) -> PlanShape {
         let fields = fieldsOf([operation.selectionSet], on: rootType)
-        return OperationPlan(kind: operation.kind, rootType: rootType, fields: fields, fieldCount: nextID)
+        return PlanShape(kind: operation.kind, rootType: rootType, fields: fields, fieldCount: nextID)
     }
 
-    private mutating func fieldsOf(_ sets: [SelectionSet], on type: NamedType) -> [PlannedField] {
+    /// The plan of `shape` with this request's arguments.
+    func bind(_ shape: PlanShape) -> OperationPlan {
+        OperationPlan(kind: shape.kind, rootType: shape.rootType, fields: shape.fields.map(bind), fieldCount: shape.fieldCount)
+    }
+
+    private func bind(_ shaped: PlanShape.Field) -> PlannedField {
+        let (arguments, error) = coerceArguments(shaped.selection, shaped.definition)
+        let field = PlannedField(shaped, arguments: arguments ?? [:])
+        field.argumentError = error
+        field.children = shaped.children.map(bind)
+        return field
+    }
+
+    private mutating func fieldsOf(_ sets: [SelectionSet], on type: NamedType) -> [PlanShape.Field] {
         var grouped: [(String, [Field])] = []
         var index: [String: Int] = [:]
         for set in sets {
             var visited = Set<String>()
             collect(set, on: type, into: &grouped, index: &index, visited: &visited)
         }
-        var out: [PlannedField] = []
+        var out: [PlanShape.Field] = []
         for (key, fields) in grouped {
             let first = fields[0]
             guard let def = schema.field(first.name.value, on: type) else { continue }  // validated away
-            let (arguments, error) = coerceArguments(first, def)
-            let field = PlannedField(id: nextID, responseKey: key, name: first.name.value, parentType: type,
-                                     definition: def, arguments: arguments ?? [:], locations: fields.map(\.location))
+            let id = nextID
             nextID += 1
-            field.argumentError = error
+            var children: [PlanShape.Field] = []
             if let childType = schema[def.type.namedType], childType.isComposite {
-                field.children = fieldsOf(fields.compactMap(\.selectionSet), on: childType)
+                children = fieldsOf(fields.compactMap(\.selectionSet), on: childType)
             }
-            out.append(field)
+            out.append(PlanShape.Field(id: id, responseKey: key, parentType: type, definition: def, selection: first,
+                                       locations: fields.map(\.location), children: children))
         }
         return out
     }
@@ -130,6 +201,7 @@ struct Planner {
 
     /// CoerceArgumentValues (specification 6.4.1), with the contract's rule that null means the default.
     private func coerceArguments(_ field: Field, _ def: FieldDef) -> ([String: JSONValue]?, GraphQLError?) {
+        if def.arguments.isEmpty { return ([:], nil) }
         let coercion = InputCoercion(schema: schema)
         var out: [String: JSONValue] = [:]
         for argDef in def.arguments {

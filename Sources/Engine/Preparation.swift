@@ -1,6 +1,7 @@
 import JSON
 import Query
 import Schema
+import Synchronization
 
 /// What a client sent: the GraphQL-over-HTTP request parameters.
 public struct GraphQLRequest: Sendable {
@@ -38,10 +39,12 @@ public struct Preparation: Sendable {
         self.maxExpandedFields = maxExpandedFields
     }
 
-    /// A document that parsed and validated, kept so that repeated queries skip both.
+    /// A document that parsed and validated, kept so that repeated queries skip both,
+    /// and the shapes of its operations once planned, so that they skip planning too.
     public struct ValidDocument: Sendable {
         public let document: Document
         let fragments: [String: FragmentDefinition]
+        let shapes = PlanShapes()
     }
 
     public func validDocument(_ query: String) -> Result<ValidDocument, RequestFailure> {
@@ -118,7 +121,13 @@ public struct Preparation: Sendable {
             return .failure(.badRequest(GraphQLError("The schema has no \(operation.kind.rawValue) type.", code: .badUserInput)))
         }
         var planner = Planner(schema: schema, fragments: valid.fragments, variables: coerced)
-        return .success(planner.plan(operation, rootType: root))
+        let key = PlanShapes.Key(operation: operation.name?.value, flags: operation.variables.map { definition in
+            if case .bool(let flag)? = coerced[definition.name.value] { flag } else { nil }
+        })
+        let shape = valid.shapes.shape(for: key, largest: valid.document.tokenCount) {
+            planner.shape(operation, rootType: root)
+        }
+        return .success(planner.bind(shape))
     }
 
     /// The first limit the operation breaks, measured without expanding its fragments.
@@ -146,5 +155,35 @@ public struct Preparation: Sendable {
                 plan(op, in: valid, variables: request.variables).map { (op, $0) }
             }
         }
+    }
+}
+
+/// The shapes planned for one document (`PlanShape`), by operation and by the values of
+/// its Boolean variables, the only ones `@skip` and `@include` can read (the shape does
+/// not depend on the others). A repeated query is then planned once per loop's document
+/// cache entry, whatever its other variables.
+///
+/// Bounded with the document: at most `maxShapes` of them, and only shapes of no more
+/// fields than the document has tokens, so that what the document cache charges a
+/// document (by its tokens) still bounds what it holds. A document whose fragments
+/// multiply its fields is planned anew each time, as before there were shapes.
+final class PlanShapes: Sendable {
+    struct Key: Hashable {
+        let operation: String?
+        /// Each variable's value if it is a Boolean, else nil.
+        let flags: [Bool?]
+    }
+
+    static let maxShapes = 8
+    private let shapes = Mutex<[Key: PlanShape]>([:])
+
+    /// The shape kept for `key`, or the one `make` plans (kept if it has at most `largest` fields).
+    func shape(for key: Key, largest: Int, make: () -> PlanShape) -> PlanShape {
+        if let kept = shapes.withLock({ $0[key] }) { return kept }
+        let shape = make()
+        if shape.fieldCount <= largest {
+            shapes.withLock { if $0.count < Self.maxShapes { $0[key] = shape } }
+        }
+        return shape
     }
 }

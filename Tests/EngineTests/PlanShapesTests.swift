@@ -1,0 +1,84 @@
+@testable import Engine
+import JSON
+import XCTest
+
+/// A document's operations are planned once (`PlanShape`) and each request binds its own
+/// arguments to the shape: these tests check that the arguments are never the previous
+/// request's, that `@skip`/`@include` variables choose their own shape, and that what is
+/// kept stays bounded.
+final class PlanShapesTests: XCTestCase {
+    private let preparation = Preparation(schema: contract)
+
+    private func plan(_ valid: Preparation.ValidDocument, _ variables: [(String, JSONValue)],
+                      file: StaticString = #filePath, line: UInt = #line) throws -> OperationPlan {
+        let operation = try preparation.operation(in: valid, named: nil).get()
+        return try preparation.plan(operation, in: valid, variables: variables).get()
+    }
+
+    private func fieldNames(_ fields: [PlannedField]) -> [String] {
+        fields.flatMap { [$0.responseKey] + fieldNames($0.children) }
+    }
+
+    func testEachRequestBindsItsOwnArgumentsToOneShape() throws {
+        let valid = try preparation.validDocument(
+            "query Page($first: Int, $after: String) { customers(first: $first, after: $after) { nodes { id name } } }").get()
+        let five = try plan(valid, [("first", .number("5")), ("after", .string("a"))])
+        let seven = try plan(valid, [("first", .number("7"))])
+        let given = try plan(valid, [])
+        XCTAssert(five.fields[0].shape === seven.fields[0].shape, "the second request reuses the first one's shape")
+        XCTAssertEqual(five.fields[0].argument("first"), .number("5"))
+        XCTAssertEqual(five.fields[0].argument("after"), .string("a"))
+        XCTAssertEqual(seven.fields[0].argument("first"), .number("7"))
+        XCTAssertNil(seven.fields[0].argument("after"), "not the previous request's cursor")
+        XCTAssertEqual(given.fields[0].argument("first"), .number("50"), "the default, not the previous request's value")
+        XCTAssertEqual(fieldNames(seven.fields), ["customers", "nodes", "id", "name"])
+
+        // What is derived from a field's selections is kept with its shape, one value per type.
+        final class Derived: Sendable {}
+        let first = five.fields[0].derived { Derived() }
+        XCTAssert(seven.fields[0].derived { Derived() } === first)
+        XCTAssert(five.fields[0].children[0].derived { Derived() } !== first)
+    }
+
+    func testSkipAndIncludeVariablesChooseTheirOwnShape() throws {
+        let valid = try preparation.validDocument(
+            "query Q($with: Boolean!) { customers(first: 1) { nodes { id name @include(if: $with) email @skip(if: $with) } } }").get()
+        let with = try plan(valid, [("with", .bool(true))])
+        let without = try plan(valid, [("with", .bool(false))])
+        XCTAssertEqual(fieldNames(with.fields), ["customers", "nodes", "id", "name"])
+        XCTAssertEqual(fieldNames(without.fields), ["customers", "nodes", "id", "email"])
+        XCTAssertEqual(fieldNames(try plan(valid, [("with", .bool(true))]).fields), ["customers", "nodes", "id", "name"])
+        XCTAssert(try plan(valid, [("with", .bool(false))]).fields[0].shape === without.fields[0].shape)
+        XCTAssert(with.fields[0].shape !== without.fields[0].shape)
+    }
+
+    /// At most `maxShapes` per document: sixteen combinations of four flags keep the first eight.
+    func testShapesKeptPerDocumentAreBounded() throws {
+        let valid = try preparation.validDocument("""
+            query Q($a: Boolean!, $b: Boolean!, $c: Boolean!, $d: Boolean!) {
+              a: __typename @include(if: $a) b: __typename @include(if: $b) c: __typename @include(if: $c) d: __typename @include(if: $d)
+            }
+            """).get()
+        func flags(_ n: Int) -> [(String, JSONValue)] { ["a", "b", "c", "d"].enumerated().map { ($1, .bool(n >> $0 & 1 == 1)) } }
+        let firstTime = try (0..<16).map { try plan(valid, flags($0)) }
+        let again = try (0..<16).map { try plan(valid, flags($0)) }
+        for n in 0..<16 {
+            XCTAssertEqual(fieldNames(again[n].fields), ["a", "b", "c", "d"].enumerated().filter { n >> $0.offset & 1 == 1 }.map(\.element))
+            guard let kept = firstTime[n].fields.first?.shape, let now = again[n].fields.first?.shape else { continue }
+            XCTAssertEqual(kept === now, n < PlanShapes.maxShapes, "combination \(n)")
+        }
+    }
+
+    /// A document whose fragments expand to more fields than it has tokens is planned anew
+    /// each time, so that the document cache's charge (by tokens) bounds what it holds.
+    func testDocumentsThatExpandAreNotKept() throws {
+        let customers = (1...30).map { "c\($0): customer { ...C }" }.joined(separator: " ")
+        let fields = (1...20).map { "f\($0): id" }.joined(separator: " ")
+        let text = "{ invoice(id: \"00000000-0000-0000-0000-000000000000\") { \(customers) } }\nfragment C on Customer { \(fields) }"
+        let valid = try preparation.validDocument(text).get()
+        let first = try plan(valid, []), second = try plan(valid, [])
+        XCTAssertGreaterThan(first.fieldCount, valid.document.tokenCount)
+        XCTAssert(first.fields[0].shape !== second.fields[0].shape)
+        XCTAssertEqual(fieldNames(first.fields), fieldNames(second.fields))
+    }
+}
