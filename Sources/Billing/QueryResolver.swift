@@ -152,10 +152,18 @@ public protocol MutationResolving {
 /// their relations follow, and the id.
 enum Columns {
     /// `sortKey`: also the sort key, which a page's cursors carry.
+    /// Kept with the field's shape (`PlannedField.derived`): the columns follow from the
+    /// field's selections alone, and finding them costs more than the rest of resolving it.
     static func needed(_ table: Table, by field: PlannedField, sortKey: Bool = false) -> ColumnSet {
+        let kept = field.derived { ColumnSet(table, columns: chosen(table, by: field), sortKey: sortKey) }
+        if kept.table === table && (kept.sortKeyPosition >= 0) == sortKey { return kept }
+        return ColumnSet(table, columns: chosen(table, by: field), sortKey: sortKey)
+    }
+
+    private static func chosen(_ table: Table, by field: PlannedField) -> Set<Int> {
         var columns = Set(table.index["id"].map { [$0] } ?? [])
         collect(table, objectFields(of: field), into: &columns)
-        return ColumnSet(table, columns: columns, sortKey: sortKey)
+        return columns
     }
 
     /// The fields selected on the objects a field returns (through a connection's

@@ -202,7 +202,7 @@ enum Tables {
 /// Which columns of a table one statement reads, and where each lands in its rows:
 /// the select list is the chosen columns in table order, then, for a page that gives
 /// cursors, the sort key.
-final class ColumnSet {
+final class ColumnSet: Sendable {
     let table: Table?
     /// Result column of each table column, or -1 when it is not read.
     let position: [Int]
