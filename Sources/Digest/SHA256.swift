@@ -18,14 +18,15 @@ public struct SHA256 {
 
     /// The digest as 64 lower-case hexadecimal digits.
     public static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for byte in hash(bytes) {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+        let digest = hash(bytes)
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: 2 * digest.count) { out in
+            for (i, byte) in digest.enumerated() {
+                out[2 * i] = digits.utf8Start[Int(byte >> 4)]
+                out[2 * i + 1] = digits.utf8Start[Int(byte & 0x0f)]
+            }
+            return 2 * digest.count
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
@@ -51,10 +52,13 @@ public struct SHA256 {
     public mutating func finalize() -> [UInt8] {
         let bits = length &* 8
         pending.append(0x80)
-        while pending.count % 64 != 56 { pending.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) { pending.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+        pending.append(contentsOf: repeatElement(0, count: (56 - pending.count % 64 + 64) % 64))
+        withUnsafeBytes(of: bits.bigEndian) { pending.append(contentsOf: $0) }
         for start in stride(from: 0, to: pending.count, by: 64) { compress(pending[start..<start + 64]) }
-        return state.flatMap { word in [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: word >> UInt32($0)) } }
+        var digest: [UInt8] = []
+        digest.reserveCapacity(32)
+        for word in state { withUnsafeBytes(of: word.bigEndian) { digest.append(contentsOf: $0) } }
+        return digest
     }
 
     private static let k: [UInt32] = [

@@ -159,24 +159,28 @@ public struct JSONParser {
 
     private mutating func parseString() throws(JSONSyntaxError) -> String {
         index += 1  // the opening quote
+        // Runs of bytes without escapes (most strings are one such run, a query's text
+        // included) are copied whole, not a byte at a time.
         var out: [UInt8] = []
+        var runStart = index
         while true {
             guard index < bytes.count else { throw error("unterminated string") }
             let byte = bytes[index]
-            switch byte {
-            case UInt8(ascii: "\""):
+            guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else {
                 index += 1
-                guard let text = String(validating: out, as: UTF8.self) else { throw error("invalid UTF-8") }
-                return text
-            case UInt8(ascii: "\\"):
-                index += 1
-                try parseEscape(into: &out)
-            case 0..<0x20:
-                throw error("control character in string")
-            default:
-                out.append(byte)
-                index += 1
+                continue
             }
+            if byte < 0x20 { throw error("control character in string") }
+            let run = bytes[runStart..<index]
+            index += 1
+            if byte == UInt8(ascii: "\"") {
+                let text = out.isEmpty ? String(validating: run, as: UTF8.self) : String(validating: out + run, as: UTF8.self)
+                guard let text else { throw error("invalid UTF-8") }
+                return text
+            }
+            out.append(contentsOf: run)
+            try parseEscape(into: &out)
+            runStart = index
         }
     }
 
