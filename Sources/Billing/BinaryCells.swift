@@ -71,30 +71,48 @@ enum BinaryCells {
 
     // The `put` functions write at `p + at` and return the index after what they wrote.
 
-    /// A uuid's 16 bytes as `8-4-4-4-12` lowercase hex digits. Every row has one or more
-    /// (ids, and the parent keys of the next level), so the digits of each byte come from
-    /// a table, two at a time, and the dashes go at their fixed places.
-    /// An integer's decimal digits, with a minus sign when negative.
+    /// An integer's decimal digits, with a minus sign when negative: written from the
+    /// end two digits at a time (`digitPairs`), as every figure of a response is.
     private static func putInteger(_ value: Int, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
         var i = at
         if value < 0 {
             p[i] = UInt8(ascii: "-")
             i += 1
         }
+        let magnitude = value.magnitude
         var digits = 1
-        var rest = value.magnitude / 10
-        while rest > 0 {
+        var power: UInt = 10
+        while digits < 20 && magnitude >= power {
             digits += 1
-            rest /= 10
+            power = power &* 10
         }
-        var magnitude = value.magnitude
-        for k in stride(from: i + digits - 1, through: i, by: -1) {
-            p[k] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
-            magnitude /= 10
-        }
+        putDecimal(magnitude, p + i, digits)
         return i + digits
     }
 
+    /// `value`'s last `digits` decimal digits (zero-padded) at `p`, two at a time from the end.
+    @inline(__always)
+    private static func putDecimal(_ value: UInt, _ p: UnsafeMutablePointer<UInt8>, _ digits: Int) {
+        var rest = value
+        var end = digits
+        let pairs = UnsafeMutableRawPointer(p)
+        while end >= 2 {
+            end -= 2
+            pairs.storeBytes(of: digitPairs[Int(rest % 100)], toByteOffset: end, as: UInt16.self)
+            rest /= 100
+        }
+        if end == 1 { p[0] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10) }
+    }
+
+    /// For each number below 100, its two decimal digits as they lie in memory.
+    private static let digitPairs: [UInt16] = (0..<100).map { (n: Int) -> UInt16 in
+        let tens = UInt16(48 + n / 10), units = UInt16(48 + n % 10)
+        return (tens | units << 8).littleEndian
+    }
+
+    /// A uuid's 16 bytes as `8-4-4-4-12` lowercase hex digits. Every row has one or more
+    /// (ids, and the parent keys of the next level), so the digits of each byte come from
+    /// a table, two at a time, and the dashes go at their fixed places.
     private static func putUUID(_ bytes: UnsafeBufferPointer<UInt8>, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
         guard bytes.count == 16, let source = bytes.baseAddress else { return at }
         let out = UnsafeMutableRawPointer(p + at)
@@ -160,18 +178,18 @@ enum BinaryCells {
         return i
     }
 
-    /// `value` (0 to 99,999,999; a date's year stays within 4 to 5 digits) in decimal,
-    /// zero-padded to `width` digits.
+    /// `value` (0 to 99,999,999; a date's year stays within 4 to 5 digits; negative is
+    /// written as 0) in decimal, zero-padded to `width` digits.
     private static func putDigits(_ value: Int, _ width: Int, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
-        var count = 1
-        var rest = max(0, value) / 10
-        while rest > 0 { count += 1; rest /= 10 }
-        count = max(count, width)
-        rest = max(0, value)
-        for k in stride(from: at + count - 1, through: at, by: -1) {
-            p[k] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
+        let value = UInt(max(0, value))
+        var count = width
+        var power: UInt = 1
+        for _ in 0..<width { power &*= 10 }
+        while value >= power {
+            count += 1
+            power &*= 10
         }
+        putDecimal(value, p + at, count)
         return at + count
     }
 }

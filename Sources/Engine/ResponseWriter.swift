@@ -8,8 +8,19 @@ import Schema
 ///
 /// This is the hottest loop of the service (every field of every row), so what can be
 /// known before the walk is computed once per planned field: its key as JSON bytes,
-/// how it resolves, its error, the shape of its type, its children's ids.
+/// how it resolves, its error, the shape of its type, its children's ids. Cells, most of
+/// a response, are looked up in a table of plain values (`CellWrite`), which costs no
+/// reference count per field and row.
 struct ResponseWriter: ~Copyable {
+    /// What the writer needs of a planned field that is a cell (`Resolution.cell`), by
+    /// field id; `column` is -1 for the other fields. `key` points into `keyBytes`.
+    struct CellWrite {
+        let column: Int
+        let kind: CellKind
+        let nonNull: Bool
+        let key: UnsafeBufferPointer<UInt8>
+    }
+
     /// What the writer needs of one planned field, by field id. A class, so that looking
     /// one up costs one reference count rather than a copy of every member.
     final class FieldWrite {
@@ -43,6 +54,9 @@ struct ResponseWriter: ~Copyable {
 
     let execution: Execution
     private let fields: [FieldWrite]
+    private let cells: [CellWrite]
+    /// Every cell's key, one after the other. Owned: allocated in `init`, freed in `deinit`.
+    private let keyBytes: UnsafeMutableBufferPointer<UInt8>
     private let planned: [PlannedField]
     var w = JSONWriter(capacity: 64 * 1024)
     var errors: [GraphQLError] = []
@@ -75,7 +89,20 @@ struct ResponseWriter: ~Copyable {
             return FieldWrite(key: key.bytes, resolution: execution.resolutions[f.id], error: execution.fieldErrors[f.id],
                               nonNull: nonNull, isList: isList, itemNonNull: itemNonNull, children: f.children.map(\.id))
         }
+        let keyBytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: fields.reduce(0) { $0 + $1.key.count })
+        var next = keyBytes.baseAddress!
+        cells = fields.map { field in
+            let key = UnsafeBufferPointer(start: next, count: field.key.count)
+            if field.cellColumn >= 0 {
+                next.update(from: field.key, count: field.key.count)
+                next += field.key.count
+            }
+            return CellWrite(column: field.cellColumn, kind: field.cellKind, nonNull: field.nonNull, key: key)
+        }
+        self.keyBytes = keyBytes
     }
+
+    deinit { keyBytes.deallocate() }
 
     mutating func write() -> [UInt8] {
         w.raw("{\"data\":")
@@ -105,17 +132,17 @@ struct ResponseWriter: ~Copyable {
         w.append(UInt8(ascii: "{"))
         for (i, id) in ids.enumerated() {
             if i > 0 { w.append(UInt8(ascii: ",")) }
-            let field = fields[id]
-            if field.cellColumn >= 0 {
+            let cell = cells[id]
+            if cell.column >= 0 {
                 // Most fields are cells. A null cell has no error of its own to place, so
                 // a cell needs no path (which is kept only to place errors).
-                let written = field.key.withUnsafeBufferPointer { node.writeCell(field.cellColumn, field.cellKind, key: $0, to: &w) }
-                if !written {
-                    w.append(field.key)
-                    try writeNull(id, error: nil, nonNull: field.nonNull)
+                if !node.writeCell(cell.column, cell.kind, key: cell.key, to: &w) {
+                    w.append(cell.key)
+                    try writeNull(id, error: nil, nonNull: cell.nonNull)
                 }
                 continue
             }
+            let field = fields[id]
             w.append(field.key)
             path.append((id, -1))
             try writeField(field, id, node)

@@ -1,3 +1,4 @@
+import Foundation
 @testable import Billing
 import JSON
 import Store
@@ -29,8 +30,8 @@ final class BinaryCellsTests: XCTestCase {
         XCTAssertEqual(written([1], Binary.Oid.bool), "true")
     }
 
-    /// A value is formatted with its key in one piece of memory when the key is short,
-    /// and after it when the key (a long alias) is not: the same text either way.
+    /// A value is formatted right after its key, in the writer's memory, whatever the
+    /// key's length (a long alias included).
     func testKeysOfEveryLengthComeFirst() {
         let uuid: [UInt8] = Array(0..<16)
         for length in [0, 1, 60, 61, 62, 200] {  // keys of 3, 4, 63, 64, 65 and 203 bytes
@@ -56,5 +57,30 @@ final class BinaryCellsTests: XCTestCase {
             XCTAssertEqual(BinaryCells.text($0, type: Binary.Oid.timestamptz), "2000-01-01 00:00:00.000005")
         }
         XCTAssertEqual(written(bigEndian(Int32.max), Binary.Oid.date), "\"infinity\"")
+    }
+
+    /// Integers around every power of ten, both signs, as Swift's own `String(_:)` writes them.
+    func testIntegersAgreeWithTheStandardLibrary() {
+        var values: [Int64] = [0, Int64.max, Int64.min, Int64.min + 1]
+        var power: Int64 = 1
+        for _ in 0..<19 {
+            values += [power - 1, power, power + 1].flatMap { [$0, -$0] }
+            if power <= Int64.max / 10 { power *= 10 }
+        }
+        for value in values {
+            XCTAssertEqual(written(bigEndian(value), Binary.Oid.int8), String(value))
+        }
+    }
+
+    /// Every day from 1901 to 2099 against Foundation's Gregorian calendar in UTC.
+    func testDatesAgreeWithFoundation() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let epoch2000 = 946_684_800.0
+        for days in stride(from: -36_159, through: 36_523, by: 1) {
+            let parts = calendar.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: epoch2000 + Double(days) * 86_400))
+            let expected = String(format: "\"%04d-%02d-%02d\"", parts.year!, parts.month!, parts.day!)
+            XCTAssertEqual(written(bigEndian(Int32(days)), Binary.Oid.date), expected)
+        }
     }
 }
