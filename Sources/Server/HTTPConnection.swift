@@ -76,7 +76,7 @@ final class HTTPConnection {
             case .startReading: startReading()
             case .stopReading: uv_read_stop(stream)
             case .dispatch(let request): dispatch(request)
-            case .write(let bytes): write(bytes)
+            case .write(let head, let body): write(head, body)
             case .shutdown: shutdown()
             case .close: close()
             }
@@ -108,9 +108,9 @@ final class HTTPConnection {
         }
     }
 
-    private func write(_ bytes: [UInt8]) {
-        let count = bytes.count
-        let status = PendingWrite.start(bytes, on: stream) { [self] status in writeDone(bytes: count, status: status) }
+    private func write(_ head: [UInt8], _ body: [UInt8]) {
+        let count = head.count + body.count
+        let status = PendingWrite.start(head, body, on: stream) { [self] status in writeDone(bytes: count, status: status) }
         if status < 0 { run(machine.peerClosed()) }
     }
 
@@ -137,7 +137,8 @@ final class HTTPConnection {
     }
 }
 
-/// One `uv_write` of a copy of some bytes, and what to do when libuv is done with it.
+/// One `uv_write` of a copy of some bytes (a head and a body, copied into one buffer),
+/// and what to do when libuv is done with it.
 ///
 /// Lifetime: retained through the request's `data` from `uv_write` until its callback,
 /// which libuv always calls (with `UV_ECANCELED` when the handle closes first); the
@@ -147,9 +148,10 @@ private final class PendingWrite {
     private let storage: UnsafeMutableRawBufferPointer
     private let done: (Int32) -> Void
 
-    private init(_ bytes: [UInt8], done: @escaping (Int32) -> Void) {
-        storage = .allocate(byteCount: bytes.count, alignment: 1)
-        storage.copyBytes(from: bytes)
+    private init(_ head: [UInt8], _ body: [UInt8], done: @escaping (Int32) -> Void) {
+        storage = .allocate(byteCount: head.count + body.count, alignment: 1)
+        storage.copyBytes(from: head)
+        UnsafeMutableRawBufferPointer(rebasing: storage[head.count...]).copyBytes(from: body)
         self.done = done
     }
 
@@ -159,11 +161,11 @@ private final class PendingWrite {
     }
 
     /// Queues the bytes on `stream`; libuv's status (negative when it refused them).
-    static func start(_ bytes: [UInt8], on stream: UnsafeMutablePointer<uv_stream_t>,
+    static func start(_ head: [UInt8], _ body: [UInt8], on stream: UnsafeMutablePointer<uv_stream_t>,
                       done: @escaping (Int32) -> Void) -> Int32 {
-        let write = PendingWrite(bytes, done: done)
+        let write = PendingWrite(head, body, done: done)
         write.request.pointee.data = Unmanaged.passRetained(write).toOpaque()
-        var buffer = uv_buf_init(write.storage.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(bytes.count))
+        var buffer = uv_buf_init(write.storage.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(write.storage.count))
         let status = uv_write(write.request, stream, &buffer, 1) { request, status in
             guard let data = request?.pointee.data else { return }
             let write = Unmanaged<PendingWrite>.fromOpaque(data).takeRetainedValue()

@@ -33,9 +33,10 @@ package struct HTTPConnectionStateMachine {
         /// Hand the request to the handler; its answer comes back through `responseReady`.
         /// Always the last action of a list: the handler may answer at once, re-entering.
         case dispatch(HTTPRequest)
-        /// Queue these bytes on the socket (an answer, or `100 Continue`); report their
-        /// completion with `writeCompleted`.
-        case write([UInt8])
+        /// Queue these bytes on the socket, the head then the body (an answer, or
+        /// `100 Continue` with no body); report their completion with `writeCompleted`.
+        /// Two parts, so that an answer's body is not copied behind its head first.
+        case write(head: [UInt8], body: [UInt8])
         /// Shut the write side once the queued writes are done; report with `shutdownCompleted`.
         case shutdown
         /// Close the socket now (pending writes are dropped). Nothing follows it.
@@ -124,7 +125,7 @@ package struct HTTPConnectionStateMachine {
     /// The request's head asks for `100 Continue` before its body.
     package mutating func continueExpected() -> [Action] {
         guard state == .open else { return [] }
-        return [send(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))]
+        return [send(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), [])]
     }
 
     /// A request arrived whole. `keepAlive` is false when it asks to close the connection.
@@ -245,13 +246,13 @@ package struct HTTPConnectionStateMachine {
     private mutating func answer(_ response: HTTPResponse, keepAlive: Bool, refusal: Bool, now: UInt64) -> [Action] {
         let last = refusal || !keepAlive || (state == .finishing && queue.isEmpty)
         lastActivity = now
-        let write = send(response.serialized(keepAlive: !last))
+        let write = send(response.head(keepAlive: !last), response.body)
         return last ? [write] + end(refusal: refusal, now: now) : [write]
     }
 
-    private mutating func send(_ bytes: [UInt8]) -> Action {
-        unsentBytes += bytes.count
-        return .write(bytes)
+    private mutating func send(_ head: [UInt8], _ body: [UInt8]) -> Action {
+        unsentBytes += head.count + body.count
+        return .write(head: head, body: body)
     }
 
     /// Nothing more will be written: shut the write side (and linger after a refusal), or

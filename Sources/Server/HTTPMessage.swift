@@ -26,15 +26,13 @@ public struct HTTPResponse: Sendable {
         self.body = body
     }
 
-    /// Status line, headers and body, ready for the socket.
-    func serialized(keepAlive: Bool) -> [UInt8] {
+    /// Status line and headers, ready for the socket; the body follows them as it is.
+    func head(keepAlive: Bool) -> [UInt8] {
         var head = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "Content-Length: \(body.count)\r\n"
         head += keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
-        var bytes = Array(head.utf8)
-        bytes.append(contentsOf: body)
-        return bytes
+        return Array(head.utf8)
     }
 
     static func reason(_ status: Int) -> String {

@@ -159,8 +159,8 @@ private struct SimulatedConnection {
                 precondition(!withHandler, "two requests with the handler")
                 precondition(unsentBytes < limits.maxUnsentBytes, "a request handed over while the client reads nothing")
                 withHandler = true
-            case .write(let bytes):
-                written(bytes)
+            case .write(let head, let body):
+                written(head + body)
             case .shutdown:
                 precondition(!shutdownPending, "the write side shut twice")
                 shutdownPending = true

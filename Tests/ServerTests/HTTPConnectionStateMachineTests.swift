@@ -53,7 +53,8 @@ private struct Connection {
             case .dispatch(let request): return "dispatch \(request.path)"
             case .shutdown: return "shutdown"
             case .close: return "close"
-            case .write(let bytes):
+            case .write(let head, let body):
+                let bytes = head + body
                 unsent.append(bytes.count)
                 let head = String(decoding: bytes.prefix(256), as: UTF8.self)
                 let status = head.split(separator: " ")[1]
