@@ -52,6 +52,41 @@ for line in sys.stdin.read().split("\n")[:-1]:
         }
     }
 
+    /// The writer skips eight bytes at a time that need no escape: every character that
+    /// needs one is still found at each of the positions of a word, among ASCII and
+    /// multi-byte text, checked against a plain byte-by-byte escaper written here.
+    func testEscapesAreFoundAtEveryPositionOfAWord() {
+        func plain(_ text: String) -> [UInt8] {
+            var out = Array("\"".utf8)
+            for byte in text.utf8 {
+                switch byte {
+                case 0x22: out += Array("\\\"".utf8)
+                case 0x5C: out += Array("\\\\".utf8)
+                case 0x0A: out += Array("\\n".utf8)
+                case 0x0D: out += Array("\\r".utf8)
+                case 0x09: out += Array("\\t".utf8)
+                case 0x08: out += Array("\\b".utf8)
+                case 0x0C: out += Array("\\f".utf8)
+                case 0..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+                default: out.append(byte)
+                }
+            }
+            return out + Array("\"".utf8)
+        }
+        for special in ["\"", "\\", "\u{0}", "\u{1F}", "\n", "\u{7F}", " ", "!", "#", "[", "]", "é"] {
+            for position in 0..<20 {
+                for filler in ["a", "中"] {
+                    var characters = Array(repeating: filler, count: 20)
+                    characters[position] = special
+                    let text = characters.joined()
+                    var writer = JSONWriter()
+                    writer.string(text)
+                    XCTAssertEqual(writer.bytes, plain(text), "\(special.debugDescription) at \(position)")
+                }
+            }
+        }
+    }
+
     /// The writer owns one buffer that it grows by doubling: what was written before a
     /// growth survives it, `write(atMost:)` adds only what its body says it wrote, and
     /// `truncate` takes back to an earlier length. Checked against an array built alongside.
