@@ -18,6 +18,16 @@ public struct Migrator {
 
     public init(connection: BlockingConnection) { self.connection = connection }
 
+    /// The migrations of `migrations` the database has not had (all of them when it has
+    /// never been migrated), in order.
+    public func pending(_ migrations: [Migration]) throws -> [Migration] {
+        let table = try connection.query("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        guard table.string(0, 0) == "t" else { return migrations.sorted { $0.version < $1.version } }
+        let rows = try connection.query("SELECT version FROM schema_migrations")
+        let applied = Set((0..<rows.rowCount).compactMap { rows.int($0, 0) })
+        return migrations.filter { !applied.contains($0.version) }.sorted { $0.version < $1.version }
+    }
+
     /// Returns the migrations it applied.
     @discardableResult
     public func migrate(_ migrations: [Migration], progress: (Migration) -> Void = { _ in }) throws -> [Migration] {

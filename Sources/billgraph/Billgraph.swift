@@ -48,6 +48,18 @@ struct DatabaseOptions: ParsableArguments {
             throw failure("cannot connect to the database: \(error)")
         }
     }
+
+    /// A connection to a database with every migration applied; otherwise a message that
+    /// says to run `billgraph migrate`, rather than the first missing table's SQL error.
+    func connectMigrated() throws -> BlockingConnection {
+        let connection = try connect()
+        let pending = try Migrator(connection: connection).pending(billingMigrations)
+        guard pending.isEmpty else {
+            throw failure("the database is missing \(pending.count) of billgraph's \(billingMigrations.count) migrations "
+                          + "(\(pending.map(\.name).joined(separator: ", "))): run billgraph migrate first")
+        }
+        return connection
+    }
 }
 
 /// The standard streams as FILE handles of our own (libc's globals are not concurrency-safe in Swift 6).
@@ -237,7 +249,7 @@ struct Housekeeping: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        let connection = try database.connect()
+        let connection = try database.connectMigrated()
         var total = 0
         while true {
             let deleted = try connection.query(Maintenance.expiredIdempotencyKeys()).affectedRows
@@ -264,7 +276,7 @@ struct Import: ParsableCommand {
     var file: String
 
     func run() throws {
-        let connection = try database.connect()
+        let connection = try database.connectMigrated()
         guard let input = file == "-" ? standardInput : fopen(file, "r") else {
             throw failure("cannot open \(file)")
         }
@@ -362,7 +374,7 @@ struct Keys: ParsableCommand {
         func run() throws {
             let scopeList: [String]
             do { scopeList = try APIKeys.parseScopes(scopes) } catch { throw ValidationError(error.description) }
-            let connection = try database.connect()
+            let connection = try database.connectMigrated()
             let secret = APIKeys.generate()
             let rows = try connection.query(APIKeys.create(organisationID: organisation, key: secret, scopes: scopeList, label: label,
                                                            rateLimit: rateLimit))
@@ -379,7 +391,7 @@ struct Keys: ParsableCommand {
         @Option(help: "The organisation's id.") var organisation: String
 
         func run() throws {
-            let rows = try database.connect().query(APIKeys.list(organisationID: organisation))
+            let rows = try database.connectMigrated().query(APIKeys.list(organisationID: organisation))
             for r in 0..<rows.rowCount {
                 let revoked = rows.string(r, 4)!.isEmpty ? "" : " revoked \(rows.string(r, 4)!)"
                 print("\(rows.string(r, 0)!) \(rows.string(r, 1)!) \(rows.string(r, 2)!) created \(rows.string(r, 3)!) rate-limit \(rows.string(r, 5)!)\(revoked)")
@@ -396,7 +408,7 @@ struct Keys: ParsableCommand {
         @Option(help: "The plain key, when its id is not at hand.") var key: String?
 
         func run() throws {
-            let connection = try database.connect()
+            let connection = try database.connectMigrated()
             let rows: ResultSet
             if let key {
                 rows = try connection.query(APIKeys.revoke(key: key))
@@ -437,7 +449,7 @@ struct Documents: ParsableCommand {
                 guard let text = String(validating: bytes, as: UTF8.self) else { throw failure("\(file) is not UTF-8") }
                 documents.append((SHA256.hex(bytes), text, file))
             }
-            let connection = try database.connect()
+            let connection = try database.connectMigrated()
             // All of them or none: one transaction.
             _ = try connection.query("BEGIN")
             for document in documents {
@@ -456,7 +468,7 @@ struct Documents: ParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() throws {
-            let rows = try database.connect().query("""
+            let rows = try database.connectMigrated().query("""
                 SELECT encode(sha256, 'hex'), created_at::text, split_part(btrim(body, E' \\n\\t\\r'), E'\\n', 1)
                 FROM persisted_document WHERE trusted ORDER BY created_at, sha256
                 """)
@@ -474,7 +486,7 @@ struct Documents: ParsableCommand {
             guard lower.utf8.count == 64, lower.allSatisfy(\.isHexDigit) else {
                 throw ValidationError("a hash is 64 hexadecimal digits")
             }
-            let rows = try database.connect().query(
+            let rows = try database.connectMigrated().query(
                 "UPDATE persisted_document SET trusted = false WHERE sha256 = decode($1, 'hex') AND trusted RETURNING 1", [lower])
             guard rows.rowCount == 1 else { throw failure("no trusted document \(lower)") }
             log("removed \(lower) from the trusted documents")

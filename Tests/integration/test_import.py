@@ -5,7 +5,7 @@ import tempfile
 
 import pytest
 
-from conftest import create_database, psql, run_cli, seed
+from conftest import ADMIN_URL, create_database, database_url, psql, run_cli, seed
 
 COUNTS = "SELECT (SELECT count(*) FROM organisation) || ',' || (SELECT count(*) FROM customer) || ',' || " \
          "(SELECT count(*) FROM invoice) || ',' || (SELECT count(*) FROM payment) || ',' || (SELECT count(*) FROM refund)"
@@ -188,3 +188,21 @@ def test_money_beyond_32_bits_is_answered_exactly():
         assert r.data["customers"]["nodes"][0]["totals"] == {"invoiced": 6_000_000_000, "outstanding": 6_000_000_000}
     finally:
         server.stop()
+
+
+def test_commands_on_a_database_never_migrated_say_to_migrate(dataset):
+    """An import (or a key made) before `billgraph migrate` is refused with what to do, not
+    with the SQL error of the first missing table, and leaves the database as it was."""
+    name = "bgtest_bare_" + os.urandom(6).hex()
+    psql(ADMIN_URL, f"CREATE DATABASE {name}")
+    url = database_url(name)
+    path = write(dataset)
+    for args in (["import", path], ["keys", "list", "--organisation", dataset[0]["id"]]):
+        out = run_cli(*args, url=url, check=False)
+        assert out.returncode != 0, args
+        assert "run billgraph migrate first" in out.stderr, out.stderr
+        assert "SQLSTATE" not in out.stderr and "relation" not in out.stderr, out.stderr
+    assert psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
+    run_cli("migrate", url=url)
+    run_cli("import", path, url=url)
+    assert psql(url, "SELECT count(*) FROM customer") == str(sum(1 for o in dataset if o["type"] == "customer"))
