@@ -121,10 +121,11 @@ public struct Preparation: Sendable {
             return .failure(.badRequest(GraphQLError("The schema has no \(operation.kind.rawValue) type.", code: .badUserInput)))
         }
         var planner = Planner(schema: schema, fragments: valid.fragments, variables: coerced)
-        let key = PlanShapes.Key(operation: operation.name?.value, flags: operation.variables.map { definition in
-            if case .bool(let flag)? = coerced[definition.name.value] { flag } else { nil }
-        })
-        let shape = valid.shapes.shape(for: key, largest: valid.document.tokenCount) {
+        let flags = valid.shapes.directiveVariables(of: operation, fragments: valid.fragments).map { name -> Bool? in
+            if case .bool(let flag)? = coerced[name] { flag } else { nil }
+        }
+        let key = PlanShapes.Key(operation: operation.name?.value, flags: flags)
+        let shape = valid.shapes.shape(for: key, tokens: valid.document.tokenCount) {
             planner.shape(operation, rootType: root)
         }
         return .success(planner.bind(shape))
@@ -159,30 +160,73 @@ public struct Preparation: Sendable {
 }
 
 /// The shapes planned for one document (`PlanShape`), by operation and by the values of
-/// its Boolean variables, the only ones `@skip` and `@include` can read (the shape does
-/// not depend on the others). A repeated query is then planned once per loop's document
-/// cache entry, whatever its other variables.
+/// the variables its `@skip` and `@include` read (the shape depends on no other). A
+/// repeated query is then planned once, whatever its other variables.
 ///
-/// Bounded with the document: at most `maxShapes` of them, and only shapes of no more
-/// fields than the document has tokens, so that what the document cache charges a
-/// document (by its tokens) still bounds what it holds. A document whose fragments
-/// multiply its fields is planned anew each time, as before there were shapes.
-final class PlanShapes: Sendable {
+/// Bounded with the document: at most `maxShapes` of them, holding together no more
+/// planned fields than the document has tokens (`fieldsPerToken`), so that what the
+/// document cache charges a document by its tokens still bounds what it holds. A
+/// document whose fragments multiply its fields is planned anew each time, as before
+/// there were shapes.
+public final class PlanShapes: Sendable {
     struct Key: Hashable {
         let operation: String?
-        /// Each variable's value if it is a Boolean, else nil.
+        /// The value of each variable of `directiveVariables`, nil when not a Boolean.
         let flags: [Bool?]
     }
 
     static let maxShapes = 8
-    private let shapes = Mutex<[Key: PlanShape]>([:])
+    /// The planned fields all kept shapes of a document may hold, per token of its text.
+    public static let fieldsPerToken = 1
 
-    /// The shape kept for `key`, or the one `make` plans (kept if it has at most `largest` fields).
-    func shape(for key: Key, largest: Int, make: () -> PlanShape) -> PlanShape {
-        if let kept = shapes.withLock({ $0[key] }) { return kept }
+    private struct Kept {
+        var shapes: [Key: PlanShape] = [:]
+        var fields = 0
+        var directiveVariables: [String?: [String]] = [:]
+    }
+
+    private let kept = Mutex(Kept())
+
+    /// The variables that `@skip` and `@include` read in `operation` and the fragments it
+    /// spreads, in the order met; found once per operation.
+    func directiveVariables(of operation: OperationDefinition, fragments: [String: FragmentDefinition]) -> [String] {
+        if let names = kept.withLock({ $0.directiveVariables[operation.name?.value] }) { return names }
+        var names: [String] = [], visited = Set<String>()
+        Self.collect(operation.selectionSet, fragments, &visited, into: &names)
+        kept.withLock { $0.directiveVariables[operation.name?.value] = names }
+        return names
+    }
+
+    private static func collect(_ set: SelectionSet, _ fragments: [String: FragmentDefinition], _ visited: inout Set<String>,
+                                into names: inout [String]) {
+        for selection in set.selections {
+            for directive in selection.directives where directive.name.value == "skip" || directive.name.value == "include" {
+                for case .variable(let name) in directive.arguments.map(\.value.kind) where !names.contains(name) {
+                    names.append(name)
+                }
+            }
+            switch selection {
+            case .field(let field):
+                if let children = field.selectionSet { collect(children, fragments, &visited, into: &names) }
+            case .inlineFragment(let inline):
+                collect(inline.selectionSet, fragments, &visited, into: &names)
+            case .fragmentSpread(let spread):
+                guard visited.insert(spread.name.value).inserted, let fragment = fragments[spread.name.value] else { continue }
+                collect(fragment.selectionSet, fragments, &visited, into: &names)
+            }
+        }
+    }
+
+    /// The shape kept for `key`, or the one `make` plans (kept while the document's shapes
+    /// hold at most `tokens` × `fieldsPerToken` fields).
+    func shape(for key: Key, tokens: Int, make: () -> PlanShape) -> PlanShape {
+        if let shape = kept.withLock({ $0.shapes[key] }) { return shape }
         let shape = make()
-        if shape.fieldCount <= largest {
-            shapes.withLock { if $0.count < Self.maxShapes { $0[key] = shape } }
+        kept.withLock { kept in
+            guard kept.shapes.count < Self.maxShapes, kept.fields + shape.fieldCount <= tokens * Self.fieldsPerToken,
+                  kept.shapes[key] == nil else { return }
+            kept.shapes[key] = shape
+            kept.fields += shape.fieldCount
         }
         return shape
     }

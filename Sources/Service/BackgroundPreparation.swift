@@ -137,7 +137,8 @@ final class PreparationDesk {
 
     /// A prepared operation passing from the preparation thread to a loop. Its plan is a
     /// tree of classes, which Swift cannot prove unshared; it is: the thread made it and
-    /// keeps no reference once it has posted it.
+    /// keeps no reference once it has posted it. (The plan's fields refer to shapes kept
+    /// with the document, `PlanShape`, which are immutable and `Sendable`.)
     private struct HandedOver: @unchecked Sendable {
         let value: Prepared
         init(_ value: Prepared) { self.value = value }

@@ -354,12 +354,18 @@ final class GraphQLHandler: HTTPHandler {
 /// again and again; parsing and validating them once is enough.
 ///
 /// Bounded in bytes (RULES.md section 5): each entry is charged its text plus an
-/// estimate of its syntax tree (`bytesPerToken` a token), and a full cache starts
-/// again empty. Documents larger than `maxEntryBytes` are judged each time instead.
+/// estimate of its syntax tree and of the planned shapes it may keep (`bytesPerToken` a
+/// token; `PlanShapes` keeps at most `fieldsPerToken` planned fields a token), and a full
+/// cache starts again empty. Documents larger than `maxEntryBytes` are judged each time
+/// instead.
 struct DocumentCache {
     let capacityBytes: Int
     var maxEntryBytes: Int { capacityBytes / 128 }
-    static let bytesPerToken = 160
+    static let bytesPerToken = syntaxBytesPerToken + PlanShapes.fieldsPerToken * bytesPerPlannedField
+    /// A token's share of the syntax tree.
+    static let syntaxBytesPerToken = 160
+    /// A kept shape's field (`PlanShape.Field` and what it refers to alone).
+    static let bytesPerPlannedField = 400
     private var entries: [String: Preparation.ValidDocument] = [:]
     private(set) var usedBytes = 0
 
