@@ -81,6 +81,12 @@ final class PlanShape: Sendable {
         let children: [Field]
         /// What the application derived from this field's selections (`PlannedField.derived`).
         let derived = Mutex<[ObjectIdentifier: any AnyObject & Sendable]>([:])
+        /// What the response writer needs, known from the shape alone: the key as JSON
+        /// (`"name":`), and whether the type is non-null, a list, a list of non-null items.
+        let keyJSON: [UInt8]
+        let nonNull: Bool
+        let isList: Bool
+        let itemNonNull: Bool
 
         init(id: Int, responseKey: String, parentType: NamedType, definition: FieldDef, selection: Query.Field,
              locations: [SourceLocation], children: [Field]) {
@@ -91,6 +97,16 @@ final class PlanShape: Sendable {
             self.selection = selection
             self.locations = locations
             self.children = children
+            var key = JSONWriter(capacity: responseKey.utf8.count + 3)
+            key.key(responseKey)
+            keyJSON = key.bytes
+            var (type, nonNull, isList, itemNonNull) = (definition.type, false, false, false)
+            if case .nonNull(let inner, _) = type { (type, nonNull) = (inner, true) }
+            if case .list(let item, _) = type {
+                isList = true
+                if case .nonNull = item { itemNonNull = true }
+            }
+            (self.nonNull, self.isList, self.itemNonNull) = (nonNull, isList, itemNonNull)
         }
     }
 

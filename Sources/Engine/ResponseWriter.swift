@@ -13,7 +13,8 @@ import Schema
 /// reference count per field and row.
 struct ResponseWriter: ~Copyable {
     /// What the writer needs of a planned field that is a cell (`Resolution.cell`), by
-    /// field id; `column` is -1 for the other fields. `key` points into `keyBytes`.
+    /// field id; `column` is -1 (and `key` empty) for the other fields. `key` points into
+    /// `keyBytes`.
     struct CellWrite {
         let column: Int
         let kind: CellKind
@@ -21,34 +22,26 @@ struct ResponseWriter: ~Copyable {
         let key: UnsafeBufferPointer<UInt8>
     }
 
-    /// What the writer needs of one planned field, by field id. A class, so that looking
-    /// one up costs one reference count rather than a copy of every member.
+    /// What the writer needs of one planned field, by field id: its shape's part
+    /// (`PlanShape.Field`: key, nullability, list) and this execution's. A class, so that
+    /// looking one up costs one reference count rather than a copy of every member.
     final class FieldWrite {
         let key: [UInt8]
         let resolution: Resolution?
-        /// The column of a `.cell` resolution, or -1.
-        let cellColumn: Int
-        let cellKind: CellKind
         let error: GraphQLError?
         let nonNull: Bool
         let isList: Bool
         let itemNonNull: Bool
         let children: [Int]
 
-        init(key: [UInt8], resolution: Resolution?, error: GraphQLError?, nonNull: Bool, isList: Bool, itemNonNull: Bool,
-             children: [Int]) {
-            self.key = key
+        init(_ field: PlannedField, resolution: Resolution?, error: GraphQLError?) {
+            key = field.shape.keyJSON
             self.resolution = resolution
-            if case .cell(let column, let kind)? = resolution {
-                (cellColumn, cellKind) = (column, kind)
-            } else {
-                (cellColumn, cellKind) = (-1, .raw)
-            }
             self.error = error
-            self.nonNull = nonNull
-            self.isList = isList
-            self.itemNonNull = itemNonNull
-            self.children = children
+            nonNull = field.shape.nonNull
+            isList = field.shape.isList
+            itemNonNull = field.shape.itemNonNull
+            children = field.children.map(\.id)
         }
     }
 
@@ -76,28 +69,19 @@ struct ResponseWriter: ~Copyable {
             stack += f.children
         }
         self.planned = planned.map { $0! }
-        fields = self.planned.map { f in
-            var key = JSONWriter(capacity: f.responseKey.utf8.count + 3)
-            key.key(f.responseKey)
-            var nonNull = false, isList = false, itemNonNull = false
-            var type = f.returnType
-            if case .nonNull(let inner, _) = type { nonNull = true; type = inner }
-            if case .list(let item, _) = type {
-                isList = true
-                if case .nonNull = item { itemNonNull = true }
-            }
-            return FieldWrite(key: key.bytes, resolution: execution.resolutions[f.id], error: execution.fieldErrors[f.id],
-                              nonNull: nonNull, isList: isList, itemNonNull: itemNonNull, children: f.children.map(\.id))
+        fields = self.planned.map { FieldWrite($0, resolution: execution.resolutions[$0.id], error: execution.fieldErrors[$0.id]) }
+        let cellKeys = fields.reduce(0) { total, field in
+            if case .cell? = field.resolution { total + field.key.count } else { total }
         }
-        let keyBytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: fields.reduce(0) { $0 + $1.key.count })
+        let keyBytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(cellKeys, 1))
         var next = keyBytes.baseAddress!
         cells = fields.map { field in
-            let key = UnsafeBufferPointer(start: next, count: field.key.count)
-            if field.cellColumn >= 0 {
-                next.update(from: field.key, count: field.key.count)
-                next += field.key.count
+            guard case .cell(let column, let kind)? = field.resolution else {
+                return CellWrite(column: -1, kind: .raw, nonNull: field.nonNull, key: UnsafeBufferPointer(start: nil, count: 0))
             }
-            return CellWrite(column: field.cellColumn, kind: field.cellKind, nonNull: field.nonNull, key: key)
+            next.update(from: field.key, count: field.key.count)
+            defer { next += field.key.count }
+            return CellWrite(column: column, kind: kind, nonNull: field.nonNull, key: UnsafeBufferPointer(start: next, count: field.key.count))
         }
         self.keyBytes = keyBytes
     }
