@@ -51,8 +51,8 @@ enum BinaryCells {
         }
     }
 
-    /// The most any `put` function below writes (a timestamp to the microsecond, with a
-    /// five-digit year).
+    /// More than any `put` function below writes: at most 28 bytes, a timestamp to the
+    /// microsecond with a six-digit year (a date's year may have seven digits, 13 bytes).
     private static let longestValue = 40
 
     /// Appends `key`, then what `put` formats (it returns how many bytes it wrote), quoted if asked.
@@ -178,8 +178,8 @@ enum BinaryCells {
         return i
     }
 
-    /// `value` (0 to 99,999,999; a date's year stays within 4 to 5 digits; negative is
-    /// written as 0) in decimal, zero-padded to `width` digits.
+    /// `value` (0 to 99,999,999; a year has at most seven digits; a negative one, a date
+    /// before the year 1, is written as 0) in decimal, zero-padded to `width` digits.
     private static func putDigits(_ value: Int, _ width: Int, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
         let value = UInt(max(0, value))
         var count = width

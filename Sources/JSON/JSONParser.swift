@@ -174,8 +174,10 @@ public struct JSONParser {
             let run = bytes[runStart..<index]
             index += 1
             if byte == UInt8(ascii: "\"") {
-                let text = out.isEmpty ? String(validating: run, as: UTF8.self) : String(validating: out + run, as: UTF8.self)
-                guard let text else { throw error("invalid UTF-8") }
+                if !out.isEmpty { out.append(contentsOf: run) }
+                guard let text = out.isEmpty ? String(validating: run, as: UTF8.self) : String(validating: out, as: UTF8.self) else {
+                    throw error("invalid UTF-8")
+                }
                 return text
             }
             out.append(contentsOf: run)
