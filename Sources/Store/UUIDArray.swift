@@ -24,13 +24,16 @@ public struct UUIDArray: Sendable, Hashable {
         for word in [1, 0, Self.uuidOID, 0, 1] as [UInt32] { Self.append(word, to: &bytes) }
     }
 
-    /// Appends a uuid given as two words, the first its first 8 bytes.
+    /// Appends a uuid given as two words, the first its first 8 bytes: the element (its
+    /// length, 16, then the bytes) is made on the stack and appended in one piece.
     public mutating func append(high: UInt64, low: UInt64) {
-        let at = appendElement()
-        bytes.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: high.bigEndian, toByteOffset: at + 4, as: UInt64.self)
-            raw.storeBytes(of: low.bigEndian, toByteOffset: at + 12, as: UInt64.self)
+        withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { element in
+            element.storeBytes(of: UInt32(16).bigEndian, toByteOffset: 0, as: UInt32.self)
+            element.storeBytes(of: high.bigEndian, toByteOffset: 4, as: UInt64.self)
+            element.storeBytes(of: low.bigEndian, toByteOffset: 12, as: UInt64.self)
+            bytes.append(contentsOf: UnsafeRawBufferPointer(element))
         }
+        setCount(count + 1)
     }
 
     /// Appends the elements of `other`, in order.
@@ -38,17 +41,6 @@ public struct UUIDArray: Sendable, Hashable {
         bytes.append(contentsOf: other.bytes[Self.headerSize...])
         setCount(count + other.count)
     }
-
-    /// Makes room for one element, its length written; where it begins. (Written in
-    /// place: byte by byte, a level's keys cost a hundred thousand instructions.)
-    private mutating func appendElement() -> Int {
-        let at = bytes.count
-        bytes.append(contentsOf: Self.emptyElement)
-        setCount(count + 1)
-        return at
-    }
-
-    private static let emptyElement: [UInt8] = [0, 0, 0, 16] + [UInt8](repeating: 0, count: 16)
 
     /// The array's text form, `{xxxxxxxx-xxxx-...,...}`: for traces and `EXPLAIN`, never sent.
     public var textLiteral: String {
