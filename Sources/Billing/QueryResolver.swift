@@ -151,9 +151,10 @@ public protocol MutationResolving {
 /// Which columns a load must read: those its objects' selected fields show, the keys
 /// their relations follow, and the id.
 enum Columns {
-    /// `sortKey`: also the sort key, which a page's cursors carry.
-    /// Kept with the field's shape (`PlannedField.derived`): the columns follow from the
-    /// field's selections alone, and finding them costs more than the rest of resolving it.
+    /// The columns `field` reads of `table`; `sortKey`: also the sort key, which a page's
+    /// cursors carry. Kept with the field's shape (`PlannedField.derived`): the columns
+    /// follow from the field's selections alone, and finding them costs more than the rest
+    /// of resolving the field.
     static func needed(_ table: Table, by field: PlannedField, sortKey: Bool = false) -> ColumnSet {
         let kept = field.derived { ColumnSet(table, columns: chosen(table, by: field), sortKey: sortKey) }
         if kept.table === table && (kept.sortKeyPosition >= 0) == sortKey { return kept }
