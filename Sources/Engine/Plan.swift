@@ -6,30 +6,28 @@ import Synchronization
 /// A field of the operation after collection: fragments expanded, `@skip`/`@include`
 /// applied, same-named fields merged, arguments coerced (defaults filled in; an explicit
 /// null for an argument with a default means the default, as the contract says).
+///
+/// What does not depend on the request is read from the field's shape (`PlanShape.Field`),
+/// which every request of the document shares, rather than copied into each plan.
 public final class PlannedField {
-    /// Unique within one operation plan; nodes keep their children under it.
-    public let id: Int
-    public let responseKey: String
-    public let name: String
-    public let parentType: NamedType
-    public let definition: FieldDef
+    /// The field as planned for every request of this document (`PlanShape`).
+    let shape: PlanShape.Field
     public let arguments: [String: JSONValue]
-    public let locations: [SourceLocation]
     public internal(set) var children: [PlannedField] = []
     /// Set when the arguments could not be coerced (a variable made a required argument null).
     public internal(set) var argumentError: GraphQLError?
-    /// The field as planned for every request of this document (`PlanShape`).
-    let shape: PlanShape.Field
+
+    /// Unique within one operation plan; nodes keep their children under it.
+    public var id: Int { shape.id }
+    public var responseKey: String { shape.responseKey }
+    public var name: String { shape.name }
+    public var parentType: NamedType { shape.parentType }
+    public var definition: FieldDef { shape.definition }
+    public var locations: [SourceLocation] { shape.locations }
 
     init(_ shape: PlanShape.Field, arguments: [String: JSONValue]) {
         self.shape = shape
-        id = shape.id
-        responseKey = shape.responseKey
-        name = shape.selection.name.value
-        parentType = shape.parentType
-        definition = shape.definition
         self.arguments = arguments
-        locations = shape.locations
     }
 
     /// What `make` derives from this field's selections alone (never from its arguments
@@ -72,6 +70,8 @@ final class PlanShape: Sendable {
     final class Field: Sendable {
         let id: Int
         let responseKey: String
+        /// The field's name in the schema (`selection.name`).
+        let name: String
         let parentType: NamedType
         let definition: FieldDef
         /// The first of the merged selections: its arguments are the field's (validation
@@ -92,6 +92,7 @@ final class PlanShape: Sendable {
              locations: [SourceLocation], children: [Field]) {
             self.id = id
             self.responseKey = responseKey
+            name = selection.name.value
             self.parentType = parentType
             self.definition = definition
             self.selection = selection
