@@ -71,43 +71,8 @@ enum BinaryCells {
 
     // The `put` functions write at `p + at` and return the index after what they wrote.
 
-    /// An integer's decimal digits, with a minus sign when negative: written from the
-    /// end two digits at a time (`digitPairs`), as every figure of a response is.
     private static func putInteger(_ value: Int, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
-        var i = at
-        if value < 0 {
-            p[i] = UInt8(ascii: "-")
-            i += 1
-        }
-        let magnitude = value.magnitude
-        var digits = 1
-        var power: UInt = 10
-        while digits < 20 && magnitude >= power {
-            digits += 1
-            power = power &* 10
-        }
-        putDecimal(magnitude, p + i, digits)
-        return i + digits
-    }
-
-    /// `value`'s last `digits` decimal digits (zero-padded) at `p`, two at a time from the end.
-    @inline(__always)
-    private static func putDecimal(_ value: UInt, _ p: UnsafeMutablePointer<UInt8>, _ digits: Int) {
-        var rest = value
-        var end = digits
-        let pairs = UnsafeMutableRawPointer(p)
-        while end >= 2 {
-            end -= 2
-            pairs.storeBytes(of: digitPairs[Int(rest % 100)], toByteOffset: end, as: UInt16.self)
-            rest /= 100
-        }
-        if end == 1 { p[0] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10) }
-    }
-
-    /// For each number below 100, its two decimal digits as they lie in memory.
-    private static let digitPairs: [UInt16] = (0..<100).map { (n: Int) -> UInt16 in
-        let tens = UInt16(48 + n / 10), units = UInt16(48 + n % 10)
-        return (tens | units << 8).littleEndian
+        at + DecimalDigits.write(value, at: p + at)
     }
 
     /// A uuid's 16 bytes as `8-4-4-4-12` lowercase hex digits. Every row has one or more
@@ -178,18 +143,9 @@ enum BinaryCells {
         return i
     }
 
-    /// `value` (0 to 99,999,999; a year has at most seven digits; a negative one, a date
-    /// before the year 1, is written as 0) in decimal, zero-padded to `width` digits.
+    /// `value` (a year has at most seven digits; a negative one, a date before the year 1,
+    /// is written as 0) zero-padded to `width` digits.
     private static func putDigits(_ value: Int, _ width: Int, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
-        let value = UInt(max(0, value))
-        var count = width
-        var power: UInt = 1
-        for _ in 0..<width { power &*= 10 }
-        while value >= power {
-            count += 1
-            power &*= 10
-        }
-        putDecimal(value, p + at, count)
-        return at + count
+        at + DecimalDigits.write(UInt(max(0, value)), width: width, at: p + at)
     }
 }

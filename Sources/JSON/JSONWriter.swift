@@ -89,20 +89,9 @@ public struct JSONWriter: ~Copyable {
 
     public mutating func null() { raw("null") }
     public mutating func bool(_ value: Bool) { value ? raw("true") : raw("false") }
-    /// An integer's digits, formatted on the stack (a `String` per number would be an
-    /// allocation for every figure of a response).
-    public mutating func int(_ value: Int) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var magnitude = value.magnitude
-            var start = 20
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            if value < 0 { append(UInt8(ascii: "-")) }
-            append(UnsafeBufferPointer(rebasing: digits[start..<20]))
-        }
+    /// An integer's digits, formatted in place (`DecimalDigits`).
+    @inlinable public mutating func int(_ value: Int) {
+        write(atMost: DecimalDigits.longestInteger) { DecimalDigits.write(value, at: $0) }
     }
 
     /// Writes `"key":`.

@@ -28,6 +28,11 @@ final class JSONWriterTests: XCTestCase {
         parts.int(-42)
         parts.raw("}")
         XCTAssertEqual(parts.string, #"{"n":-42}"#)
+        for value in [0, 9, 10, 99, 100, -1, 1_000_000_007, Int.max, Int.min] {
+            var figure = JSONWriter()
+            figure.int(value)
+            XCTAssertEqual(figure.string, String(value))
+        }
         XCTAssertEqual(JSONValue.string("a\"b").serialized, #""a\"b""#)
     }
 
