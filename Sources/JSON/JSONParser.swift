@@ -173,14 +173,15 @@ public struct JSONParser {
             if byte < 0x20 { throw error("control character in string") }
             let run = bytes[runStart..<index]
             index += 1
-            if byte == UInt8(ascii: "\"") {
-                if !out.isEmpty { out.append(contentsOf: run) }
-                guard let text = out.isEmpty ? String(validating: run, as: UTF8.self) : String(validating: out, as: UTF8.self) else {
-                    throw error("invalid UTF-8")
-                }
+            if byte == UInt8(ascii: "\""), out.isEmpty {
+                guard let text = String(validating: run, as: UTF8.self) else { throw error("invalid UTF-8") }
                 return text
             }
             out.append(contentsOf: run)
+            if byte == UInt8(ascii: "\"") {
+                guard let text = String(validating: out, as: UTF8.self) else { throw error("invalid UTF-8") }
+                return text
+            }
             try parseEscape(into: &out)
             runStart = index
         }
