@@ -109,6 +109,11 @@ public final class Execution {
     /// Whether any field failed (its error is in the response). A mutation operation
     /// with a failed field is not applied (RULES.md section 4): the caller rolls back.
     public private(set) var hasFieldErrors = false
+    /// Members of the response's `extensions` entry (specification 7.1), as JSON text
+    /// (`"cost":{...}`), written after `data` and `errors`; none when empty. The
+    /// application sets them before the run: written with the rest, the answer is not
+    /// copied again to add them.
+    public var extensions: [UInt8] = []
 
     /// What an execution produced: the whole response body, or an error that leaves no data.
     public enum ExecutionResult {

@@ -81,13 +81,23 @@ public struct GraphQLError: Error, Sendable {
 }
 
 /// A response with errors only and no `data` key (request errors).
-public func requestErrorBody(_ errors: [GraphQLError]) -> [UInt8] {
+public func requestErrorBody(_ errors: [GraphQLError], extensions: [UInt8] = []) -> [UInt8] {
     var w = JSONWriter(capacity: 256)
     w.raw("{\"errors\":[")
     for (i, e) in errors.enumerated() {
         if i > 0 { w.raw(",") }
         e.write(to: &w)
     }
-    w.raw("]}")
+    w.raw("]")
+    writeExtensions(extensions, to: &w)
+    w.raw("}")
     return w.bytes
+}
+
+/// `,"extensions":{...}` around `members` (JSON text), unless there are none.
+func writeExtensions(_ members: [UInt8], to w: inout JSONWriter) {
+    guard !members.isEmpty else { return }
+    w.raw(",\"extensions\":{")
+    w.append(members)
+    w.raw("}")
 }

@@ -58,6 +58,8 @@ public struct OperationPlan {
     public let rootType: NamedType
     public let fields: [PlannedField]
     public let fieldCount: Int
+    /// The shape it was bound from, which also remembers how long its answers are.
+    let shape: PlanShape
 }
 
 /// An operation's fields collected and merged (CollectFields, specification 6.3.2), with
@@ -115,6 +117,10 @@ final class PlanShape: Sendable {
     let rootType: NamedType
     let fields: [Field]
     let fieldCount: Int
+    /// How many bytes the last answer of this shape had (`ResponseWriter`): the next one
+    /// starts with that much room instead of doubling its way there, a copy of all it
+    /// wrote at each step (three copies of a 300 KB page).
+    let lastAnswerBytes = Atomic<Int>(0)
 
     init(kind: OperationKind, rootType: NamedType, fields: [Field], fieldCount: Int) {
         self.kind = kind
@@ -138,7 +144,8 @@ struct Planner {
 
     /// The plan of `shape` with this request's arguments.
     func bind(_ shape: PlanShape) -> OperationPlan {
-        OperationPlan(kind: shape.kind, rootType: shape.rootType, fields: shape.fields.map(bind), fieldCount: shape.fieldCount)
+        OperationPlan(kind: shape.kind, rootType: shape.rootType, fields: shape.fields.map(bind), fieldCount: shape.fieldCount,
+                      shape: shape)
     }
 
     private func bind(_ shaped: PlanShape.Field) -> PlannedField {

@@ -1,9 +1,10 @@
 import JSON
 import Query
 import Schema
+import Synchronization
 
-/// Writes `{"data":...,"errors":[...]}` straight into bytes by walking the plan over
-/// the loaded nodes. A null in a non-null place propagates by cutting the buffer back
+/// Writes `{"data":...,"errors":[...],"extensions":{...}}` straight into bytes by walking
+/// the plan over the loaded nodes. A null in a non-null place propagates by cutting the buffer back
 /// to where the nearest nullable value began and writing `null` there.
 ///
 /// This is the hottest loop of the service (every field of every row), so what can be
@@ -51,7 +52,7 @@ struct ResponseWriter: ~Copyable {
     /// Every cell's key, one after the other. Owned: allocated in `init`, freed in `deinit`.
     private let keyBytes: UnsafeMutableBufferPointer<UInt8>
     private let planned: [PlannedField]
-    var w = JSONWriter(capacity: 64 * 1024)
+    var w: JSONWriter
     var errors: [GraphQLError] = []
     /// Where the writer is: field ids and list indexes (-1 for "no index"), turned into a
     /// response path only when an error needs one.
@@ -62,6 +63,7 @@ struct ResponseWriter: ~Copyable {
 
     init(execution: Execution) {
         self.execution = execution
+        w = JSONWriter(capacity: Self.startingCapacity(after: execution.plan.shape.lastAnswerBytes.load(ordering: .relaxed)))
         var planned = [PlannedField?](repeating: nil, count: execution.plan.fieldCount)
         var stack = execution.plan.fields
         while let f = stack.popLast() {
@@ -88,6 +90,13 @@ struct ResponseWriter: ~Copyable {
 
     deinit { keyBytes.deallocate() }
 
+    /// Room for an answer as long as the shape's last one and a little more (answers of
+    /// one shape differ by their strings), so that most are written without growing;
+    /// at most 1 MiB, so that one huge answer does not make every later one reserve as much.
+    static func startingCapacity(after lastAnswerBytes: Int) -> Int {
+        min(max(lastAnswerBytes + lastAnswerBytes / 8, 4096), 1 << 20)
+    }
+
     mutating func write() -> [UInt8] {
         w.raw("{\"data\":")
         let start = w.count
@@ -108,7 +117,9 @@ struct ResponseWriter: ~Copyable {
             }
             w.raw("]")
         }
+        writeExtensions(execution.extensions, to: &w)
         w.raw("}")
+        execution.plan.shape.lastAnswerBytes.store(w.count, ordering: .relaxed)
         return w.bytes
     }
 

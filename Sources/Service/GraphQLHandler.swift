@@ -207,27 +207,26 @@ final class GraphQLHandler: HTTPHandler {
             ?? OperationCost.of(plan, organisationID: principal.organisationID, apiKeyID: principal.keyID, scopes: principal.scopes)
         switch limiter.spend(cost, for: principal) {
         case .refused(let allowance):
-            var refusal = errorResponse(status: 429, GraphQLError(
+            respond(errorResponse(status: 429, GraphQLError(
                 "This API key has spent its budget of \(allowance.limit) points a minute; this operation costs \(cost). Try again in \(allowance.resetSeconds) s.",
                 code: .rateLimited), as: media,
-                extraHeaders: [("Retry-After", String(allowance.resetSeconds)), ("X-Billgraph-Statements", "0")] + allowance.headers)
-            RateLimiter.addCost(to: &refusal.body, requested: cost, remaining: allowance.remaining)
-            respond(refusal)
+                extraHeaders: [("Retry-After", String(allowance.resetSeconds)), ("X-Billgraph-Statements", "0")] + allowance.headers,
+                extensions: RateLimiter.costExtension(requested: cost, remaining: allowance.remaining)))
         case .allowed(let allowance):
-            execute(plan, query, principal: principal, media: media, minLSN: minLSN) { response in
-                // A key with no limit has no budget to report.
-                guard let allowance else { return respond(response) }
-                var response = RateLimiter.withHeaders(response, allowance)
-                RateLimiter.addCost(to: &response.body, requested: cost, remaining: allowance.remaining)
-                respond(response)
+            // A key with no limit has no budget to report.
+            let extensions = allowance.map { RateLimiter.costExtension(requested: cost, remaining: $0.remaining) } ?? []
+            execute(plan, query, principal: principal, media: media, minLSN: minLSN, extensions: extensions) { response in
+                respond(allowance.map { RateLimiter.withHeaders(response, $0) } ?? response)
             }
         }
     }
 
     /// `query`: the run of a query, made when it was costed; nil for a mutation.
+    /// `extensions`: the members of every answer's `extensions` (`Execution.extensions`).
     private func execute(_ plan: OperationPlan, _ query: Run?, principal: Principal, media: MediaType, minLSN: LSN?,
-                         respond: @escaping (HTTPResponse) -> Void) {
+                         extensions: [UInt8], respond: @escaping (HTTPResponse) -> Void) {
         if let query {
+            query.execution.extensions = extensions
             // RULES.md section 9: a query reads from a replica when one is usable (and has
             // replayed `minLSN`), else from the primary, and says which.
             return targets.route(minLSN: minLSN) { [self] route in
@@ -249,7 +248,7 @@ final class GraphQLHandler: HTTPHandler {
         let locks = MutationService.lockPrelude(plan.fields, organisationID: principal.organisationID)
         let transaction = MutationTransaction(loop: targets.loop, pool: targets.primary, prelude: locks, log: log)
         transaction.run({ [self] statements, done in
-            run(plan, principal: principal, media: media, statements: statements) { answer, verdict in
+            run(plan, principal: principal, media: media, extensions: extensions, statements: statements) { answer, verdict in
                 last = answer
                 replayed = verdict.replayed
                 done(verdict)
@@ -265,24 +264,25 @@ final class GraphQLHandler: HTTPHandler {
                 respond(answer)
             case .failed:
                 respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
-                    "The operation conflicted with others too often and was not applied; try again.", code: .serviceUnavailable), as: media))
+                    "The operation conflicted with others too often and was not applied; try again.", code: .serviceUnavailable), as: media, extensions: extensions))
             case .unreachable:
                 respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
-                    "The database is not available right now; try again shortly.", code: .serviceUnavailable), as: media))
+                    "The database is not available right now; try again shortly.", code: .serviceUnavailable), as: media, extensions: extensions))
             case .unknown:
                 respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
                     "The database went away; whether the operation was applied is unknown. Retry with the same idempotency keys.",
-                    code: .serviceUnavailable), as: media))
+                    code: .serviceUnavailable), as: media, extensions: extensions))
             }
         }
     }
 
     /// Executes a plan once, its statements going through `statements`, and answers with
     /// the response and whether a transaction around it should be applied.
-    private func run(_ plan: OperationPlan, principal: Principal, media: MediaType,
+    private func run(_ plan: OperationPlan, principal: Principal, media: MediaType, extensions: [UInt8],
                      statements: @escaping MutationTransaction.StatementRunner,
                      answer: @escaping (HTTPResponse, MutationTransaction.Verdict) -> Void) {
         let run = makeRun(plan, principal: principal)
+        run.execution.extensions = extensions
         run.context.send(through: statements)
         start(run, media: media, answer: answer)
     }
@@ -324,7 +324,7 @@ final class GraphQLHandler: HTTPHandler {
                 // No data: a limit was hit, or the database failed under the request.
                 let status = media == .graphQLResponse ? (error.code == .serviceUnavailable ? 503 : 400) : 200
                 answer(HTTPResponse(status: status, headers: [("Content-Type", media.contentType)] + statements,
-                                    body: requestErrorBody([error])),
+                                    body: requestErrorBody([error], extensions: execution.extensions)),
                        .init(apply: false, conflicted: context.conflicted))
             }
         }
@@ -345,8 +345,9 @@ final class GraphQLHandler: HTTPHandler {
     }
 
     private func errorResponse(status: Int, _ error: GraphQLError, as media: MediaType,
-                               extraHeaders: [(String, String)] = []) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", media.contentType)] + extraHeaders, body: requestErrorBody([error]))
+                               extraHeaders: [(String, String)] = [], extensions: [UInt8] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", media.contentType)] + extraHeaders,
+                     body: requestErrorBody([error], extensions: extensions))
     }
 }
 

@@ -132,8 +132,8 @@ final class FrontHandler: HTTPHandler {
     }
 
     /// The codes of a GraphQL response's top-level `errors`. The engine writes `errors`
-    /// after `data` (an object or null), and the rate limiter may add a short
-    /// `"extensions":{"cost":...}` after both (RULES.md section 8), so an answer can hold
+    /// after `data` (an object or null), and an answer to a key with a limit ends with a
+    /// short `"extensions":{"cost":...}` after both (RULES.md section 8), so an answer can hold
     /// errors only when it begins with them or when, that tail aside, it ends with `]`:
     /// answers without errors cost a look at their last bytes; the others are parsed
     /// (and what the parse finds at the top level is what counts).
@@ -167,7 +167,7 @@ extension FrontHandler {
     }
 
     private static let errorsFirst = Array(#"{"errors":"#.utf8)
-    /// The rate limiter's tail (`RateLimiter.addCost`); errors' own `extensions` hold a `code`.
+    /// The cost the engine writes last (`RateLimiter.costExtension`); errors' own `extensions` hold a `code`.
     private static let extensionsMarker = Array(#","extensions":{"cost":"#.utf8)
 }
 

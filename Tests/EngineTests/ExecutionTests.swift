@@ -1,7 +1,8 @@
-import Engine
+@testable import Engine
 import JSON
 import Query
 import Schema
+import Synchronization
 import XCTest
 
 /// A resolver over an in-memory tree, to test execution without a database.
@@ -57,14 +58,20 @@ private struct MemoryLoad: BatchLoad {
 
 final class ExecutionTests: XCTestCase {
     private func run(_ query: String, variables: [(String, JSONValue)] = [], resolver: MemoryResolver,
-                     itemLimit: Int = 500_000) -> String {
+                     itemLimit: Int = 500_000, extensions: String = "") -> String {
         let preparation = Preparation(schema: contract)
         guard case .success(let (_, plan)) = preparation.prepare(GraphQLRequest(query: query, variables: variables)) else {
             XCTFail("did not prepare")
             return ""
         }
+        return run(plan, resolver: resolver, itemLimit: itemLimit, extensions: extensions)
+    }
+
+    private func run(_ plan: OperationPlan, resolver: MemoryResolver, itemLimit: Int = 500_000, extensions: String = "") -> String {
         var output = ""
-        Execution(plan: plan, schema: contract, resolver: resolver, itemLimit: itemLimit, endingRequest: []).run { result in
+        let execution = Execution(plan: plan, schema: contract, resolver: resolver, itemLimit: itemLimit, endingRequest: [])
+        execution.extensions = Array(extensions.utf8)
+        execution.run { result in
             switch result {
             case .response(let bytes): output = String(decoding: bytes, as: UTF8.self)
             case .requestError(let error): output = error.code.rawValue
@@ -135,6 +142,34 @@ final class ExecutionTests: XCTestCase {
     func testFieldErrorsCarryPathAndLocation() {
         let out = run("{\n  customer(id: \"boom\") { id }\n}", resolver: sample())
         XCTAssertEqual(out, #"{"data":{"customer":null},"errors":[{"message":"bad id","locations":[{"line":2,"column":3}],"path":["customer"],"extensions":{"code":"BAD_USER_INPUT"}}]}"#)
+    }
+
+    /// Specification 7.1: `extensions` is the last entry of a response, after `errors`.
+    func testExtensionsAreWrittenLastAndOnlyWhenThereAreSome() {
+        let cost = #""cost":{"requested":2,"remaining":98}"#
+        XCTAssertEqual(run("{\n  customer(id: \"boom\") { id }\n}", resolver: sample(), extensions: cost),
+                       #"{"data":{"customer":null},"errors":[{"message":"bad id","locations":[{"line":2,"column":3}],"path":["customer"],"extensions":{"code":"BAD_USER_INPUT"}}],"extensions":{"cost":{"requested":2,"remaining":98}}}"#)
+        XCTAssertEqual(run("{ customer(id: \"c1\") { id } }", resolver: sample(), extensions: cost),
+                       #"{"data":{"customer":{"id":"c1"}},"extensions":{"cost":{"requested":2,"remaining":98}}}"#)
+        XCTAssertEqual(run("{ customer(id: \"c1\") { id } }", resolver: sample()), #"{"data":{"customer":{"id":"c1"}}}"#)
+        XCTAssertEqual(String(decoding: requestErrorBody([GraphQLError("no", code: .badUserInput)], extensions: Array(cost.utf8)), as: UTF8.self),
+                       #"{"errors":[{"message":"no","extensions":{"code":"BAD_USER_INPUT"}}],"extensions":{"cost":{"requested":2,"remaining":98}}}"#)
+    }
+
+    /// The writer starts with room for the shape's last answer (and an eighth more), within
+    /// 4 KiB and 1 MiB; whatever it starts with, the answer is whole.
+    func testTheWriterStartsWithRoomForTheShapesLastAnswer() {
+        XCTAssertEqual(ResponseWriter.startingCapacity(after: 0), 4096)
+        XCTAssertEqual(ResponseWriter.startingCapacity(after: 300_000), 337_500)
+        XCTAssertEqual(ResponseWriter.startingCapacity(after: 50_000_000), 1 << 20)
+        let invoices = (0..<2_000).map { Item(["id": .string("invoice-\($0)"), "total": .int($0)]) }
+        let resolver = MemoryResolver(root: Item([:], lists: ["customer": [Item(["id": .string("c1")], lists: ["invoices": invoices])]]))
+        guard case .success(let (_, plan)) = Preparation(schema: contract).prepare(
+            GraphQLRequest(query: "{ customer(id: \"c1\") { invoices { id total } } }", variables: [])) else { return XCTFail() }
+        let first = run(plan, resolver: resolver)
+        XCTAssertGreaterThan(first.utf8.count, 4096, "the first answer had to grow")
+        XCTAssertEqual(plan.shape.lastAnswerBytes.load(ordering: .relaxed), first.utf8.count)
+        XCTAssertEqual(run(plan, resolver: resolver), first, "written whole into the room kept for it")
     }
 
     func testDepthLimitCountsFieldsOnTheLongestPath() {

@@ -59,17 +59,9 @@ final class RateLimiterTests: XCTestCase {
         XCTAssertLessThanOrEqual(limiter.allowance(key: "k", limit: 5_000).remaining, 6, "cheap operations would still have fitted")
     }
 
-    func testTheCostIsAddedToTheResponseObject() {
-        var body = Array(#"{"data":{"a":1}}"#.utf8)
-        RateLimiter.addCost(to: &body, requested: 4, remaining: 96)
-        XCTAssertEqual(String(decoding: body, as: UTF8.self), #"{"data":{"a":1},"extensions":{"cost":{"requested":4,"remaining":96}}}"#)
-    }
-
-    func testWhatIsNotAnObjectIsLeftAsItIs() {
-        for text in ["", "}", "[1]", "{\"data\":null}\n"] {
-            var body = Array(text.utf8)
-            RateLimiter.addCost(to: &body, requested: 4, remaining: 96)
-            XCTAssertEqual(body, Array(text.utf8), text)
-        }
+    /// RULES.md section 8: `extensions.cost`, as the member the engine writes.
+    func testTheCostIsAnExtensionsMember() {
+        XCTAssertEqual(String(decoding: RateLimiter.costExtension(requested: 4, remaining: 96), as: UTF8.self),
+                       #""cost":{"requested":4,"remaining":96}"#)
     }
 }
