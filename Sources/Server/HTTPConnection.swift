@@ -17,6 +17,9 @@ final class HTTPConnection {
     private let tcp = HandleBox<uv_tcp_t>()
     private let parser: HTTPRequestParser
     private var machine: HTTPConnectionStateMachine
+    /// Bytes the kernel took at once in `write`: reported to the machine as written when
+    /// the actions of the batch that wrote them are done, as if libuv had called back.
+    private var writtenAtOnce = 0
 
     init(server: HTTPServer) {
         self.server = server
@@ -81,6 +84,11 @@ final class HTTPConnection {
             case .close: close()
             }
         }
+        if writtenAtOnce > 0 {
+            let bytes = writtenAtOnce
+            writtenAtOnce = 0
+            run(machine.writeCompleted(bytes: bytes, now: server.loop.now))
+        }
     }
 
     private func startReading() {
@@ -108,10 +116,32 @@ final class HTTPConnection {
         }
     }
 
+    /// Gives the kernel what it takes at once; libuv writes the rest later, from a copy.
     private func write(_ head: [UInt8], _ body: [UInt8]) {
         let count = head.count + body.count
-        let status = PendingWrite.start(head, body, on: stream) { [self] status in writeDone(bytes: count, status: status) }
+        let taken = writeAtOnce(head, body)
+        if taken == count {
+            writtenAtOnce += count
+            return
+        }
+        let status = PendingWrite.start(head, body, from: taken, on: stream) { [self] status in writeDone(bytes: count, status: status) }
         if status < 0 { run(machine.peerClosed()) }
+    }
+
+    /// How many bytes of the head and then the body the socket took without waiting. Most
+    /// answers fit in its buffer, and then no copy is kept for libuv to write from. None
+    /// while earlier writes wait in libuv's queue (it refuses, which keeps the order), and
+    /// none on an error, which the queued write then reports.
+    private func writeAtOnce(_ head: [UInt8], _ body: [UInt8]) -> Int {
+        head.withUnsafeBufferPointer { head in
+            body.withUnsafeBufferPointer { body in
+                var buffers = [head, body].map { part in
+                    uv_buf_init(UnsafeMutablePointer(mutating: part.baseAddress).map(UnsafeMutableRawPointer.init)?
+                        .assumingMemoryBound(to: CChar.self), UInt32(part.count))
+                }
+                return max(0, Int(uv_try_write(stream, &buffers, UInt32(buffers.count))))
+            }
+        }
     }
 
     private func shutdown() {
@@ -137,8 +167,8 @@ final class HTTPConnection {
     }
 }
 
-/// One `uv_write` of a copy of some bytes (a head and a body, copied into one buffer),
-/// and what to do when libuv is done with it.
+/// One `uv_write` of a copy of some bytes (what the socket did not take at once of a head
+/// and a body, copied into one buffer), and what to do when libuv is done with it.
 ///
 /// Lifetime: retained through the request's `data` from `uv_write` until its callback,
 /// which libuv always calls (with `UV_ECANCELED` when the handle closes first); the
@@ -148,10 +178,13 @@ private final class PendingWrite {
     private let storage: UnsafeMutableRawBufferPointer
     private let done: (Int32) -> Void
 
-    private init(_ head: [UInt8], _ body: [UInt8], done: @escaping (Int32) -> Void) {
-        storage = .allocate(byteCount: head.count + body.count, alignment: 1)
-        storage.copyBytes(from: head)
-        UnsafeMutableRawBufferPointer(rebasing: storage[head.count...]).copyBytes(from: body)
+    /// The bytes of `head` and then `body` from the `offset`th on.
+    private init(_ head: [UInt8], _ body: [UInt8], from offset: Int, done: @escaping (Int32) -> Void) {
+        let headPart = head[min(offset, head.count)...]
+        let bodyPart = body[max(0, offset - head.count)...]
+        storage = .allocate(byteCount: headPart.count + bodyPart.count, alignment: 1)
+        storage.copyBytes(from: headPart)
+        UnsafeMutableRawBufferPointer(rebasing: storage[headPart.count...]).copyBytes(from: bodyPart)
         self.done = done
     }
 
@@ -161,9 +194,9 @@ private final class PendingWrite {
     }
 
     /// Queues the bytes on `stream`; libuv's status (negative when it refused them).
-    static func start(_ head: [UInt8], _ body: [UInt8], on stream: UnsafeMutablePointer<uv_stream_t>,
+    static func start(_ head: [UInt8], _ body: [UInt8], from offset: Int, on stream: UnsafeMutablePointer<uv_stream_t>,
                       done: @escaping (Int32) -> Void) -> Int32 {
-        let write = PendingWrite(head, body, done: done)
+        let write = PendingWrite(head, body, from: offset, done: done)
         write.request.pointee.data = Unmanaged.passRetained(write).toOpaque()
         var buffer = uv_buf_init(write.storage.baseAddress?.assumingMemoryBound(to: CChar.self), UInt32(write.storage.count))
         let status = uv_write(write.request, stream, &buffer, 1) { request, status in

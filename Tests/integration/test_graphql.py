@@ -1,6 +1,7 @@
 """The query language and GraphQL over HTTP, compared with graphql-core where it can be."""
 import json
 import socket
+import time
 import urllib.parse
 
 import pytest
@@ -279,6 +280,42 @@ def test_a_long_pipeline_is_answered_in_order(world):
         s.sendall(request(60))
         more = read_until(s, lambda d: _complete(d, 1))
         assert _split(more)[0].data == {"n60": "Query"}
+
+
+def test_large_answers_pipelined_to_a_slow_reader_arrive_whole_and_in_order(world):
+    """The socket takes what it can of an answer at once; libuv writes the rest later,
+    and the answers after it wait behind it. A client with little room that reads slowly
+    gets every byte, in order."""
+    server, key = world["server"], read_key(world)
+    big = "{ invoices(first: 1000) { nodes { " + " ".join(f"a{i}: number" for i in range(100)) + " } } }"
+    queries = [q for i in range(6) for q in (big, f"{{ n{i}: __typename }}")]
+    big_answer = server.gql(big, key=key).data
+    expected = [q == big and big_answer or {f"n{i // 2}": "Query"} for i, q in enumerate(queries)]
+    # Six answers of about a megabyte to a reader with 8 KiB of room: more than the
+    # server's socket holds (tcp_wmem allows it 4 MiB at most), so some are written in
+    # parts (a copy of the server that wrote the rest from the answer's start fails here).
+    assert len(json.dumps(big_answer)) > 900_000
+
+    def request(query):
+        body = json.dumps({"query": query}).encode()
+        return (b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer "
+                + key.encode() + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 10)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", server.port))
+        s.sendall(b"".join(request(q) for q in queries))
+        # The last answer is the last query's: read until it has come.
+        last, chunks, tail = b'{"data":{"n5":"Query"}}', [], b""
+        while not tail.endswith(last):
+            time.sleep(0.002)  # slower than the server writes: its socket fills up
+            chunk = s.recv(64 << 10)
+            assert chunk, "the server closed before all answers were written"
+            chunks.append(chunk)
+            tail = (tail + chunk)[-len(last):]
+    answers = _split(b"".join(chunks))
+    assert [r.status for r in answers] == [200] * len(queries)
+    assert [r.data for r in answers] == expected
 
 
 def test_malformed_http_gets_400_and_the_server_lives_on(world):
