@@ -15,6 +15,10 @@ struct UUIDKey: Hashable {
     let high: UInt64
     let low: UInt64
 
+    init(high: UInt64, low: UInt64) {
+        (self.high, self.low) = (high, low)
+    }
+
     /// From the 16 bytes of the binary format.
     init(binary bytes: UnsafeBufferPointer<UInt8>) {
         var words: (UInt64, UInt64) = (0, 0)
@@ -57,7 +61,7 @@ struct ParentKeys {
     /// How many keys the statement unnests.
     var sentCount: Int { uuids.count }
     /// Each key's place among those sent, when deduplicated.
-    private var places: [UUIDKey: Int] = [:]
+    private var places = UUIDPlaces(capacity: 0)
 
     /// The place of `id` among the keys sent (deduplicated keys only).
     func place(of id: UUIDKey) -> Int? { places[id] }
@@ -67,7 +71,7 @@ struct ParentKeys {
     /// share a key, and when they do each parent's list is in the response anyway, so
     /// the rows read stay within what the item budget allows.
     init(_ parents: [Node], _ key: ParentKey, deduplicated: Bool) {
-        var seen: [UUIDKey: Int] = [:]
+        var seen = UUIDPlaces(capacity: deduplicated ? parents.count : 0)
         defer { places = seen }
         uuids = UUIDArray(reservingCapacity: parents.count)
         slots.reserveCapacity(parents.count)
@@ -76,8 +80,8 @@ struct ParentKeys {
             let slot = (parent as? RowNode)?.withBytes(key.column) { bytes -> Int in
                 guard let id = bytes.count == 16 ? UUIDKey(binary: bytes) : UUIDKey(bytes) else { return -1 }
                 if deduplicated {
-                    if let known = seen[id] { return known }
-                    seen[id] = sentCount
+                    let place = seen.place(of: id, else: sentCount)
+                    if place < sentCount { return place }
                 }
                 uuids.append(high: id.high, low: id.low)
                 return sentCount - 1
