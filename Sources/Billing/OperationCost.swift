@@ -30,14 +30,15 @@ public enum OperationCost {
 
     /// `isMutation`: a field of the mutation root, which is one mutation.
     private static func cost(of field: PlannedField, _ resolution: (PlannedField) -> Resolution?, isMutation: Bool = false) -> Int {
+        // A leaf is read from its parent's row, never loaded: no need to resolve it (asked
+        // first: most fields are leaves).
+        if !isMutation && field.children.isEmpty { return 0 }
         // Introspection and __typename come from the schema in memory; a field refused
         // for its arguments or its scope loads nothing, nor do its children.
-        if field.name.hasPrefix("__") || field.parentType.name.hasPrefix("__") || field.argumentError != nil { return 0 }
+        if field.parentType.isIntrospection || field.name.hasPrefix("__") || field.argumentError != nil { return 0 }
         let own: Int
         if isMutation {
             own = mutationField
-        } else if field.children.isEmpty {
-            return 0  // a leaf is read from its parent's row, never loaded: no need to resolve it
         } else {
             guard let resolved = resolution(field) else { return 0 }
             own = statements(of: resolved)

@@ -30,7 +30,7 @@ final class IntrospectionResolver {
     }
 
     func handles(_ field: PlannedField) -> Bool {
-        field.parentType.name.hasPrefix("__") || field.name == "__schema" || field.name == "__type"
+        field.parentType.isIntrospection || field.name == "__schema" || field.name == "__type"
     }
 
     func resolve(_ field: PlannedField) -> Resolution {

@@ -15,10 +15,14 @@ public final class NamedType: Sendable {
     public let enumValues: [EnumValueDef]
     public let inputFields: [InputValueDef]
     public let inputFieldsByName: [String: InputValueDef]
+    /// Whether this is a type of introspection (`__Type`, ...: its name begins with `__`),
+    /// kept so that asking, for every field of every request, compares no strings.
+    public let isIntrospection: Bool
 
     init(name: String, kind: Kind, description: String?, fields: [FieldDef] = [], interfaces: [String] = [],
          possibleTypes: [String] = [], enumValues: [EnumValueDef] = [], inputFields: [InputValueDef] = []) {
         self.name = name
+        isIntrospection = name.hasPrefix("__")
         self.kind = kind
         self.description = description
         self.fields = fields

@@ -10,8 +10,15 @@ public struct HTTPRequest: Sendable {
 
     /// The first header with this name, compared without regard to case.
     public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return headers.first { $0.0.lowercased() == lower }?.1
+        headers.first { Self.sameName($0.0, name) }?.1
+    }
+
+    /// Header names are ASCII tokens (RFC 9110 section 5.1), so they are compared byte by
+    /// byte with ASCII letters folded: no lowercased copies (a request looks up about 30
+    /// headers, among all it has).
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        func folded(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+        return a.utf8.count == b.utf8.count && a.utf8.elementsEqual(b.utf8) { folded($0) == folded($1) }
     }
 }
 

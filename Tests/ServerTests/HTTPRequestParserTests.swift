@@ -48,6 +48,19 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(request?.header("x-a"), "1")
         XCTAssertEqual(request?.header("X-B"), "two")
         XCTAssertEqual(request?.body, Array("abc".utf8))
+        XCTAssertNil(request?.header("x-"))
+        XCTAssertNil(request?.header("x-ab"))
+    }
+
+    /// Only ASCII letters fold: `^` and `~`, `@` and `` ` `` differ by the same bit as `A` and `a`.
+    func testHeaderNamesFoldOnlyLetters() {
+        let request = HTTPRequest.head(method: "GET", path: "/", headers: [("X-^", "caret"), ("X-@", "at"), ("Ünï", "u")])
+        XCTAssertEqual(request.header("x-^"), "caret")
+        XCTAssertNil(request.header("x-~"))
+        XCTAssertEqual(request.header("X-@"), "at")
+        XCTAssertNil(request.header("x-`"))
+        XCTAssertEqual(request.header("Ünï"), "u")
+        XCTAssertNil(request.header("üNÏ"), "not an ASCII letter: not folded")
     }
 
     func testHTTP10ClosesUnlessAskedToKeepAlive() {
