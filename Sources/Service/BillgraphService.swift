@@ -19,6 +19,10 @@ public final class BillgraphService {
         public var listen: ListenAddress
         /// PostgreSQL connections per loop.
         public var poolSize: Int
+        /// Of them, how many may run the statements of queries at once (the rest wait in
+        /// order); the transactions of mutations may use them all (`PoolStateMachine`).
+        public var queryStatements = Self.defaultQueryStatements
+        public static let defaultQueryStatements = 4
         /// List items one response may hold, all lists together (RULES.md section 5).
         public var maxResultItems: Int
         /// Rows a query may read before it reads one statement at a time, taking turns
@@ -252,13 +256,13 @@ final class LoopWorker {
         self.loop = loop
         let metrics = ServiceMetrics.shared
         // A pool per database per loop (RULES.md section 9).
-        let pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, gate: shared.reconnect,
+        let pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, statementLimit: configuration.queryStatements, gate: shared.reconnect,
                                   instruments: metrics.pool(target: "primary"), preparedStatements: configuration.preparedStatements)
         let coalescer = configuration.coalesce
             ? try ReadCoalescer(loop: loop, waitMilliseconds: configuration.coalesceWaitMilliseconds, metrics: metrics) : nil
         targets = DatabaseTargets(loop: loop, primary: pool, replicas: shared.replicas.map {
             DatabaseTargets.Replica(health: $0.health, pool: ConnectionPool(
-                loop: loop, conninfo: $0.conninfo, size: configuration.poolSize, gate: $0.gate,
+                loop: loop, conninfo: $0.conninfo, size: configuration.poolSize, statementLimit: configuration.queryStatements, gate: $0.gate,
                 instruments: metrics.pool(target: "replica"), preparedStatements: configuration.preparedStatements))
         }, coalescer: coalescer)
         lanes = try StatementLanes(loop: loop, gate: shared.heavyReads, heavyRows: configuration.heavyReadRows)

@@ -76,25 +76,27 @@ public final class ConnectionPool {
     /// own when not given). `preparedStatements` false: no named prepared statement is ever
     /// sent, only unnamed ones (`PQsendQueryParams`), which PgBouncer's transaction pooling
     /// carries (RULES.md section 9); PostgreSQL then plans every statement each time.
-    public init(loop: EventLoop, conninfo: String, size: Int, gate: ReconnectGate? = nil, instruments: PoolInstruments? = nil,
-                preparedStatements: Bool = true) {
+    /// `statementLimit`: how many connections may run single statements (`run`) at once,
+    /// the rest waiting in order; leases may take every connection (`PoolStateMachine`).
+    public init(loop: EventLoop, conninfo: String, size: Int, statementLimit: Int? = nil, gate: ReconnectGate? = nil,
+                instruments: PoolInstruments? = nil, preparedStatements: Bool = true) {
         self.loop = loop
         maxPrepared = preparedStatements ? 500 : 0
         self.instruments = instruments
         self.conninfo = conninfo
         connectTimeout = ConnectionTarget.connectTimeoutMilliseconds(conninfo)
         self.gate = gate ?? ReconnectGate(connectTimeoutMilliseconds: connectTimeout)
-        machine = Machine(size: size)
+        machine = Machine(size: size, statementLimit: statementLimit)
     }
 
     /// Runs one statement on some connection of the pool.
     public func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        handle(machine.requested(.statement(statement, completion)))
+        handle(machine.requested(.statement(statement, completion), for: .statement))
     }
 
     /// Hands out one connection for the caller alone until it calls `Lease.release()`.
     public func lease(completion: @escaping (Result<Lease, DatabaseError>) -> Void) {
-        handle(machine.requested(.lease(completion)))
+        handle(machine.requested(.lease(completion), for: .lease))
     }
 
     /// Closes every connection and fails what waits (at shutdown).

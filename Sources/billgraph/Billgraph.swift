@@ -85,6 +85,11 @@ struct Serve: ParsableCommand {
     @Option(help: "PostgreSQL connections each loop may open.")
     var poolSize: Int = 16
 
+    @Option(help: ArgumentHelp(
+        "Of a loop's connections, how many may run the statements of queries at once; the rest wait in order.",
+        discussion: "Transactions of mutations may use every connection. PostgreSQL answers best with about as many statements running as it has cores: lower it when it shares few cores with the server, raise it for a large database server."))
+    var queryStatements: Int = BillgraphService.Configuration.defaultQueryStatements
+
     @Option(help: "List items one response may hold, all lists together (the contract's limit is 500000).")
     var maxResultItems: Int = 500_000
 
@@ -158,6 +163,7 @@ struct Serve: ParsableCommand {
         guard maxReplicaLag > 0, maxReplicaLag <= 86_400 else { throw ValidationError("--max-replica-lag must be over 0 seconds, at most a day") }
         guard accessLog == "on" || accessLog == "off" else { throw ValidationError("--access-log must be on or off") }
         guard coalesce == "on" || coalesce == "off" else { throw ValidationError("--coalesce must be on or off") }
+        guard queryStatements >= 1 else { throw ValidationError("--query-statements must be at least 1") }
         guard coalesceWaitMilliseconds <= 1_000 else { throw ValidationError("--coalesce-wait-ms must be at most 1000") }
         if let adminListen, ListenAddress(adminListen) == nil {
             throw ValidationError("--admin-listen must be host:port, got \(adminListen)")
@@ -198,6 +204,7 @@ struct Serve: ParsableCommand {
         configuration.preparedStatements = preparedStatements == "on"
         configuration.reusePort = reusePort
         configuration.coalesce = coalesce == "on"
+        configuration.queryStatements = queryStatements
         configuration.coalesceWaitMilliseconds = coalesceWaitMilliseconds
         keepFreedMemoryForReuse()
         let service = try BillgraphService(configuration, log: log)

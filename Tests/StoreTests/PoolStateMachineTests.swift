@@ -34,6 +34,37 @@ final class PoolStateMachineTests: XCTestCase {
         XCTAssertEqual(m.health, .healthy)
     }
 
+    /// Single statements run on at most `statementLimit` connections, in order; a lease
+    /// may take any connection, and goes before statements waiting for one.
+    func testStatementsRunWithinTheirLimitAndLeasesGoFirst() {
+        var m = Machine(size: 4, statementLimit: 2)
+        XCTAssertEqual(describe(m.requested(1, for: .statement)), ["connect 1"])
+        XCTAssertEqual(describe(m.requested(2, for: .statement)), ["connect 2"])
+        XCTAssertEqual(describe(m.requested(3, for: .statement)), [], "over the limit: no connection opened for it")
+        XCTAssertEqual(describe(m.connected(id: 1)), ["serve 1 on 1"])
+        XCTAssertEqual(describe(m.connected(id: 2)), ["serve 2 on 2"])
+        XCTAssertEqual(m.runningStatements, [1, 2])
+        XCTAssertEqual(describe(m.requested(4, for: .lease)), ["connect 3"], "a lease is not held back by the statements")
+        XCTAssertEqual(describe(m.connected(id: 3)), ["serve 4 on 3"])
+        XCTAssertEqual(describe(m.released(id: 3)), [], "statement 3 still waits: two run")
+        XCTAssertEqual(m.waitingCount, 1)
+        XCTAssertEqual(describe(m.requested(5, for: .lease)), ["serve 5 on 3"])
+        XCTAssertEqual(describe(m.requested(6, for: .lease)), ["connect 4"])
+        XCTAssertEqual(describe(m.released(id: 1)), ["serve 6 on 1"], "the lease before the statement that waited longer")
+        XCTAssertEqual(describe(m.released(id: 2)), ["serve 3 on 2"])
+        XCTAssertEqual(m.runningStatements, [2])
+        XCTAssertEqual(describe(m.lost(id: 2, error: .unavailable("x"))), [])
+        XCTAssertEqual(m.runningStatements, [])
+        XCTAssertEqual(describe(m.connected(id: 4)), [], "nothing waits for the connection opened for lease 6")
+        XCTAssertEqual(describe(m.requested(7, for: .statement)), ["serve 7 on 4"])
+    }
+
+    func testAStatementLimitAboveTheSizeIsTheSize() {
+        XCTAssertEqual(Machine(size: 3, statementLimit: 8).statementLimit, 3)
+        XCTAssertEqual(Machine(size: 3).statementLimit, 3)
+        XCTAssertEqual(Machine(size: 3, statementLimit: 0).statementLimit, 1)
+    }
+
     func testAFailedAttemptWithNothingOpenFailsEveryWaiterAndBacksOff() {
         var m = Machine(size: 4)
         _ = m.requested(1)
@@ -145,9 +176,11 @@ final class PoolStateMachineTests: XCTestCase {
     func testEveryWaiterLeavesExactlyOnceUnderAnyInterleaving() {
         var random = SplitMix(seed: 7)
         for _ in 0..<2_000 {
-            var m = Machine(size: 1 + random.next(3))
+            let limit = 1 + random.next(3)
+            var m = Machine(size: 1 + random.next(3), statementLimit: limit)
             var left: [Int: Int] = [:]
             var busy: Set<Int> = []
+            var statements: Set<Int> = []  // waiters that are statements (odd numbers)
             var next = 0
             func apply(_ actions: [Machine.Action]) {
                 for action in actions {
@@ -156,6 +189,9 @@ final class PoolStateMachineTests: XCTestCase {
                         left[w, default: 0] += 1
                         XCTAssertFalse(busy.contains(id), "a connection serves one waiter at a time")
                         busy.insert(id)
+                        if w % 2 == 1 { statements.insert(id) }
+                        XCTAssertLessThanOrEqual(statements.count, limit, "statements within their limit")
+                        XCTAssertEqual(Set(m.runningStatements), statements)
                     case .fail(let w, _): left[w, default: 0] += 1
                     default: break
                     }
@@ -167,13 +203,17 @@ final class PoolStateMachineTests: XCTestCase {
                 switch random.next(7) {
                 case 0, 1:
                     next += 1
-                    apply(m.requested(next))
+                    apply(m.requested(next, for: next % 2 == 1 ? .statement : .lease))
                 case 2: apply(m.connected(id: someID))
                 case 3: apply(m.connectFailed(id: someID, error: .unavailable("x"), retryAt: UInt64(random.next(1_000))))
                 case 4:
-                    if busy.remove(someID) != nil { apply(m.released(id: someID)) }
+                    if busy.remove(someID) != nil {
+                        statements.remove(someID)
+                        apply(m.released(id: someID))
+                    }
                 case 5:
                     busy.remove(someID)
+                    statements.remove(someID)
                     apply(m.lost(id: someID, error: .unavailable("x")))
                 default: apply(m.timerFired())
                 }

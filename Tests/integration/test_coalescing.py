@@ -6,11 +6,12 @@ let the first load of a turn wait for others (`--coalesce-wait-ms`), so that req
 sent together share their statements whatever the machine's load; the coalescing is
 proved by the server's own counters, read from /metrics before and after."""
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import PsqlSession, Server, backends_waiting_on_a_lock, canonical, counter, wait_until
+from conftest import PsqlSession, Server, backends_waiting_on_a_lock, canonical, counter, psql, run_cli, wait_until
 
 DASHBOARD = canonical("dashboard")
 WAIT_MS = "150"
@@ -146,3 +147,34 @@ def test_a_failed_shared_statement_fails_each_member_as_alone(world):
         locker.close()
         server.stop()
     wait_until(lambda: not backends_waiting_on_a_lock(world["url"], "refund r"), 5, "no statement left waiting")
+
+
+def test_query_statements_beyond_the_limit_wait_in_the_server(world):
+    """`serve --query-statements 2`: with every statement held up by a lock, two reach
+    PostgreSQL and the others wait in the server; once the lock goes, every request is
+    answered in full. (The default is 4 a loop; mutations' transactions are not limited.)"""
+    server = Server(world["url"], "--loops", "1", "--coalesce", "off", "--query-statements", "2")
+    locker = PsqlSession(world["url"])
+    try:
+        key = world["keys"][(1, "full")]
+        refund = psql(world["url"], f"SELECT id FROM refund WHERE organisation_id = '{world['model'].orgs[0]}' LIMIT 1").strip()
+        query = f'{{ refund(id: "{refund}") {{ id amount refundedOn }} }}'
+        expected = server.gql(query, key=key)
+        assert expected.status == 200 and expected.data["refund"]["id"] == refund, expected.raw
+        locker.run("BEGIN; LOCK TABLE refund IN ACCESS EXCLUSIVE MODE;")
+        with ThreadPoolExecutor(5) as pool:
+            answers = [pool.submit(server.gql, query, key=key) for _ in range(5)]
+            wait_until(lambda: len(backends_waiting_on_a_lock(world["url"], "refund r")) == 2, 10, "two statements at the lock")
+            time.sleep(0.5)  # time for more to arrive, were they let through
+            assert len(backends_waiting_on_a_lock(world["url"], "refund r")) == 2, "more than the limit reached PostgreSQL"
+            locker.run("ROLLBACK;")
+            answers = [answer.result(30) for answer in answers]
+        assert [(a.status, a.json) for a in answers] == [(200, expected.json)] * 5
+    finally:
+        locker.close()
+        server.stop()
+
+
+def test_query_statements_must_be_at_least_one():
+    refused = run_cli("serve", "--query-statements", "0", url="host=127.0.0.1 port=1 dbname=none", check=False)
+    assert refused.returncode != 0 and "--query-statements must be at least 1" in refused.stderr, refused.stderr
