@@ -4,8 +4,8 @@ import Schema
 import Synchronization
 
 /// Writes `{"data":...,"errors":[...],"extensions":{...}}` straight into bytes by walking
-/// the plan over the loaded nodes. A null in a non-null place propagates by cutting the buffer back
-/// to where the nearest nullable value began and writing `null` there.
+/// the plan over the loaded nodes. A null in a non-null place propagates by cutting the
+/// buffer back to where the nearest nullable value began and writing `null` there.
 ///
 /// This is the hottest loop of the service (every field of every row), so what can be
 /// known before the walk is computed once per planned field: its key as JSON bytes,

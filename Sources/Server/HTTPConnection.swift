@@ -136,8 +136,8 @@ final class HTTPConnection {
         head.withUnsafeBufferPointer { head in
             body.withUnsafeBufferPointer { body in
                 var buffers = [head, body].map { part in
-                    uv_buf_init(UnsafeMutablePointer(mutating: part.baseAddress).map(UnsafeMutableRawPointer.init)?
-                        .assumingMemoryBound(to: CChar.self), UInt32(part.count))
+                    uv_buf_init(UnsafeMutableRawPointer(mutating: part.baseAddress)?.assumingMemoryBound(to: CChar.self),
+                                UInt32(part.count))
                 }
                 return max(0, Int(uv_try_write(stream, &buffers, UInt32(buffers.count))))
             }

@@ -247,6 +247,10 @@ final class GraphQLHandler: HTTPHandler {
         var replayed: [String] = []
         let locks = MutationService.lockPrelude(plan.fields, organisationID: principal.organisationID)
         let transaction = MutationTransaction(loop: targets.loop, pool: targets.primary, prelude: locks, log: log)
+        let unavailable = { [self] (message: String) in
+            errorResponse(status: media == .json ? 200 : 503, GraphQLError(message, code: .serviceUnavailable), as: media,
+                          extensions: extensions)
+        }
         transaction.run({ [self] statements, done in
             run(plan, principal: principal, media: media, extensions: extensions, statements: statements) { answer, verdict in
                 last = answer
@@ -263,15 +267,12 @@ final class GraphQLHandler: HTTPHandler {
                 if let lsn = transaction.commitLSN { answer.headers.append(("Billgraph-Commit-LSN", lsn.description)) }
                 respond(answer)
             case .failed:
-                respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
-                    "The operation conflicted with others too often and was not applied; try again.", code: .serviceUnavailable), as: media, extensions: extensions))
+                respond(unavailable("The operation conflicted with others too often and was not applied; try again."))
             case .unreachable:
-                respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
-                    "The database is not available right now; try again shortly.", code: .serviceUnavailable), as: media, extensions: extensions))
+                respond(unavailable("The database is not available right now; try again shortly."))
             case .unknown:
-                respond(errorResponse(status: media == .json ? 200 : 503, GraphQLError(
-                    "The database went away; whether the operation was applied is unknown. Retry with the same idempotency keys.",
-                    code: .serviceUnavailable), as: media, extensions: extensions))
+                respond(unavailable(
+                    "The database went away; whether the operation was applied is unknown. Retry with the same idempotency keys."))
             }
         }
     }
