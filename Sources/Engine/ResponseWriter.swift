@@ -92,9 +92,10 @@ struct ResponseWriter: ~Copyable {
 
     /// Room for an answer as long as the shape's last one and a little more (answers of
     /// one shape differ by their strings), so that most are written without growing;
-    /// at most 1 MiB, so that one huge answer does not make every later one reserve as much.
+    /// at most 1 MiB, so that one huge answer does not make every later one reserve as
+    /// much; 64 KiB for a shape's first answer.
     static func startingCapacity(after lastAnswerBytes: Int) -> Int {
-        min(max(lastAnswerBytes + lastAnswerBytes / 8, 4096), 1 << 20)
+        lastAnswerBytes == 0 ? 64 << 10 : min(max(lastAnswerBytes + lastAnswerBytes / 8, 4096), 1 << 20)
     }
 
     mutating func write() -> [UInt8] {

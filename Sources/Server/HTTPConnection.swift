@@ -124,14 +124,16 @@ final class HTTPConnection {
             writtenAtOnce += count
             return
         }
+        // The socket failed (the client reset it): nothing to copy for a write that cannot be.
+        if taken < 0 { return run(machine.peerClosed()) }
         let status = PendingWrite.start(head, body, from: taken, on: stream) { [self] status in writeDone(bytes: count, status: status) }
         if status < 0 { run(machine.peerClosed()) }
     }
 
-    /// How many bytes of the head and then the body the socket took without waiting. Most
-    /// answers fit in its buffer, and then no copy is kept for libuv to write from. None
-    /// while earlier writes wait in libuv's queue (it refuses, which keeps the order), and
-    /// none on an error, which the queued write then reports.
+    /// How many bytes of the head and then the body the socket took without waiting (most
+    /// answers fit in its buffer, and then no copy is kept for libuv to write from); none
+    /// while earlier writes wait in libuv's queue (it refuses, which keeps the order);
+    /// negative when the socket failed.
     private func writeAtOnce(_ head: [UInt8], _ body: [UInt8]) -> Int {
         head.withUnsafeBufferPointer { head in
             body.withUnsafeBufferPointer { body in
@@ -139,7 +141,8 @@ final class HTTPConnection {
                     uv_buf_init(UnsafeMutableRawPointer(mutating: part.baseAddress)?.assumingMemoryBound(to: CChar.self),
                                 UInt32(part.count))
                 }
-                return max(0, Int(uv_try_write(stream, &buffers, UInt32(buffers.count))))
+                let written = Int(uv_try_write(stream, &buffers, UInt32(buffers.count)))
+                return written == Int(UV_EAGAIN.rawValue) ? 0 : written
             }
         }
     }

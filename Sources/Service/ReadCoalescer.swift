@@ -117,7 +117,7 @@ final class ReadCoalescer {
             coalescedLoads.increment(by: UInt64(members.count))
             coalescedStatements.increment()
         }
-        pool.run(SharedRead.statement(for: members)) { result in
+        pool.runInTurn(SharedRead.statement(for: members)) { result in
             switch result {
             case .success(let rows):
                 for (completion, slice) in zip(completions, SharedRead.split(rows, among: members)) { completion(.success(slice)) }

@@ -105,10 +105,11 @@ final class ReadRoute: StatementRunning {
     /// answered by one.
     var servedBy: String { replica == nil ? "primary" : "replica" }
 
+    /// A statement of the query, in its turn (`ConnectionPool.runInTurn`).
     func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        guard let chosen = replica else { return targets.primary.run(statement, completion: completion) }
-        chosen.pool.run(statement) { [self] result in
-            if leaves(chosen, after: result) { return targets.primary.run(statement, completion: completion) }
+        guard let chosen = replica else { return targets.primary.runInTurn(statement, completion: completion) }
+        chosen.pool.runInTurn(statement) { [self] result in
+            if leaves(chosen, after: result) { return targets.primary.runInTurn(statement, completion: completion) }
             completion(result)
         }
     }

@@ -76,8 +76,9 @@ public final class ConnectionPool {
     /// own when not given). `preparedStatements` false: no named prepared statement is ever
     /// sent, only unnamed ones (`PQsendQueryParams`), which PgBouncer's transaction pooling
     /// carries (RULES.md section 9); PostgreSQL then plans every statement each time.
-    /// `statementLimit`: how many connections may run single statements (`run`) at once,
-    /// the rest waiting in order; leases may take every connection (`PoolStateMachine`).
+    /// `statementLimit`: how many connections may run statements that take turns
+    /// (`runInTurn`) at once; other statements and leases may take every connection
+    /// (`PoolStateMachine`).
     public init(loop: EventLoop, conninfo: String, size: Int, statementLimit: Int? = nil, gate: ReconnectGate? = nil,
                 instruments: PoolInstruments? = nil, preparedStatements: Bool = true) {
         self.loop = loop
@@ -91,12 +92,18 @@ public final class ConnectionPool {
 
     /// Runs one statement on some connection of the pool.
     public func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        handle(machine.requested(.statement(statement, completion), for: .statement))
+        handle(machine.requested(.statement(statement, completion), for: .anyConnection))
+    }
+
+    /// Runs one statement when its turn comes: at most `statementLimit` of them at once
+    /// (the reads of queries, which are many; a key's lookup or a health check goes by `run`).
+    public func runInTurn(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
+        handle(machine.requested(.statement(statement, completion), for: .statementInTurn))
     }
 
     /// Hands out one connection for the caller alone until it calls `Lease.release()`.
     public func lease(completion: @escaping (Result<Lease, DatabaseError>) -> Void) {
-        handle(machine.requested(.lease(completion), for: .lease))
+        handle(machine.requested(.lease(completion), for: .anyConnection))
     }
 
     /// Closes every connection and fails what waits (at shutdown).

@@ -12,13 +12,14 @@
 ///   wait for the database.
 /// - `closed`: everything fails at once.
 ///
-/// Single statements (the reads of queries) run on at most `statementLimit` connections
-/// at once and wait in order for one of them; leases (the transactions of mutations) may
-/// take any connection up to `size`, and go first, since a transaction holds its locks
-/// while it waits. PostgreSQL answers best with about as many statements running as it
-/// has cores: on two cores shared with the server, 32 connections running at once made
-/// the dashboard's p99 3.3 times its p50, and 4 at once 1.4–2.2 times, with more
-/// requests answered (RESULTS.md).
+/// Statements that take turns (the reads of queries) run on at most `statementLimit`
+/// connections at once; other statements (an API key's lookup, a health check) and
+/// leases (the transactions of mutations) may take any connection up to `size`. Waiters
+/// are served in the order they came, except that a statement whose turn cannot come yet
+/// lets the others pass. PostgreSQL answers best with about as many statements running as
+/// it has cores: on two cores shared with the server, 32 running at once made the
+/// dashboard's p99 3.3 times its p50, and 4 at once 1.4–2.4 times, with more requests
+/// answered (RESULTS.md).
 ///
 /// Every waiter leaves the queue by exactly one path: `.serve` or `.fail`.
 struct PoolStateMachine<Waiter> {
@@ -33,10 +34,10 @@ struct PoolStateMachine<Waiter> {
 
     /// What a waiter wants a connection for.
     enum Demand: Sendable {
-        /// One statement, counted against `statementLimit`.
-        case statement
-        /// The connection for a while (a transaction).
-        case lease
+        /// One statement that takes its turn: counted against `statementLimit`.
+        case statementInTurn
+        /// Any free connection: for one statement outside the turns, or a lease.
+        case anyConnection
     }
 
     enum Health: Equatable, Sendable {
@@ -66,8 +67,10 @@ struct PoolStateMachine<Waiter> {
     let statementLimit: Int
     private(set) var health: Health = .healthy
     private(set) var slots: [(id: Int, slot: Slot)] = []
-    private var waitingStatements = FIFO<Waiter>()
-    private var waitingLeases = FIFO<Waiter>()
+    /// Waiters by what they want, each with the number of its arrival (`arrivals`).
+    private var waitingInTurn = FIFO<(arrival: Int, waiter: Waiter)>()
+    private var waitingForAny = FIFO<(arrival: Int, waiter: Waiter)>()
+    private var arrivals = 0
     /// The connections running a single statement now.
     private(set) var runningStatements: [Int] = []
     private var nextID = 0
@@ -78,7 +81,10 @@ struct PoolStateMachine<Waiter> {
         self.statementLimit = min(self.size, max(1, statementLimit ?? size))
     }
 
-    var waitingCount: Int { waitingStatements.count + waitingLeases.count }
+    var waitingCount: Int { waitingInTurn.count + waitingForAny.count }
+
+    /// Waiters that a free connection would serve now.
+    var servableCount: Int { waitingForAny.count + min(waitingInTurn.count, statementLimit - runningStatements.count) }
 
     func slot(_ id: Int) -> Slot? { slots.first { $0.id == id }?.slot }
 
@@ -87,13 +93,14 @@ struct PoolStateMachine<Waiter> {
     // MARK: events
 
     /// A statement or a lease wants a connection.
-    mutating func requested(_ waiter: Waiter, for demand: Demand = .lease) -> [Action] {
+    mutating func requested(_ waiter: Waiter, for demand: Demand) -> [Action] {
         if health == .closed {
             return [.fail(waiter, .unavailable("the pool is closed"))]
         }
+        arrivals += 1
         switch demand {
-        case .statement: waitingStatements.push(waiter)
-        case .lease: waitingLeases.push(waiter)
+        case .statementInTurn: waitingInTurn.push((arrivals, waiter))
+        case .anyConnection: waitingForAny.push((arrivals, waiter))
         }
         return dispatch()
     }
@@ -159,16 +166,15 @@ struct PoolStateMachine<Waiter> {
         for i in slots.indices where slots[i].slot == .idle {
             guard let (waiter, demand) = nextServed() else { break }
             slots[i].slot = .busy
-            if demand == .statement { runningStatements.append(slots[i].id) }
+            if demand == .statementInTurn { runningStatements.append(slots[i].id) }
             actions.append(.serve(waiter, id: slots[i].id))
         }
         guard waitingCount > 0 else { return actions }
         switch health {
         case .healthy:
             // Connections for the waiters that could run now, had they one.
-            let servable = waitingLeases.count + min(waitingStatements.count, statementLimit - runningStatements.count)
             var connecting = count(.connecting)
-            while servable > connecting && slots.count < size {
+            while servableCount > connecting && slots.count < size {
                 actions.append(.connect(id: addSlot()))
                 connecting += 1
             }
@@ -183,16 +189,23 @@ struct PoolStateMachine<Waiter> {
         return actions
     }
 
-    /// The next waiter a free connection serves: a lease, else a statement within the limit.
+    /// The waiter a free connection serves next: the first to come of those that may run now.
     private mutating func nextServed() -> (Waiter, Demand)? {
-        if let lease = waitingLeases.pop() { return (lease, .lease) }
-        if runningStatements.count < statementLimit, let statement = waitingStatements.pop() { return (statement, .statement) }
-        return nil
+        let inTurn = runningStatements.count < statementLimit ? waitingInTurn.first?.arrival : nil
+        let takeInTurn: Bool
+        switch (inTurn, waitingForAny.first?.arrival) {
+        case (nil, nil): return nil
+        case (let a?, let b?): takeInTurn = a < b
+        case (_?, nil): takeInTurn = true
+        case (nil, _?): takeInTurn = false
+        }
+        return takeInTurn ? waitingInTurn.pop().map { ($0.waiter, .statementInTurn) }
+                          : waitingForAny.pop().map { ($0.waiter, .anyConnection) }
     }
 
     private mutating func failAll(_ error: DatabaseError) -> [Action] {
         var actions: [Action] = []
-        while let waiter = waitingLeases.pop() ?? waitingStatements.pop() { actions.append(.fail(waiter, error)) }
+        while let next = waitingForAny.pop() ?? waitingInTurn.pop() { actions.append(.fail(next.waiter, error)) }
         return actions
     }
 
@@ -223,6 +236,8 @@ struct FIFO<Element> {
     var count: Int { items.count - head }
 
     mutating func push(_ item: Element) { items.append(item) }
+
+    var first: Element? { head < items.count ? items[head] : nil }
 
     mutating func pop() -> Element? {
         guard head < items.count else { return nil }

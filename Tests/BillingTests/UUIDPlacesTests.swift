@@ -37,6 +37,20 @@ final class UUIDPlacesTests: XCTestCase {
         checkAgainstDictionary([UUIDKey(high: 0, low: 0), UUIDKey(high: 0, low: 0), UUIDKey(high: 1, low: 0)])
     }
 
+    /// Keys that differ only in the top bits of each word, or only in the bottom ones, start
+    /// their probes at many slots: a mix that dropped some bits would give them one.
+    func testEveryBitOfTheKeyMovesItsHome() {
+        let table = UUIDPlaces(capacity: 2_048)  // 4,096 slots
+        let n = (0..<UInt64(1_000))
+        let topBitsOfBoth: [UUIDKey] = n.map { UUIDKey(high: $0 << 54, low: $0 << 48) }
+        let bottomBitsOfLow: [UUIDKey] = n.map { UUIDKey(high: 0, low: $0) }
+        let topBitsOfHigh: [UUIDKey] = n.map { UUIDKey(high: $0 << 54, low: 0) }
+        for keys in [topBitsOfBoth, bottomBitsOfLow, topBitsOfHigh] {
+            // 1,000 random homes among 4,096 slots give about 890 distinct ones.
+            XCTAssertGreaterThan(Set(keys.map(table.home)).count, 800)
+        }
+    }
+
     func testAnEmptyTableHasNoPlaces() {
         XCTAssertNil(UUIDPlaces(capacity: 0)[UUIDKey(high: 0, low: 0)])
         XCTAssertNil(UUIDPlaces(capacity: 5)[UUIDKey(high: 0, low: 0)], "an empty slot is not the zero key's")

@@ -21,42 +21,43 @@ final class PoolStateMachineTests: XCTestCase {
 
     func testConnectionsOpenOnDemandUpToTheSize() {
         var m = Machine(size: 2)
-        XCTAssertEqual(describe(m.requested(1)), ["connect 1"])
-        XCTAssertEqual(describe(m.requested(2)), ["connect 2"])
-        XCTAssertEqual(describe(m.requested(3)), [])  // full: waits
+        XCTAssertEqual(describe(m.requested(1, for: .anyConnection)), ["connect 1"])
+        XCTAssertEqual(describe(m.requested(2, for: .anyConnection)), ["connect 2"])
+        XCTAssertEqual(describe(m.requested(3, for: .anyConnection)), [])  // full: waits
         XCTAssertEqual(m.waitingCount, 3)
         XCTAssertEqual(describe(m.connected(id: 1)), ["serve 1 on 1"])
         XCTAssertEqual(describe(m.connected(id: 2)), ["serve 2 on 2"])
         XCTAssertEqual(describe(m.released(id: 2)), ["serve 3 on 2"])
         XCTAssertEqual(describe(m.released(id: 1)), [])
         XCTAssertEqual(m.slot(1), .idle)
-        XCTAssertEqual(describe(m.requested(4)), ["serve 4 on 1"])
+        XCTAssertEqual(describe(m.requested(4, for: .anyConnection)), ["serve 4 on 1"])
         XCTAssertEqual(m.health, .healthy)
     }
 
-    /// Single statements run on at most `statementLimit` connections, in order; a lease
-    /// may take any connection, and goes before statements waiting for one.
-    func testStatementsRunWithinTheirLimitAndLeasesGoFirst() {
+    /// Statements that take turns run on at most `statementLimit` connections; other
+    /// waiters take any connection; all are served in the order they came, but one whose
+    /// turn cannot come yet lets the others pass.
+    func testStatementsInTurnRunWithinTheirLimitAndLetOthersPass() {
         var m = Machine(size: 4, statementLimit: 2)
-        XCTAssertEqual(describe(m.requested(1, for: .statement)), ["connect 1"])
-        XCTAssertEqual(describe(m.requested(2, for: .statement)), ["connect 2"])
-        XCTAssertEqual(describe(m.requested(3, for: .statement)), [], "over the limit: no connection opened for it")
+        XCTAssertEqual(describe(m.requested(1, for: .statementInTurn)), ["connect 1"])
+        XCTAssertEqual(describe(m.requested(2, for: .statementInTurn)), ["connect 2"])
+        XCTAssertEqual(describe(m.requested(3, for: .statementInTurn)), [], "over the limit: no connection opened for it")
         XCTAssertEqual(describe(m.connected(id: 1)), ["serve 1 on 1"])
         XCTAssertEqual(describe(m.connected(id: 2)), ["serve 2 on 2"])
         XCTAssertEqual(m.runningStatements, [1, 2])
-        XCTAssertEqual(describe(m.requested(4, for: .lease)), ["connect 3"], "a lease is not held back by the statements")
+        XCTAssertEqual(describe(m.requested(4, for: .anyConnection)), ["connect 3"], "not held back by the statements")
         XCTAssertEqual(describe(m.connected(id: 3)), ["serve 4 on 3"])
         XCTAssertEqual(describe(m.released(id: 3)), [], "statement 3 still waits: two run")
         XCTAssertEqual(m.waitingCount, 1)
-        XCTAssertEqual(describe(m.requested(5, for: .lease)), ["serve 5 on 3"])
-        XCTAssertEqual(describe(m.requested(6, for: .lease)), ["connect 4"])
-        XCTAssertEqual(describe(m.released(id: 1)), ["serve 6 on 1"], "the lease before the statement that waited longer")
-        XCTAssertEqual(describe(m.released(id: 2)), ["serve 3 on 2"])
-        XCTAssertEqual(m.runningStatements, [2])
-        XCTAssertEqual(describe(m.lost(id: 2, error: .unavailable("x"))), [])
+        XCTAssertEqual(describe(m.requested(5, for: .anyConnection)), ["serve 5 on 3"], "it passes statement 3")
+        XCTAssertEqual(describe(m.requested(6, for: .anyConnection)), ["connect 4"])
+        XCTAssertEqual(describe(m.released(id: 1)), ["serve 3 on 1"], "statement 3 came before 6, and its turn has come")
+        XCTAssertEqual(describe(m.released(id: 2)), ["serve 6 on 2"])
+        XCTAssertEqual(m.runningStatements, [1])
+        XCTAssertEqual(describe(m.lost(id: 1, error: .unavailable("x"))), [])
         XCTAssertEqual(m.runningStatements, [])
-        XCTAssertEqual(describe(m.connected(id: 4)), [], "nothing waits for the connection opened for lease 6")
-        XCTAssertEqual(describe(m.requested(7, for: .statement)), ["serve 7 on 4"])
+        XCTAssertEqual(describe(m.connected(id: 4)), [], "nothing waits for the connection opened for 6")
+        XCTAssertEqual(describe(m.requested(7, for: .statementInTurn)), ["serve 7 on 4"])
     }
 
     func testAStatementLimitAboveTheSizeIsTheSize() {
@@ -67,8 +68,8 @@ final class PoolStateMachineTests: XCTestCase {
 
     func testAFailedAttemptWithNothingOpenFailsEveryWaiterAndBacksOff() {
         var m = Machine(size: 4)
-        _ = m.requested(1)
-        _ = m.requested(2)
+        _ = m.requested(1, for: .anyConnection)
+        _ = m.requested(2, for: .anyConnection)
         XCTAssertEqual(describe(m.connectFailed(id: 1, error: .unavailable("refused"), retryAt: 1_050)),
                        ["timer 1050", "fail 1", "fail 2"])
         XCTAssertEqual(m.health, .backingOff(until: 1_050))
@@ -79,20 +80,20 @@ final class PoolStateMachineTests: XCTestCase {
 
     func testWhileBackingOffRequestsFailAtOnceWithoutAnAttempt() {
         var m = Machine(size: 4)
-        _ = m.requested(1)
+        _ = m.requested(1, for: .anyConnection)
         _ = m.connectFailed(id: 1, error: .unavailable("refused"), retryAt: 500)
-        XCTAssertEqual(describe(m.requested(2)), ["fail 2"])
-        XCTAssertEqual(describe(m.requested(3)), ["fail 3"])
+        XCTAssertEqual(describe(m.requested(2, for: .anyConnection)), ["fail 2"])
+        XCTAssertEqual(describe(m.requested(3, for: .anyConnection)), ["fail 3"])
         XCTAssertTrue(m.slots.isEmpty)
     }
 
     func testTheTimerMakesOneAttemptWhetherOrNotAnyoneWaits() {
         var m = Machine(size: 4)
-        _ = m.requested(1)
+        _ = m.requested(1, for: .anyConnection)
         _ = m.connectFailed(id: 1, error: .unavailable("refused"), retryAt: 500)
         XCTAssertEqual(describe(m.timerFired()), ["connect 2"])
         // While that attempt is out, requests still fail at once, and the timer adds none.
-        XCTAssertEqual(describe(m.requested(2)), ["fail 2"])
+        XCTAssertEqual(describe(m.requested(2, for: .anyConnection)), ["fail 2"])
         XCTAssertEqual(describe(m.timerFired()), [])
         // It fails: back off further.
         XCTAssertEqual(describe(m.connectFailed(id: 2, error: .unavailable("refused"), retryAt: 1_500)), ["timer 1500"])
@@ -100,37 +101,37 @@ final class PoolStateMachineTests: XCTestCase {
         // It succeeds: healthy again, and the connection serves what comes.
         XCTAssertEqual(describe(m.connected(id: 3)), ["disarm"])
         XCTAssertEqual(m.health, .healthy)
-        XCTAssertEqual(describe(m.requested(3)), ["serve 3 on 3"])
+        XCTAssertEqual(describe(m.requested(3, for: .anyConnection)), ["serve 3 on 3"])
     }
 
     func testTheTimerDoesNothingWhenHealthy() {
         var m = Machine(size: 4)
         XCTAssertEqual(describe(m.timerFired()), [])
-        _ = m.requested(1)
+        _ = m.requested(1, for: .anyConnection)
         _ = m.connected(id: 1)
         XCTAssertEqual(describe(m.timerFired()), [])
     }
 
     func testWhileBackingOffOpenConnectionsStillServeTheQueue() {
         var m = Machine(size: 2)
-        _ = m.requested(1)
+        _ = m.requested(1, for: .anyConnection)
         _ = m.connected(id: 1)  // 1 runs on connection 1
-        _ = m.requested(2)      // opens connection 2
+        _ = m.requested(2, for: .anyConnection)      // opens connection 2
         XCTAssertEqual(describe(m.connectFailed(id: 2, error: .unavailable("too many clients"), retryAt: 900)), ["timer 900"])
         XCTAssertEqual(m.waitingCount, 1)  // 2 waits for connection 1
-        XCTAssertEqual(describe(m.requested(3)), [])
+        XCTAssertEqual(describe(m.requested(3, for: .anyConnection)), [])
         XCTAssertEqual(describe(m.released(id: 1)), ["serve 2 on 1"])
         XCTAssertEqual(describe(m.released(id: 1)), ["serve 3 on 1"])
         XCTAssertEqual(describe(m.released(id: 1)), [])
         // A free connection serves new requests even while backing off.
-        XCTAssertEqual(describe(m.requested(4)), ["serve 4 on 1"])
+        XCTAssertEqual(describe(m.requested(4, for: .anyConnection)), ["serve 4 on 1"])
     }
 
     func testLosingTheLastBusyConnectionWhileBackingOffFailsTheQueue() {
         var m = Machine(size: 2)
-        _ = m.requested(1)
+        _ = m.requested(1, for: .anyConnection)
         _ = m.connected(id: 1)
-        _ = m.requested(2)
+        _ = m.requested(2, for: .anyConnection)
         _ = m.connectFailed(id: 2, error: .unavailable("refused"), retryAt: 900)
         XCTAssertEqual(describe(m.lost(id: 1, error: .unavailable("terminating connection"))), ["fail 2"])
         XCTAssertTrue(m.slots.isEmpty)
@@ -138,9 +139,9 @@ final class PoolStateMachineTests: XCTestCase {
 
     func testLosingAConnectionWhileHealthyOpensAnotherForTheQueue() {
         var m = Machine(size: 1)
-        _ = m.requested(1)
+        _ = m.requested(1, for: .anyConnection)
         _ = m.connected(id: 1)
-        _ = m.requested(2)
+        _ = m.requested(2, for: .anyConnection)
         XCTAssertEqual(describe(m.lost(id: 1, error: .unavailable("closed"))), ["connect 2"])
         XCTAssertEqual(m.health, .healthy)
         XCTAssertEqual(describe(m.lost(id: 7, error: .unavailable("unknown"))), [])
@@ -148,16 +149,16 @@ final class PoolStateMachineTests: XCTestCase {
 
     func testCloseFailsWaitersClosesConnectionsAndRefusesLater() {
         var m = Machine(size: 3)
-        _ = m.requested(1)
+        _ = m.requested(1, for: .anyConnection)
         _ = m.connected(id: 1)
-        _ = m.requested(2)
-        _ = m.requested(3)
+        _ = m.requested(2, for: .anyConnection)
+        _ = m.requested(3, for: .anyConnection)
         _ = m.connectFailed(id: 2, error: .unavailable("refused"), retryAt: 900)
-        _ = m.requested(4)
+        _ = m.requested(4, for: .anyConnection)
         // Connection 3 is still connecting: it is closed too.
         XCTAssertEqual(describe(m.close()), ["disarm", "fail 2", "fail 3", "fail 4", "close 1", "close 3"])
         XCTAssertEqual(m.health, .closed)
-        XCTAssertEqual(describe(m.requested(5)), ["fail 5"])
+        XCTAssertEqual(describe(m.requested(5, for: .anyConnection)), ["fail 5"])
         XCTAssertEqual(describe(m.connected(id: 3)), [])
         XCTAssertEqual(describe(m.connectFailed(id: 3, error: .unavailable("x"), retryAt: 1)), [])
         XCTAssertEqual(describe(m.released(id: 1)), [])
@@ -203,7 +204,7 @@ final class PoolStateMachineTests: XCTestCase {
                 switch random.next(7) {
                 case 0, 1:
                     next += 1
-                    apply(m.requested(next, for: next % 2 == 1 ? .statement : .lease))
+                    apply(m.requested(next, for: next % 2 == 1 ? .statementInTurn : .anyConnection))
                 case 2: apply(m.connected(id: someID))
                 case 3: apply(m.connectFailed(id: someID, error: .unavailable("x"), retryAt: UInt64(random.next(1_000))))
                 case 4:
@@ -216,6 +217,13 @@ final class PoolStateMachineTests: XCTestCase {
                     statements.remove(someID)
                     apply(m.lost(id: someID, error: .unavailable("x")))
                 default: apply(m.timerFired())
+                }
+                // Nothing is stuck: a waiter that could run has a connection coming, or
+                // every connection is taken and one will serve it when it is free.
+                if m.health == .healthy && m.servableCount > 0 {
+                    XCTAssertFalse(m.slots.contains { $0.slot == .idle }, "an idle connection while a waiter could run")
+                    XCTAssertTrue(m.slots.contains { $0.slot == .connecting } || m.slots.count == m.size,
+                                  "a waiter that could run, and no connection coming for it")
                 }
             }
             apply(m.close())
