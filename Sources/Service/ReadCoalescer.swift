@@ -12,6 +12,9 @@ import Store
 /// keys, each key with its own organisation, and each member gets its own rows
 /// (`SharedRead.split`) or the statement's error. So a load never waits for company
 /// while the loop could be waiting, unless `serve --coalesce-wait-ms` says otherwise.
+/// A group sent to its pool that waits there for its turn (`ConnectionPool.runInTurn`:
+/// a loop runs only a few statements of queries at once) still takes the loads of its
+/// shape that come meanwhile: its statement is made when its turn comes.
 ///
 /// Only loads bound for the same pool share: a replica's request never joins a
 /// statement to the primary (RULES.md section 9). A group holds at most `maxMembers`
@@ -32,15 +35,31 @@ final class ReadCoalescer {
     }
 
     private final class Group {
+        let key: GroupKey
         let pool: ConnectionPool
         var members: [SharedRead] = []
         var completions: [Completion] = []
         var keyCount = 0
 
-        init(pool: ConnectionPool) { self.pool = pool }
+        init(key: GroupKey, pool: ConnectionPool) {
+            self.key = key
+            self.pool = pool
+        }
+
+        func add(_ read: SharedRead, _ completion: @escaping Completion) {
+            members.append(read)
+            completions.append(completion)
+            keyCount += read.keyCount
+        }
+
+        func hasRoom(for read: SharedRead) -> Bool {
+            members.count < ReadCoalescer.maxMembers && keyCount + read.keyCount <= ReadCoalescer.maxKeys
+        }
     }
 
     private var open: [GroupKey: Group] = [:]
+    /// Groups sent to their pool and waiting for their turn there: loads of their shape join them.
+    private var waiting: [GroupKey: Group] = [:]
     /// Groups that filled up, waiting to be sent with the others.
     private var full: [Group] = []
     private var prepare: PrepareWatcher!
@@ -64,17 +83,20 @@ final class ReadCoalescer {
 
     /// Adds `read`, bound for `pool`, to its group; `completion` gets its rows.
     func run(_ read: SharedRead, on pool: ConnectionPool, completion: @escaping Completion) {
-        if closed { return send(members: [read], completions: [completion], on: pool) }
         let key = GroupKey(pool: ObjectIdentifier(pool), shape: read.shape)
+        if let group = waiting[key], group.hasRoom(for: read) { return group.add(read, completion) }
+        if closed {
+            let alone = Group(key: key, pool: pool)
+            alone.add(read, completion)
+            return send(alone)
+        }
         if let group = open[key], group.keyCount + read.keyCount > Self.maxKeys {
             full.append(group)
             open[key] = nil
         }
-        let group = open[key] ?? Group(pool: pool)
+        let group = open[key] ?? Group(key: key, pool: pool)
         open[key] = group
-        group.members.append(read)
-        group.completions.append(completion)
-        group.keyCount += read.keyCount
+        group.add(read, completion)
         if group.members.count == Self.maxMembers {
             full.append(group)
             open[key] = nil
@@ -107,23 +129,36 @@ final class ReadCoalescer {
             let groups = full + open.values
             full.removeAll()
             open.removeAll()
-            for group in groups { send(members: group.members, completions: group.completions, on: group.pool) }
+            for group in groups { send(group) }
         }
         prepare.stop()
     }
 
-    private func send(members: [SharedRead], completions: [Completion], on pool: ConnectionPool) {
-        if members.count > 1 {
-            coalescedLoads.increment(by: UInt64(members.count))
-            coalescedStatements.increment()
-        }
-        pool.runInTurn(SharedRead.statement(for: members)) { result in
+    /// Sends `group` to its pool, where it takes the loads of its shape until its turn
+    /// comes (or it fails first); then its members are fixed.
+    private func send(_ group: Group) {
+        if waiting[group.key] == nil { waiting[group.key] = group }
+        group.pool.runInTurn(making: { [self] in
+            stopWaiting(group)
+            if group.members.count > 1 {
+                coalescedLoads.increment(by: UInt64(group.members.count))
+                coalescedStatements.increment()
+            }
+            return SharedRead.statement(for: group.members)
+        }) { [self] result in
+            stopWaiting(group)
             switch result {
             case .success(let rows):
-                for (completion, slice) in zip(completions, SharedRead.split(rows, among: members)) { completion(.success(slice)) }
+                for (completion, slice) in zip(group.completions, SharedRead.split(rows, among: group.members)) {
+                    completion(.success(slice))
+                }
             case .failure(let error):
-                for completion in completions { completion(.failure(error)) }
+                for completion in group.completions { completion(.failure(error)) }
             }
         }
+    }
+
+    private func stopWaiting(_ group: Group) {
+        if waiting[group.key] === group { waiting[group.key] = nil }
     }
 }

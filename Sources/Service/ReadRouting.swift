@@ -107,9 +107,9 @@ final class ReadRoute: StatementRunning {
 
     /// A statement of the query, in its turn (`ConnectionPool.runInTurn`).
     func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        guard let chosen = replica else { return targets.primary.runInTurn(statement, completion: completion) }
-        chosen.pool.runInTurn(statement) { [self] result in
-            if leaves(chosen, after: result) { return targets.primary.runInTurn(statement, completion: completion) }
+        guard let chosen = replica else { return targets.primary.runInTurn(making: { statement }, completion: completion) }
+        chosen.pool.runInTurn(making: { statement }) { [self] result in
+            if leaves(chosen, after: result) { return targets.primary.runInTurn(making: { statement }, completion: completion) }
             completion(result)
         }
     }

@@ -62,11 +62,13 @@ public final class ConnectionPool {
 
     private enum Waiter {
         case statement(Statement, (Result<ResultSet, DatabaseError>) -> Void)
+        /// A statement made when its turn comes (`runInTurn`).
+        case statementInTurn(() -> Statement, (Result<ResultSet, DatabaseError>) -> Void)
         case lease((Result<Lease, DatabaseError>) -> Void)
 
         func fail(_ error: DatabaseError) {
             switch self {
-            case .statement(_, let completion): completion(.failure(error))
+            case .statement(_, let completion), .statementInTurn(_, let completion): completion(.failure(error))
             case .lease(let completion): completion(.failure(error))
             }
         }
@@ -97,8 +99,10 @@ public final class ConnectionPool {
 
     /// Runs one statement when its turn comes: at most `statementLimit` of them at once
     /// (the reads of queries, which are many; a key's lookup or a health check goes by `run`).
-    public func runInTurn(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        handle(machine.requested(.statement(statement, completion), for: .statementInTurn))
+    /// The statement is made when its turn comes (`making`, on this loop), so that what it
+    /// reads may still grow while it waits (`ReadCoalescer`); if it fails first, it is never made.
+    public func runInTurn(making: @escaping () -> Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
+        handle(machine.requested(.statementInTurn(making, completion), for: .statementInTurn))
     }
 
     /// Hands out one connection for the caller alone until it calls `Lease.release()`.
@@ -166,6 +170,8 @@ public final class ConnectionPool {
             switch waiter {
             case .statement(let statement, let completion):
                 connection.send(statement, completion: instruments?.timed(completion) ?? completion)
+            case .statementInTurn(let making, let completion):
+                connection.send(making(), completion: instruments?.timed(completion) ?? completion)
             case .lease(let completion):
                 connection.leased = true
                 completion(.success(Lease(connection: connection, instruments: instruments) { [weak self] clean in

@@ -178,3 +178,40 @@ def test_query_statements_beyond_the_limit_wait_in_the_server(world):
 def test_query_statements_must_be_at_least_one():
     refused = run_cli("serve", "--query-statements", "0", url="host=127.0.0.1 port=1 dbname=none", check=False)
     assert refused.returncode != 0 and "--query-statements must be at least 1" in refused.stderr, refused.stderr
+
+
+def test_loads_join_a_statement_that_waits_for_its_turn(world):
+    """`--query-statements 1`: while one request's refunds statement is held at a lock,
+    three more requests, sent one after another, wait for their turns (their payments
+    first, one at a time, then their refunds). Their refunds loads come in turns of their
+    own, yet share a statement: one that waits for its turn takes the loads that come
+    meanwhile (sent alone, each load would be a statement of its own). Each request still
+    gets exactly its own rows."""
+    server = Server(world["url"], "--loops", "1", "--query-statements", "1")
+    locker = PsqlSession(world["url"])
+    try:
+        key = world["keys"][(1, "full")]
+        payments = psql(world["url"], "SELECT p.id FROM payment p WHERE p.organisation_id = "
+                        f"'{world['model'].orgs[0]}' AND EXISTS (SELECT FROM refund r WHERE r.payment_id = p.id) "
+                        "ORDER BY p.id LIMIT 4").split()
+        assert len(payments) == 4
+        queries = [f'{{ payment(id: "{p}") {{ id refunds {{ id amount }} }} }}' for p in payments]
+        expected = [server.gql(q, key=key) for q in queries]
+        assert all(e.status == 200 and e.data["payment"]["refunds"] for e in expected), [e.raw for e in expected]
+        locker.run("BEGIN; LOCK TABLE refund IN ACCESS EXCLUSIVE MODE;")
+        before = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
+        with ThreadPoolExecutor(4) as pool:
+            answers = [pool.submit(server.gql, queries[0], key=key)]
+            wait_until(lambda: len(backends_waiting_on_a_lock(world["url"], "refund r")) == 1, 10, "the first at the lock")
+            for query in queries[1:]:
+                answers.append(pool.submit(server.gql, query, key=key))
+                time.sleep(0.3)  # a turn of the loop of its own
+            assert len(backends_waiting_on_a_lock(world["url"], "refund r")) == 1
+            locker.run("ROLLBACK;")
+            answers = [answer.result(30) for answer in answers]
+        assert [(a.status, a.json) for a in answers] == [(e.status, e.json) for e in expected]
+        after = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
+        assert after[0] - before[0] >= 2 and after[1] - before[1] >= 1, (before, after)
+    finally:
+        locker.close()
+        server.stop()
