@@ -18,8 +18,8 @@
 /// are served in the order they came, except that a statement whose turn cannot come yet
 /// lets the others pass. PostgreSQL answers best with about as many statements running as
 /// it has cores: on two cores shared with the server, 32 running at once made the
-/// dashboard's p99 3.3 times its p50, and 4 at once 1.4–2.4 times, with more requests
-/// answered (RESULTS.md).
+/// dashboard's p99 3.3 times its p50 and 4 at once 1.4–2.4 times, with more requests
+/// answered (RESULTS.md; with shared statements that take loads while they wait, 2.1–3.4).
 ///
 /// Every waiter leaves the queue by exactly one path: `.serve` or `.fail`.
 struct PoolStateMachine<Waiter> {
