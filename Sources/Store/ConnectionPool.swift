@@ -61,14 +61,13 @@ public final class ConnectionPool {
     private var reported = (idle: 0, busy: 0, waiting: 0)
 
     private enum Waiter {
-        case statement(Statement, (Result<ResultSet, DatabaseError>) -> Void)
-        /// A statement made when its turn comes (`runInTurn`).
-        case statementInTurn(() -> Statement, (Result<ResultSet, DatabaseError>) -> Void)
+        /// A statement, made when a connection is there for it (`runInTurn`).
+        case statement(() -> Statement, (Result<ResultSet, DatabaseError>) -> Void)
         case lease((Result<Lease, DatabaseError>) -> Void)
 
         func fail(_ error: DatabaseError) {
             switch self {
-            case .statement(_, let completion), .statementInTurn(_, let completion): completion(.failure(error))
+            case .statement(_, let completion): completion(.failure(error))
             case .lease(let completion): completion(.failure(error))
             }
         }
@@ -94,7 +93,7 @@ public final class ConnectionPool {
 
     /// Runs one statement on some connection of the pool.
     public func run(_ statement: Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        handle(machine.requested(.statement(statement, completion), for: .anyConnection))
+        handle(machine.requested(.statement({ statement }, completion), for: .anyConnection))
     }
 
     /// Runs one statement when its turn comes: at most `statementLimit` of them at once
@@ -102,7 +101,7 @@ public final class ConnectionPool {
     /// The statement is made when its turn comes (`making`, on this loop), so that what it
     /// reads may still grow while it waits (`ReadCoalescer`); if it fails first, it is never made.
     public func runInTurn(making: @escaping () -> Statement, completion: @escaping (Result<ResultSet, DatabaseError>) -> Void) {
-        handle(machine.requested(.statementInTurn(making, completion), for: .statementInTurn))
+        handle(machine.requested(.statement(making, completion), for: .statementInTurn))
     }
 
     /// Hands out one connection for the caller alone until it calls `Lease.release()`.
@@ -168,9 +167,7 @@ public final class ConnectionPool {
                 return waiter.fail(.unavailable("the connection was lost"))
             }
             switch waiter {
-            case .statement(let statement, let completion):
-                connection.send(statement, completion: instruments?.timed(completion) ?? completion)
-            case .statementInTurn(let making, let completion):
+            case .statement(let making, let completion):
                 connection.send(making(), completion: instruments?.timed(completion) ?? completion)
             case .lease(let completion):
                 connection.leased = true

@@ -17,9 +17,8 @@
 /// leases (the transactions of mutations) may take any connection up to `size`. Waiters
 /// are served in the order they came, except that a statement whose turn cannot come yet
 /// lets the others pass. PostgreSQL answers best with about as many statements running as
-/// it has cores: on two cores shared with the server, 32 running at once made the
-/// dashboard's p99 3.3 times its p50 and 4 at once 1.4–2.4 times, with more requests
-/// answered (RESULTS.md; with shared statements that take loads while they wait, 2.1–3.4).
+/// it has cores: on two cores shared with the server, 4 a loop instead of 16 tightened the
+/// dashboard's tail and answered more requests (RESULTS.md).
 ///
 /// Every waiter leaves the queue by exactly one path: `.serve` or `.fail`.
 struct PoolStateMachine<Waiter> {
@@ -63,7 +62,7 @@ struct PoolStateMachine<Waiter> {
     }
 
     let size: Int
-    /// Connections that may run single statements at once.
+    /// Connections that may run statements that take turns at once.
     let statementLimit: Int
     private(set) var health: Health = .healthy
     private(set) var slots: [(id: Int, slot: Slot)] = []
@@ -71,7 +70,7 @@ struct PoolStateMachine<Waiter> {
     private var waitingInTurn = FIFO<(arrival: Int, waiter: Waiter)>()
     private var waitingForAny = FIFO<(arrival: Int, waiter: Waiter)>()
     private var arrivals = 0
-    /// The connections running a single statement now.
+    /// The connections running a statement that took its turn now.
     private(set) var runningStatements: [Int] = []
     private var nextID = 0
 
