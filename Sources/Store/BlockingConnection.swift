@@ -63,13 +63,13 @@ public final class BlockingConnection {
         }
     }
 
-    /// Starts `COPY table (columns) FROM STDIN` (rows in COPY text format). Until `copyEnd`, the connection takes only
-    /// `copySend`: rows streamed in pieces, so a caller never holds more than a piece.
+    /// Starts `COPY table (columns) FROM STDIN` with rows in PostgreSQL's binary COPY format. Until `copyEnd`, the
+    /// connection takes only `copySend`: rows streamed in pieces, so a caller never holds more than a piece.
     public func copyBegin(into table: String, columns: [String]) throws(DatabaseError) {
-        _ = try check(PQexec(conn, "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN"))
+        _ = try check(PQexec(conn, "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN (FORMAT binary)"))
     }
 
-    /// Sends a piece of COPY text (whole rows or not); blocks while libpq's buffer is full.
+    /// Sends a piece of COPY data (whole rows or not); blocks while libpq's buffer is full.
     public func copySend(_ data: [UInt8]) throws(DatabaseError) {
         guard !data.isEmpty else { return }
         let sent = data.withUnsafeBufferPointer { buffer -> Int32 in

@@ -4,8 +4,8 @@ import Billing
 /// own as it reads it, before the line is staged (Sources/Billing/Dataset:
 /// `Importer.check(line:number:)`, `DatasetRecord`), with no database. The input is the
 /// file. Proves that line after line is either accepted or refused with its own line
-/// number, never trapping (sums of money included), and that what is accepted is text
-/// PostgreSQL's COPY takes: valid UTF-8 with no NUL character (PostgreSQL text cannot hold one).
+/// number, never trapping (sums of money included), and that the text of what is accepted is
+/// text PostgreSQL takes: valid UTF-8 with no NUL character (PostgreSQL text cannot hold one).
 /// And that the scanner for common lines (`LineScanner`) changes nothing: an importer that
 /// reads every line the general way stages the same bytes and refuses the same line.
 func fuzzDataset(_ bytes: [UInt8]) {
@@ -24,8 +24,8 @@ func fuzzDataset(_ bytes: [UInt8]) {
         }
     }
     precondition(importer.copyData[0].bytes == general.copyData[0].bytes, "the scanner staged other rows")
-    for (table, rows) in importer.copyData {  // the staged rows, never sent here
-        precondition(!rows.contains(0), "a NUL character in the \(table) rows")
-        precondition(String(validating: rows, as: UTF8.self) != nil, "invalid UTF-8 in the \(table) rows")
+    for text in importer.stagedTexts {  // the staged rows, never sent here
+        precondition(String(validating: text, as: UTF8.self) != nil, "invalid UTF-8 in a staged text")
+        precondition(!text.contains(0), "a NUL character in a staged text")
     }
 }

@@ -64,20 +64,18 @@ public final class Importer {
             try connection.execute(Staging.buffers)
             try connection.execute(Staging.settings)
             try connection.execute(Staging.create)
-            try connection.copyBegin(into: Staging.table, columns: Staging.columns)
+            try connection.copyBegin(into: Staging.table, columns: Staging.columns.map(\.name))
             let lines: Int
             do {
                 lines = try stream(next, to: connection)
             } catch let broken as ImportError {
                 // A line broke a rule of its own: a rule across the lines before it may have
                 // been broken earlier, and the first broken line is the one to report.
-                try sendStaged(to: connection)
-                try connection.copyEnd()
+                try endCopy(connection)
                 try checkAcrossLines(connection)
                 throw broken
             }
-            try sendStaged(to: connection)
-            try connection.copyEnd()
+            try endCopy(connection)
             progress("read \(lines) lines; checking the rules across lines")
             try checkAcrossLines(connection)
             try move(connection)
@@ -111,6 +109,13 @@ public final class Importer {
         staged.removeBytes()
     }
 
+    /// Sends the last rows and the trailer, and waits for the COPY's verdict.
+    private func endCopy(_ connection: BlockingConnection) throws {
+        staged.end()
+        try sendStaged(to: connection)
+        try connection.copyEnd()
+    }
+
     /// Throws the first line that breaks a rule across lines, if one does.
     private func checkAcrossLines(_ connection: BlockingConnection) throws {
         try connection.execute("ANALYZE \(Staging.table)")
@@ -137,7 +142,9 @@ public final class Importer {
         for row in 0..<organisations.rowCount {
             try connection.query("SELECT bg_recompute_figures($1::uuid)", [organisations.string(row, 0)])
         }
-        try connection.execute("ANALYZE")
+        // The store's tables, not the import's own temporary ones (a quarter of a second
+        // more for the staging table, which is dropped at the commit).
+        try connection.execute("ANALYZE " + Staging.storeTables.joined(separator: ", "))
     }
 
     /// Sets the indexes and foreign keys of the store's tables aside when they are all
@@ -297,6 +304,14 @@ public final class Importer {
         }
     }
 
-    /// The rows staged and not yet sent, in COPY text format.
+    /// The rows staged and not yet sent, in binary COPY format (`CopyBuffer`).
     package var copyData: [(table: String, bytes: [UInt8])] { [(staged.table, staged.bytes)] }
+
+    /// `copyData`'s rows, each field as the text it was staged from (`CopyBuffer.decodedRows`).
+    var stagedRows: [[[UInt8]?]] { CopyBuffer.decodedRows(staged.bytes, columns: Staging.columns) }
+
+    /// Every value of a text column in `copyData`.
+    package var stagedTexts: [[UInt8]] {
+        stagedRows.flatMap { row in zip(row, Staging.columns).compactMap { $0.1.type == .text ? $0.0 : nil } }
+    }
 }

@@ -19,7 +19,12 @@
 /// | `r` | refund | id | organisation | payment | | mode (or null) | | reference | description | refunded_on | | created_at | amount | |
 enum Staging {
     static let table = "import_line"
-    static let columns = ["line", "kind", "id", "org", "ref", "owner", "t1", "t2", "t3", "t4", "d1", "d2", "at", "n1", "n2"]
+    /// The columns as `create` declares them, for the binary COPY (`CopyBuffer`).
+    static let columns: [(name: String, type: CopyBuffer.ColumnType)] = [
+        ("line", .bigint), ("kind", .char), ("id", .uuid), ("org", .uuid), ("ref", .uuid), ("owner", .uuid),
+        ("t1", .text), ("t2", .text), ("t3", .text), ("t4", .text), ("d1", .date), ("d2", .date), ("at", .timestamptz),
+        ("n1", .bigint), ("n2", .bigint),
+    ]
 
     /// Local buffers for the staging table, which every check scans (the default, 8 MB,
     /// would read it again from the kernel's cache each time). Set before it is created.
@@ -70,19 +75,29 @@ enum Staging {
         UNION ALL SELECT s.line, format('id %s is already stored', s.id) FROM import_line s JOIN refund t USING (id) WHERE s.kind = 'r'
         """,
         // External ids and invoice numbers are unique in an organisation (file and store).
+        // The lines of a value used twice are found by hashing (a handful, if any) before
+        // they are ordered: ordering every line by its text took 0.7 s for 301,420 invoices.
         """
         SELECT line, format('external_id "%s" is already used in this organisation', t1) FROM (
-            SELECT s.line, s.t1, s.line > min(s.line) OVER (PARTITION BY s.org, s.t1) OR t.id IS NOT NULL AS used
-            FROM import_line s LEFT JOIN customer t ON t.organisation_id = s.org AND t.external_id = s.t1
-            WHERE s.kind = 'c' AND s.t1 IS NOT NULL
-        ) c WHERE used
+            SELECT s.line, s.t1, min(s.line) OVER (PARTITION BY s.org, s.t1) AS first
+            FROM import_line s
+            WHERE s.kind = 'c' AND (s.org, s.t1) IN (
+                SELECT org, t1 FROM import_line WHERE kind = 'c' AND t1 IS NOT NULL GROUP BY org, t1 HAVING count(*) > 1)
+        ) twice WHERE line > first
+        UNION ALL
+        SELECT s.line, format('external_id "%s" is already used in this organisation', s.t1)
+        FROM import_line s JOIN customer t ON t.organisation_id = s.org AND t.external_id = s.t1 WHERE s.kind = 'c'
         """,
         """
         SELECT line, format('invoice number "%s" is already used in this organisation', t1) FROM (
-            SELECT s.line, s.t1, s.line > min(s.line) OVER (PARTITION BY s.org, s.t1) OR t.id IS NOT NULL AS used
-            FROM import_line s LEFT JOIN invoice t ON t.organisation_id = s.org AND t.number = s.t1
-            WHERE s.kind = 'i'
-        ) i WHERE used
+            SELECT s.line, s.t1, min(s.line) OVER (PARTITION BY s.org, s.t1) AS first
+            FROM import_line s
+            WHERE s.kind = 'i' AND (s.org, s.t1) IN (
+                SELECT org, t1 FROM import_line WHERE kind = 'i' GROUP BY org, t1 HAVING count(*) > 1)
+        ) twice WHERE line > first
+        UNION ALL
+        SELECT s.line, format('invoice number "%s" is already used in this organisation', s.t1)
+        FROM import_line s JOIN invoice t ON t.organisation_id = s.org AND t.number = s.t1 WHERE s.kind = 'i'
         """,
         // The customer of an invoice or a payment: defined, and of the same organisation.
         """
@@ -94,32 +109,26 @@ enum Staging {
         LEFT JOIN customer t ON t.id = s.ref
         WHERE s.kind IN ('i', 'p') AND coalesce(f.org, t.organisation_id) IS DISTINCT FROM s.org
         """,
-        // An application's invoice: defined, of the organisation and the payment's customer, open.
+        // An application's invoice: defined, of the organisation and the payment's customer,
+        // open; and what is applied to it, in file order after what is stored, stays within
+        // its total. One rule, so that the applications are joined to the invoices once.
         """
         SELECT line, CASE WHEN invoice_org IS NULL THEN format('invoice %s is not defined on an earlier line nor stored', invoice)
                           WHEN invoice_org <> org THEN format('invoice %s belongs to another organisation', invoice)
                           WHEN invoice_customer <> owner THEN format('invoice %s belongs to another customer', invoice)
-                          ELSE format('invoice %s is not open', invoice) END
+                          WHEN invoice_status <> 'OPEN' THEN format('invoice %s is not open', invoice)
+                          ELSE format('payments applied to invoice %s would exceed its total %s', invoice, total) END
         FROM (
             SELECT a.line, a.ref AS invoice, a.org, a.owner, coalesce(f.org, t.organisation_id) AS invoice_org,
-                   coalesce(f.ref, t.customer_id) AS invoice_customer, coalesce(f.t2, t.base_status) AS invoice_status
+                   coalesce(f.ref, t.customer_id) AS invoice_customer, coalesce(f.t2, t.base_status) AS invoice_status,
+                   coalesce(f.n1, t.total) AS total,
+                   coalesce(t.amount_paid, 0) + sum(a.n1::numeric) OVER (PARTITION BY a.ref ORDER BY a.line) AS paid
             FROM import_line a
             LEFT JOIN import_line f ON f.kind = 'i' AND f.id = a.ref AND f.line < a.line
             LEFT JOIN invoice t ON t.id = a.ref
             WHERE a.kind = 'a'
         ) a
-        WHERE invoice_org IS NULL OR invoice_org <> org OR invoice_customer <> owner OR invoice_status <> 'OPEN'
-        """,
-        // What is applied to an invoice, in file order after what is stored, stays within its total.
-        """
-        SELECT line, format('payments applied to invoice %s would exceed its total %s', invoice, total) FROM (
-            SELECT a.line, a.ref AS invoice, coalesce(f.n1, t.total) AS total,
-                   coalesce(t.amount_paid, 0) + sum(a.n1::numeric) OVER (PARTITION BY a.ref ORDER BY a.line) AS paid
-            FROM import_line a
-            LEFT JOIN import_line f ON f.kind = 'i' AND f.id = a.ref
-            LEFT JOIN invoice t ON t.id = a.ref
-            WHERE a.kind = 'a'
-        ) a WHERE paid > total
+        WHERE invoice_org IS NULL OR invoice_org <> org OR invoice_customer <> owner OR invoice_status <> 'OPEN' OR paid > total
         """,
         // A refund's payment: defined, of the organisation, succeeded, and refunded at most its amount.
         """
@@ -225,6 +234,9 @@ enum Staging {
             SELECT org, sha256(convert_to(t1, 'UTF8')), t2::text[] FROM import_line WHERE kind = 'k' ORDER BY line
             """),
     ]
+
+    /// The store's tables an import writes, in the order of `moves`.
+    static var storeTables: [String] { moves.map(\.table) }
 
     /// The organisations the file names without defining them: they were stored before,
     /// so their figures are recomputed from all their rows, under the mutations' locks.

@@ -35,11 +35,20 @@ final class LineScannerTests: XCTestCase {
             default:
                 XCTFail("one way accepts and the other refuses: \(text) (\(fast), \(slow))", file: file, line: line)
             }
-            XCTAssertEqual(String(decoding: scanning.copyData[0].bytes, as: UTF8.self),
-                           String(decoding: general.copyData[0].bytes, as: UTF8.self), "after \(text)", file: file, line: line)
-            if scanning.copyData[0].bytes != general.copyData[0].bytes { break }
+            if scanning.copyData[0].bytes != general.copyData[0].bytes {
+                XCTAssertEqual(rows(scanning), rows(general), "after \(text)", file: file, line: line)
+                XCTAssertEqual(scanning.copyData[0].bytes, general.copyData[0].bytes, "after \(text)", file: file, line: line)
+                break
+            }
         }
         return scanning
+    }
+
+    /// The rows an importer staged, a line of text each, for a readable failure.
+    private func rows(_ importer: Importer) -> [String] {
+        importer.stagedRows.map { row in
+            row.map { $0.map { String(decoding: $0, as: UTF8.self) } ?? "NULL" }.joined(separator: " | ")
+        }
     }
 
     func testTheSeedersLinesStageTheSameRowsAndMostAreScanned() {
