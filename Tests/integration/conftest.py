@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -19,6 +20,23 @@ import uuid
 import pytest
 
 from model import Model
+
+_RUN_TEMP = None
+
+
+def pytest_configure(config):
+    """Every temporary file and folder of the tests (datasets of up to a gigabyte among them)
+    goes into one folder of this run, removed at its end: left in /tmp, a day of runs had
+    filled 15 GB. Open to other users, as /tmp is, for the private clusters' `postgres`."""
+    global _RUN_TEMP
+    _RUN_TEMP = tempfile.tempdir = tempfile.mkdtemp(prefix="billgraph-tests-")
+    os.chmod(_RUN_TEMP, 0o755)
+
+
+def pytest_unconfigure(config):
+    tempfile.tempdir = None
+    if _RUN_TEMP:
+        shutil.rmtree(_RUN_TEMP, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter, config):
