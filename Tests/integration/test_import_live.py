@@ -8,9 +8,10 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import BIN, open_world, seed
+from conftest import BIN, PsqlSession, backends_waiting_on_a_lock, open_data, open_world, psql, seed, wait_until
 from figures import Facts, assert_figures_match, assert_stored_match, record_credit_notes
 
 REFUND = 'mutation($p: ID!) { refundPayment(input: {paymentId: $p, amount: 1}) { refund { id } } }'
@@ -82,3 +83,47 @@ def test_an_import_beside_200_refunds_and_50_credit_notes_keeps_every_figure_exa
         assert_figures_match(server, key, url, invoice_ids=invoices[:50], payment_ids=payments, customer_ids=customers)
     finally:
         world["server"].stop()
+
+
+def test_two_imports_into_one_organisation_apply_at_most_an_invoices_total():
+    """Two files, each paying the whole rest of one stored invoice: either alone is good, both
+    together would pay it twice. Held at the invoice until both have started, the second
+    import must check its rules against what the first committed and be refused, naming its
+    line; the invoice is paid once."""
+    opened = open_data(customers=6, seed_value=43, orgs=1)
+    url, org = opened["url"], opened["model"].orgs[0]
+    invoice, customer, rest = psql(url, "SELECT id, customer_id, total - amount_paid FROM invoice "
+                                        f"WHERE organisation_id = '{org}' AND base_status = 'OPEN' AND amount_paid < total "
+                                        "ORDER BY id LIMIT 1").split("|")
+    paid_before = int(psql(url, f"SELECT amount_paid FROM invoice WHERE id = '{invoice}'"))
+    files = []
+    for n in range(2):
+        path = os.path.join(tempfile.mkdtemp(), f"payment-{n}.jsonl")
+        with open(path, "w") as f:
+            f.write(json.dumps({"type": "payment", "id": str(uuid.uuid4()), "organisation_id": org, "customer_id": customer,
+                                "mode": "cash", "status": "succeeded", "amount": int(rest), "received_on": "2030-06-01",
+                                "created_at": "2030-06-01T09:00:00Z",
+                                "applications": [{"invoice_id": invoice, "amount": int(rest)}]}) + "\n")
+        files.append(path)
+    holder = PsqlSession(url)
+    importers = []
+    try:
+        # Every import that gets past its rules stops at the invoice (its application's
+        # foreign key): without a hold on the organisation, both would be past them.
+        holder.run(f"BEGIN; SELECT 1 FROM invoice WHERE id = '{invoice}' FOR UPDATE;")
+        importers = [subprocess.Popen([BIN, "import", path], env=dict(os.environ, BILLGRAPH_DATABASE_URL=url),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in files]
+        wait_until(lambda: len(backends_waiting_on_a_lock(url, "")) == 2, 30, "both imports never waited")
+        holder.run("ROLLBACK;")
+        results = [(p.wait(60), p.stderr.read()) for p in importers]
+    finally:
+        holder.close()
+        for p in importers:
+            if p.poll() is None:
+                p.kill()
+    assert sorted(code for code, _ in results) == [0, 1], results
+    refused = next(err for code, err in results if code == 1)
+    assert "line 1:" in refused and f"payments applied to invoice {invoice} would exceed its total" in refused, refused
+    assert int(psql(url, f"SELECT amount_paid FROM invoice WHERE id = '{invoice}'")) == paid_before + int(rest)
+    assert psql(url, f"SELECT count(*) FROM payment_application WHERE invoice_id = '{invoice}' "
+                     "AND payment_received_on = '2030-06-01'") == "1"

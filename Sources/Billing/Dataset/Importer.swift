@@ -76,6 +76,7 @@ public final class Importer {
                 throw broken
             }
             try endCopy(connection)
+            try lockOrganisations(connection)
             progress("read \(lines) lines; checking the rules across lines")
             try checkAcrossLines(connection)
             try move(connection)
@@ -114,6 +115,19 @@ public final class Importer {
         staged.end()
         try sendStaged(to: connection)
         try connection.copyEnd()
+    }
+
+    /// Waits until no other import holds an organisation the file names, and holds them
+    /// until this import's transaction ends (`Staging.lockOrganisation`).
+    private func lockOrganisations(_ connection: BlockingConnection) throws {
+        let organisations = try connection.query(Staging.organisations)
+        for row in 0..<organisations.rowCount {
+            let organisation = organisations.string(row, 0)
+            if try connection.query(Staging.tryLockOrganisation, [organisation]).string(0, 0) != "t" {
+                progress("waiting for another import into organisation \(organisation ?? "") to end")
+                try connection.query(Staging.lockOrganisation, [organisation])
+            }
+        }
     }
 
     /// Throws the first line that breaks a rule across lines, if one does.

@@ -238,6 +238,21 @@ enum Staging {
     /// The store's tables an import writes, in the order of `moves`.
     static var storeTables: [String] { moves.map(\.table) }
 
+    /// Every organisation the file names, in the one order every import takes their locks
+    /// in (`lockOrganisation`), so that two imports never wait for each other in a circle.
+    static let organisations = "SELECT DISTINCT org::text FROM import_line ORDER BY 1"
+
+    /// An import's hold on an organisation, until its transaction ends, taken before the
+    /// rules across lines are checked: the rules read what is stored, so two imports into
+    /// one organisation checked side by side would each miss the other's rows: both could
+    /// commit payments applied to one invoice beyond its total, or one would fail on a
+    /// duplicate key instead of naming its line. The second waits, then checks against
+    /// what the first committed. (A transaction-level advisory lock: released by the commit or the
+    /// rollback, even when the importer dies.)
+    static let lockOrganisation = "SELECT pg_advisory_xact_lock(hashtext('billgraph import'), hashtext($1))"
+    /// `lockOrganisation` if no one holds it: true, or false at once.
+    static let tryLockOrganisation = "SELECT pg_try_advisory_xact_lock(hashtext('billgraph import'), hashtext($1))"
+
     /// The organisations the file names without defining them: they were stored before,
     /// so their figures are recomputed from all their rows, under the mutations' locks.
     static let storedOrganisations = """
