@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "ServerTests", dependencies: ["Server"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "EventLoop"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "JSON"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "JSON", "Metrics"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -113,7 +113,7 @@ public final class BillgraphService {
             limiter: RateLimiter(),
             graphiQL: GraphiQL(assets: try configuration.graphiQLDirectory.map(GraphiQLAssets.init(directory:))),
             preparation: try PreparationThread(),
-            accessLog: configuration.accessLog ? AccessLog() : nil,
+            accessLog: configuration.accessLog ? try AccessLog() : nil,
             replicas: configuration.replicaURLs.map { url in
                 let conninfo = Self.connectionString(url, configuration)
                 let name = ConnectionTarget.displayName(url)

@@ -1,4 +1,5 @@
 import Billing
+import Dispatch
 import EventLoop
 import JSON
 import Metrics
@@ -219,9 +220,20 @@ struct RequestIDs {
     }
 }
 
-/// The access log: one JSON object a line on standard output (RULES.md section 7), each
-/// line written whole by one `write` under a lock shared by every loop, so lines never
-/// interleave.
+/// The access log: one JSON object a line on standard output (RULES.md section 7), written
+/// by a thread of its own so that a loop never waits for standard output.
+///
+/// Standard output is often a pipe to a log collector; written by the loops themselves,
+/// a collector that stopped reading for a moment stopped the service with it (a pipe holds
+/// about 200 lines). Loops append whole lines to `pending` under a lock, so lines never
+/// interleave, and the writer thread writes them out as fast as the reader takes them. If
+/// the reader falls `maxPendingBytes` behind, further lines are dropped rather than
+/// stalling requests: counted in `billgraph_access_log_dropped_lines_total`, and said on
+/// standard error once writing goes on (README, "Operating it").
+///
+/// Lifetime: one per process, made with the service; its thread sleeps while there is
+/// nothing to write and ends with the process (it refers to this object, which is
+/// therefore never freed). Lines still pending when the process exits are lost.
 public final class AccessLog: Sendable {
     struct Entry {
         var requestID: String
@@ -238,23 +250,71 @@ public final class AccessLog: Sendable {
         var errorCodes: [String]
     }
 
-    private let fd: Int32
-    private let lock = Mutex<Void>(())
+    /// How far the reader may fall behind: about 25,000 lines.
+    static let maxPendingBytes = 8 << 20
 
-    public init(fd: Int32 = 1) { self.fd = fd }
+    private struct Pending {
+        var bytes: [UInt8] = []
+        /// Lines dropped since the writer last took `bytes`.
+        var dropped = 0
+    }
+
+    private let fd: Int32
+    private let pending = Mutex(Pending())
+    /// Signalled when `pending` goes from empty to not, once for each time.
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let dropped: Counter
+
+    /// Starts the writer thread, which writes to `fd` (standard output unless a test says).
+    init(fd: Int32 = 1, dropped: Counter = ServiceMetrics.shared.accessLogDropped) throws {
+        self.fd = fd
+        self.dropped = dropped
+        let thread = try Thread.start { [self] in
+            while true {
+                wakeup.wait()
+                let (bytes, lost) = pending.withLock { state in
+                    defer { state = Pending() }
+                    return (state.bytes, state.dropped)
+                }
+                writeAll(bytes)
+                if lost > 0 {
+                    writeAll(Array(("billgraph: \(lost) access log lines dropped: standard output was not read fast "
+                        + "enough\n").utf8), to: 2)
+                }
+            }
+        }
+        pthread_detach(thread)
+    }
 
     func write(_ entry: Entry, time: String) {
-        var line = Self.line(entry, time: time)
-        line.append(UInt8(ascii: "\n"))
-        lock.withLock { _ in
-            line.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return }  // standard output is gone: the log is lost, the service goes on
-                    offset += n
-                }
+        let line = Self.line(entry, time: time)
+        let wasEmpty = pending.withLock { state -> Bool? in
+            guard state.bytes.count + line.count < Self.maxPendingBytes else {
+                state.dropped += 1
+                return nil
+            }
+            let wasEmpty = state.bytes.isEmpty
+            state.bytes.append(contentsOf: line)
+            state.bytes.append(UInt8(ascii: "\n"))
+            return wasEmpty
+        }
+        switch wasEmpty {
+        case nil: dropped.increment()
+        case true?: wakeup.signal()
+        case false?: break
+        }
+    }
+
+    /// Writes all of `bytes`, waiting as long as the reader makes it; gives up silently
+    /// when the output is gone (the log is lost, the service goes on).
+    private func writeAll(_ bytes: [UInt8], to fd: Int32? = nil) {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd ?? self.fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                offset += n
             }
         }
     }

@@ -24,6 +24,8 @@ public final class ServiceMetrics: Sendable {
     /// Loads sent in a statement shared with other loads, and those statements (README, "Coalescing").
     let coalescedLoads: Counter
     let coalescedStatements: Counter
+    /// Access log lines dropped because standard output was not read fast enough (`AccessLog`).
+    let accessLogDropped: Counter
     /// The HTTP connections of every `ConnectionBudget` that serves here (one per service).
     private let budgets = Budgets()
 
@@ -73,6 +75,8 @@ public final class ServiceMetrics: Sendable {
                                           help: "Loads of query requests answered by a statement shared with other loads of the same shape.").labels([])
         coalescedStatements = registry.counter("billgraph_coalesced_statements_total",
                                                help: "Statements that answered several loads of query requests at once.").labels([])
+        accessLogDropped = registry.counter("billgraph_access_log_dropped_lines_total",
+                                            help: "Access log lines dropped because standard output was not read fast enough.").labels([])
         ProcessMetrics.register(in: registry)
         // The series exist from the start, at zero, for the primary (replicas: RULES.md section 9).
         _ = dbStatements.labels(["primary"])

@@ -1,6 +1,10 @@
 import JSON
+import Metrics
 @testable import Service
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The pieces of the operator's side that need no server: the access-log line, request
 /// ids, error codes read from an answer, and the readiness verdict on migrations. The
@@ -27,6 +31,44 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(second["duration_ms"], .number("0.000"))
         XCTAssertEqual(second["key_id"], .null)
         XCTAssertEqual(second["operation_name"], .null)
+    }
+
+    /// A reader of standard output that stops reading costs lines, never a wait: with
+    /// nobody reading the pipe, 30,000 lines (over 9 MB, against a pipe of 64 KiB and 8 MiB
+    /// pending) are all handed over at once; those beyond the bound are counted as dropped;
+    /// once the reader reads, every other line arrives whole and in order.
+    func testAStalledReaderDropsLinesButNeverHoldsTheWriter() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]) }
+        let dropped = Counter()
+        let log = try AccessLog(fd: fds[1], dropped: dropped)
+        let count = 30_000
+        func entry(_ n: Int) -> AccessLog.Entry {
+            AccessLog.Entry(requestID: String(n), method: "POST", path: "/graphql?" + String(repeating: "p", count: 200),
+                            status: 200, durationNanoseconds: 1_000, operationType: "query", operationName: nil, keyID: nil,
+                            organisationID: nil, statements: 1, bytes: 1, errorCodes: [])
+        }
+        for n in 0..<count { log.write(entry(n), time: "t") }
+        let lost = Int(dropped.value)
+        XCTAssertGreaterThan(lost, 0)
+        let lineBytes = AccessLog.line(entry(count), time: "t").count + 1
+        XCTAssertGreaterThanOrEqual(count - lost, AccessLog.maxPendingBytes / lineBytes - 1, "at least the bound is kept")
+        var ids: [Int] = []
+        var rest: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while ids.count < count - lost {
+            let n = read(fds[0], &buffer, buffer.count)
+            XCTAssertGreaterThan(n, 0)
+            guard n > 0 else { break }
+            rest += buffer[0..<n]
+            while let end = rest.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = try JSONParser.parse(Array(rest[..<end]))
+                ids.append(try XCTUnwrap(line["request_id"]?.stringValue.flatMap { Int($0) }))
+                rest.removeSubrange(...end)
+            }
+        }
+        XCTAssertEqual(ids, Array(0..<(count - lost)), "the first lines, whole and in order; the last ones dropped")
     }
 
     func testTimesAreRFC3339InUTCWithMilliseconds() {

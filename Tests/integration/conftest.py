@@ -103,9 +103,10 @@ class Server:
     """The real billgraph server on a free loopback port. `wrapper` runs it under another
     command (strace); `pid` is the server's own process either way. `env` adds environment
     variables (the statement trace). `access` holds the lines of its access log (standard
-    output), read by a thread of their own."""
+    output), read by a thread of their own; with `access_paused`, only once
+    `resume_access()` is called (a log collector that stops reading)."""
 
-    def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30, listen="127.0.0.1:0"):
+    def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30, listen="127.0.0.1:0", access_paused=False):
         # PgBouncer cannot carry a statement_timeout of the server's choosing (it sets 30 s
         # itself): a server given another goes straight to the database.
         if PGBOUNCER_PORT and f"port={ADMIN_PORT} " in url and "--statement-timeout-ms" not in options:
@@ -115,8 +116,12 @@ class Server:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=dict(os.environ, **(env or {})))
         self.access = []
+        self._access_reading = threading.Event()
+        if not access_paused:
+            self._access_reading.set()
 
         def read_access():
+            self._access_reading.wait()
             for line in iter(self.proc.stdout.readline, ""):
                 self.access.append(line)
 
@@ -150,6 +155,9 @@ class Server:
         if wrapper:
             with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
                 self.pid = int(f.read().split()[0])
+
+    def resume_access(self):
+        self._access_reading.set()
 
     def log_text(self):
         return "".join(self.log)

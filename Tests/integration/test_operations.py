@@ -392,6 +392,26 @@ def test_every_access_log_line_is_complete_and_right_and_tells_no_secret(private
         server.stop()
 
 
+def test_a_reader_that_stops_reading_the_access_log_stalls_no_request(private_cluster):
+    """Standard output is a pipe that nobody reads for 3,000 requests, about five times what
+    the pipe holds: written by the loop, the log stalled the server after about 200 lines.
+    Every request is answered in time; once the pipe is read, every line is there, in order."""
+    c = private_cluster
+    server = Server(c["url"], "--loops", "1", access_paused=True)
+    try:
+        # Without a key: answered 401 without the database, and logged (probes are not).
+        path = "/graphql?query=%7B__typename%7D&padding=" + "p" * 100
+        for n in range(3000):
+            status, _, _ = get(server.port, path, headers={"X-Request-Id": f"stalled-{n}"}, timeout=5)
+            assert status == 401, n
+        server.resume_access()
+        lines = access_lines(server, 3000, timeout=20)
+        assert [entry["request_id"] for entry in lines] == [f"stalled-{n}" for n in range(3000)]
+        assert metric(get(server.port, "/metrics")[2].decode(), "billgraph_access_log_dropped_lines_total") == 0
+    finally:
+        server.stop()
+
+
 def test_access_log_off_writes_nothing_on_standard_output(private_cluster):
     c = private_cluster
     server = Server(c["url"], "--access-log", "off")
