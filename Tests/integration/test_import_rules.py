@@ -89,10 +89,15 @@ def cases(lines):
         ("application to another customer's invoice", [other_customers,
                                                        payment_line(org1, c1["id"], [{"invoice_id": other_customers["id"], "amount": 5}])],
          "belongs to another customer"),
+        # The payment in between is good as the file reads up to it: only the second
+        # definition is broken (summed against both definitions, it looked paid twice).
+        ("an invoice defined again after a payment to it",
+         [mine, payment_line(org1, c1["id"], [{"invoice_id": mine["id"], "amount": 600}]), dict(mine, number="NEW-3")],
+         f"id {mine['id']} was already used on line"),
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(12))
 def test_a_line_breaking_a_rule_across_objects_stops_the_import(two_orgs, case):
     name, extra, reason = cases(two_orgs)[case]
     lines = two_orgs + extra
@@ -104,7 +109,7 @@ def test_a_line_breaking_a_rule_across_objects_stops_the_import(two_orgs, case):
     assert psql(url, COUNTS) == "0,0,0,0,0"
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(12))
 def test_the_same_rules_hold_against_what_is_already_stored(two_orgs, case):
     """The same lines in a second file, after the first was imported: the names resolve
     against the store, and the rules are the same. Nothing of the second file is stored."""

@@ -393,7 +393,7 @@ def test_every_access_log_line_is_complete_and_right_and_tells_no_secret(private
 
 
 def test_a_reader_that_stops_reading_the_access_log_stalls_no_request(private_cluster):
-    """Standard output is a pipe that nobody reads for 3,000 requests, about five times what
+    """Standard output is a pipe that nobody reads for 3,000 requests, over fifteen times what
     the pipe holds: written by the loop, the log stalled the server after about 200 lines.
     Every request is answered in time; once the pipe is read, every line is there, in order."""
     c = private_cluster

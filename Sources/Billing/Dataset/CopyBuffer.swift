@@ -83,7 +83,8 @@ struct CopyBuffer {
 
     /// `field` of a text column, in ASCII capitals (an enumeration as the API spells it).
     mutating func uppercasedField(_ text: UnsafeBufferPointer<UInt8>) {
-        precondition(nextColumn() == .text, "\(table): uppercase text for a column that is not text")
+        let type = nextColumn()
+        precondition(type == .text, "\(table): uppercase text for a column that is not text")
         appendInteger(Int32(text.count))
         for byte in text { bytes.append(byte >= 0x61 && byte <= 0x7A ? byte - 0x20 : byte) }
     }
@@ -94,7 +95,8 @@ struct CopyBuffer {
 
     /// A `bigint` column's value, written without making text.
     mutating func field(_ value: Int) {
-        precondition(nextColumn() == .bigint, "\(table): an integer for a column that is not bigint")
+        let type = nextColumn()
+        precondition(type == .bigint, "\(table): an integer for a column that is not bigint")
         appendInteger(Int32(8))
         appendInteger(Int64(value))
     }
@@ -210,10 +212,10 @@ struct CopyBuffer {
 }
 
 extension CopyBuffer {
-    /// The rows of `bytes` (from its signature on, without trailer), as the text each
-    /// field was written from would read back: for tests and the fuzz harness, which
-    /// compare staged rows and check their text; uuids, dates, timestamps and integers
-    /// are shown as PostgreSQL's numbers, text as it is.
+    /// The rows of `bytes` (from its signature on, without trailer), each field as bytes:
+    /// for tests and the fuzz harness, which compare staged rows and check their text.
+    /// Text and "char" come back as they are, uuids as their 16 bytes, integers, dates and
+    /// timestamps as the decimal text of PostgreSQL's number (days or microseconds since 2000).
     static func decodedRows(_ bytes: [UInt8], columns: [(name: String, type: ColumnType)]) -> [[[UInt8]?]] {
         var rows: [[[UInt8]?]] = []
         var i = signature.count + 8

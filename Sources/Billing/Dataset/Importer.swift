@@ -61,6 +61,7 @@ public final class Importer {
     public func run(lines next: () -> [UInt8]?) throws -> Summary {
         guard let connection else { preconditionFailure("an importer without a database cannot run") }
         return try connection.transaction {
+            try connection.execute(Staging.isolation)
             try connection.execute(Staging.buffers)
             try connection.execute(Staging.settings)
             try connection.execute(Staging.create)
@@ -72,6 +73,7 @@ public final class Importer {
                 // A line broke a rule of its own: a rule across the lines before it may have
                 // been broken earlier, and the first broken line is the one to report.
                 try endCopy(connection)
+                try lockOrganisations(connection)
                 try checkAcrossLines(connection)
                 throw broken
             }
@@ -120,12 +122,12 @@ public final class Importer {
     /// Waits until no other import holds an organisation the file names, and holds them
     /// until this import's transaction ends (`Staging.lockOrganisation`).
     private func lockOrganisations(_ connection: BlockingConnection) throws {
-        let organisations = try connection.query(Staging.organisations)
-        for row in 0..<organisations.rowCount {
-            let organisation = organisations.string(row, 0)
-            if try connection.query(Staging.tryLockOrganisation, [organisation]).string(0, 0) != "t" {
-                progress("waiting for another import into organisation \(organisation ?? "") to end")
-                try connection.query(Staging.lockOrganisation, [organisation])
+        let keys = try connection.query(Staging.organisationKeys)
+        for row in 0..<keys.rowCount {
+            let key = keys.string(row, 0)
+            if try connection.query(Staging.tryLockOrganisation, [key]).string(0, 0) != "t" {
+                progress("waiting for another import into an organisation of this file to end")
+                try connection.query(Staging.lockOrganisation, [key])
             }
         }
     }
@@ -321,7 +323,7 @@ public final class Importer {
     /// The rows staged and not yet sent, in binary COPY format (`CopyBuffer`).
     package var copyData: [(table: String, bytes: [UInt8])] { [(staged.table, staged.bytes)] }
 
-    /// `copyData`'s rows, each field as the text it was staged from (`CopyBuffer.decodedRows`).
+    /// `copyData`'s rows, field by field (`CopyBuffer.decodedRows`).
     var stagedRows: [[[UInt8]?]] { CopyBuffer.decodedRows(staged.bytes, columns: Staging.columns) }
 
     /// Every value of a text column in `copyData`.

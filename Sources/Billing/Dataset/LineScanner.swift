@@ -1,6 +1,6 @@
 /// The importer's fast way through a common line: customers, invoices, payments and
 /// refunds written as plain JSON (ASCII text without escapes, integers without sign,
-/// fraction or exponent), read in place and written straight into COPY text, with no JSON
+/// fraction or exponent), read in place and written straight into COPY rows, with no JSON
 /// tree and no `String`. It checks everything `DatasetRecord` and `Importer` check, and
 /// stages exactly the row they would; anything else (another type, an escape, a byte
 /// outside ASCII, any broken rule) it declines, and the line takes the general way, which

@@ -159,10 +159,15 @@ enum Staging {
         """,
     ]
 
-    /// The first broken line of all the rules, if any: `line`, `reason`.
+    /// The first broken line of all the rules, if any: `line`, `reason`. A line broken in
+    /// several ways reports the first rule of `rules` it breaks (an undefined organisation
+    /// before what follows from it), and within a rule (two of a payment's applications)
+    /// the first reason in text order, so the same file always gets the same answer.
     static let firstBrokenLine = "SELECT line, reason FROM (\n"
-        + rules.map { "(SELECT line, reason FROM (\($0)) v(line, reason) ORDER BY line LIMIT 1)" }.joined(separator: "\nUNION ALL\n")
-        + "\n) broken ORDER BY line LIMIT 1"
+        + rules.enumerated().map { rule, sql in
+            "(SELECT line, reason, \(rule) AS rule FROM (\(sql)) v(line, reason) ORDER BY line, reason LIMIT 1)"
+        }.joined(separator: "\nUNION ALL\n")
+        + "\n) broken ORDER BY line, rule LIMIT 1"
 
     /// The file's sums that figures are made of (RULES.md section 3): what is applied to
     /// each invoice (`paid`) and from each payment (`applied`), and refunded from each
@@ -238,20 +243,26 @@ enum Staging {
     /// The store's tables an import writes, in the order of `moves`.
     static var storeTables: [String] { moves.map(\.table) }
 
-    /// Every organisation the file names, in the one order every import takes their locks
-    /// in (`lockOrganisation`), so that two imports never wait for each other in a circle.
-    static let organisations = "SELECT DISTINCT org::text FROM import_line ORDER BY 1"
+    /// The keys of the organisations the file names (`lockOrganisation`), in the one order
+    /// every import takes them in, so that two imports never wait for each other in a
+    /// circle. The key is what is ordered: two organisations may share one.
+    static let organisationKeys = "SELECT DISTINCT hashtext(org::text) FROM import_line ORDER BY 1"
 
-    /// An import's hold on an organisation, until its transaction ends, taken before the
-    /// rules across lines are checked: the rules read what is stored, so two imports into
-    /// one organisation checked side by side would each miss the other's rows: both could
-    /// commit payments applied to one invoice beyond its total, or one would fail on a
-    /// duplicate key instead of naming its line. The second waits, then checks against
-    /// what the first committed. (A transaction-level advisory lock: released by the commit or the
-    /// rollback, even when the importer dies.)
-    static let lockOrganisation = "SELECT pg_advisory_xact_lock(hashtext('billgraph import'), hashtext($1))"
+    /// An import's hold on an organisation's key, until its transaction ends, taken before
+    /// the rules across lines are checked: the rules read what is stored, so two imports
+    /// into one organisation checked side by side would each miss the other's rows: both
+    /// could commit payments applied to one invoice beyond its total, or one would fail on
+    /// a duplicate key instead of naming its line. The second waits, then checks against
+    /// what the first committed. (A transaction-level advisory lock: released by the
+    /// commit or the rollback, even when the importer dies.)
+    static let lockOrganisation = "SELECT pg_advisory_xact_lock(hashtext('billgraph import'), $1::integer)"
     /// `lockOrganisation` if no one holds it: true, or false at once.
-    static let tryLockOrganisation = "SELECT pg_try_advisory_xact_lock(hashtext('billgraph import'), hashtext($1))"
+    static let tryLockOrganisation = "SELECT pg_try_advisory_xact_lock(hashtext('billgraph import'), $1::integer)"
+
+    /// Read committed whatever the database's default: each rule sees what other imports
+    /// committed before it took its locks (under repeatable read, the second of two imports
+    /// would fail on a serialization error instead of naming its line).
+    static let isolation = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
 
     /// The organisations the file names without defining them: they were stored before,
     /// so their figures are recomputed from all their rows, under the mutations' locks.
