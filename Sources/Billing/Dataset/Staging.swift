@@ -246,7 +246,7 @@ enum Staging {
     /// The keys of the organisations the file names (`lockOrganisation`), in the one order
     /// every import takes them in, so that two imports never wait for each other in a
     /// circle. The key is what is ordered: two organisations may share one.
-    static let organisationKeys = "SELECT DISTINCT hashtext(org::text) FROM import_line ORDER BY 1"
+    static let organisationKeys = "SELECT DISTINCT hashtext(org::text) FROM (SELECT DISTINCT org FROM import_line) o ORDER BY 1"
 
     /// An import's hold on an organisation's key, until its transaction ends, taken before
     /// the rules across lines are checked: the rules read what is stored, so two imports
