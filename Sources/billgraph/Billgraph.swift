@@ -243,6 +243,15 @@ struct Migrate: ParsableCommand {
 
     func run() throws {
         let connection = try database.connect()
+        // Names, descriptions and every other text are UTF-8 in the API and the dataset. A
+        // database in another encoding takes those bytes as its own characters (or refuses
+        // them), so SQL's text functions, comparisons and sorts would misread them.
+        let encoding = try connection.query(
+            "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()").string(0, 0)
+        guard encoding == "UTF8" else {
+            throw failure("the database's encoding is \(encoding ?? "unknown"); billgraph keeps text in UTF-8 and needs a "
+                          + "database made with ENCODING 'UTF8' (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)")
+        }
         let applied = try Migrator(connection: connection).migrate(billingMigrations) { log("applied \($0.name)") }
         log(applied.isEmpty ? "the database is up to date" : "applied \(applied.count) migration(s)")
     }

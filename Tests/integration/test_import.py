@@ -206,3 +206,15 @@ def test_commands_on_a_database_never_migrated_say_to_migrate(dataset):
     run_cli("migrate", url=url)
     run_cli("import", path, url=url)
     assert psql(url, "SELECT count(*) FROM customer") == str(sum(1 for o in dataset if o["type"] == "customer"))
+
+
+def test_migrate_refuses_a_database_that_does_not_keep_utf8():
+    """Text is UTF-8 in the API and the dataset: a LATIN1 database would keep a name's UTF-8
+    bytes as Latin-1 characters. `migrate` says what to do and creates nothing."""
+    name = "bgtest_latin1_" + os.urandom(6).hex()
+    psql(ADMIN_URL, f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    url = database_url(name)
+    out = run_cli("migrate", url=url, check=False)
+    assert out.returncode == 1, out.stderr
+    assert "the database's encoding is LATIN1" in out.stderr and "ENCODING 'UTF8'" in out.stderr, out.stderr
+    assert psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
