@@ -207,7 +207,11 @@ struct Serve: ParsableCommand {
         configuration.queryStatements = queryStatements
         configuration.coalesceWaitMilliseconds = coalesceWaitMilliseconds
         keepFreedMemoryForReuse()
-        let service = try BillgraphService(configuration, log: log)
+        // What the running service says goes through a writer thread of its own, like the
+        // access log: a reader of standard error that stops reading must not stop the loops
+        // (a statement trace writes a line a statement).
+        let messages = try LineWriter(fd: 2, what: "messages")
+        let service = try BillgraphService(configuration, log: { messages.write(Array("billgraph: \($0)".utf8)) })
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : "")"
             + (configuration.replicaURLs.isEmpty ? ")" : ", \(configuration.replicaURLs.count) read replica(s))"))
@@ -217,6 +221,7 @@ struct Serve: ParsableCommand {
             log("operator endpoints on http://\(adminHost):\(adminPort)/ (healthz, readyz, metrics)")
         }
         service.run()
+        messages.flush()
         log("stopped")
     }
 }

@@ -60,7 +60,7 @@ final class OperationsTests: XCTestCase {
         let lost = Int(dropped.value)
         let lineBytes = AccessLog.line(entry(count), time: "t").count + 1
         XCTAssertGreaterThan(lost, 0)
-        XCTAssertGreaterThanOrEqual(count - lost, AccessLog.maxPendingBytes / lineBytes - 1, "at least the bound is kept")
+        XCTAssertGreaterThanOrEqual(count - lost, LineWriter.maxPendingBytes / lineBytes - 1, "at least the bound is kept")
         var ids: [Int] = []
         var rest: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 16)

@@ -104,9 +104,11 @@ class Server:
     command (strace); `pid` is the server's own process either way. `env` adds environment
     variables (the statement trace). `access` holds the lines of its access log (standard
     output), read by a thread of their own; with `access_paused`, only once
-    `resume_access()` is called (a log collector that stops reading)."""
+    `resume_access()` is called (a log collector that stops reading); with `log_paused`, its
+    standard error is not read past the port it announces until `resume_log()`."""
 
-    def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30, listen="127.0.0.1:0", access_paused=False):
+    def __init__(self, url, *options, wrapper=(), env=None, start_timeout=30, listen="127.0.0.1:0", access_paused=False,
+                 log_paused=False):
         # PgBouncer cannot carry a statement_timeout of the server's choosing (it sets 30 s
         # itself): a server given another goes straight to the database.
         if PGBOUNCER_PORT and f"port={ADMIN_PORT} " in url and "--statement-timeout-ms" not in options:
@@ -132,6 +134,9 @@ class Server:
         # with a deadline, which a blocking readline here could not keep.
         self.log = []
         announced = queue.Queue()
+        self._log_reading = threading.Event()
+        if not log_paused:
+            self._log_reading.set()
 
         def read():
             port = None
@@ -141,6 +146,7 @@ class Server:
                 if m:
                     port = int(m.group(1))
                     announced.put(port)
+                    self._log_reading.wait()
             announced.put(None)  # the server closed its standard error: it has exited
 
         threading.Thread(target=read, daemon=True).start()
@@ -158,6 +164,9 @@ class Server:
 
     def resume_access(self):
         self._access_reading.set()
+
+    def resume_log(self):
+        self._log_reading.set()
 
     def log_text(self):
         return "".join(self.log)

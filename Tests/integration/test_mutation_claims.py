@@ -412,6 +412,7 @@ def test_a_mutation_chosen_as_a_deadlock_victim_is_retried_and_succeeds_once():
     r = answer["r"]
     assert not r.errors, r.raw
     assert r.data["refundPayment"]["payment"]["amountRefunded"] == int(refunded) + 7
+    wait_until(lambda: "stopped" in server.log_text(), 5, "the server's last line")  # its trace is written before
     assert traced_attempts(server, "bg_refund_payment") == 2, server.log_text()
     assert psql(url, f"SELECT count(*) FROM refund WHERE payment_id = '{payment}' AND amount = 7") == "1"
     assert psql(url, f"SELECT amount_refunded FROM payment WHERE id = '{payment}'") == str(int(refunded) + 7)
@@ -445,6 +446,7 @@ def test_a_mutation_that_fails_to_serialize_is_retried_and_succeeds_once():
     r = answer["r"]
     assert not r.errors, r.raw
     assert r.data["refundPayment"]["payment"]["amountRefunded"] == int(refunded) + 3
+    wait_until(lambda: "stopped" in server.log_text(), 5, "the server's last line")  # its trace is written before
     assert traced_attempts(server, "bg_refund_payment") == 2, server.log_text()
     assert psql(url, f"SELECT count(*) || '|' || max(p.description) FROM refund r JOIN payment p ON p.id = r.payment_id "
                      f"WHERE r.payment_id = '{payment}' AND r.amount = 3") == "1|touched"

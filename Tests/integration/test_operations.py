@@ -412,6 +412,25 @@ def test_a_reader_that_stops_reading_the_access_log_stalls_no_request(private_cl
         server.stop()
 
 
+def test_a_reader_that_stops_reading_standard_error_stalls_no_request(private_cluster):
+    """The statement trace writes a line a statement to standard error; with nobody reading
+    it for 2,000 requests (over 600 KB, ten times what the pipe holds) every request is
+    answered in time, and once it is read every line is there."""
+    c = private_cluster
+    key = c["keys"][(1, "full")]
+    server = Server(c["url"], "--loops", "1", "--access-log", "off", env={"BILLGRAPH_TRACE_SQL": "1"}, log_paused=True)
+    try:
+        query = "{ customers(first: 1) { nodes { id name email } } }"
+        for n in range(2000):
+            r = server.request({"query": query}, key=key)
+            assert r.status == 200 and not r.errors, (n, r.raw)
+        server.resume_log()
+        wait_until(lambda: server.log_text().count("trace: ") >= 2000, 20, "every statement's trace line")
+        assert "dropped" not in server.log_text()
+    finally:
+        server.stop()
+
+
 def test_access_log_off_writes_nothing_on_standard_output(private_cluster):
     c = private_cluster
     server = Server(c["url"], "--access-log", "off")

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 
-from conftest import Server, canonical, cluster, psql
+from conftest import Server, canonical, cluster, psql, wait_until
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -155,8 +155,12 @@ def test_outage_idle_and_under_load(private_cluster):
         # Nothing sent during the outages happened, not even in part.
         assert psql(cluster_["url"], f"SELECT amount_refunded FROM payment WHERE id = '{payment}'") == refunded
         # The server's own count agrees: a few failed attempts a second over the outage.
-        outages = [(int(n), float(s)) for n, s in
-                   re.findall(r"reachable again after (\d+) failed connection attempt\(s\) in ([\d.]+) s", "".join(server.log))]
+        def reported():
+            return [(int(n), float(s)) for n, s in
+                    re.findall(r"reachable again after (\d+) failed connection attempt\(s\) in ([\d.]+) s", "".join(server.log))]
+        # The server's messages are written by a thread of its own: read once both are in.
+        wait_until(lambda: len(reported()) >= 2, 5, "both recoveries reported")
+        outages = reported()
         assert len(outages) == 2, server.log
         for n, seconds in outages:
             assert n <= 3 * max(1.0, seconds), (n, seconds)
