@@ -35,7 +35,6 @@ public final class LineWriter: Sendable {
         var writing = false
     }
 
-    private let fd: Int32
     private let pending = Mutex(Pending())
     /// Signalled when `pending` goes from empty to not, once for each time.
     private let wakeup = DispatchSemaphore(value: 0)
@@ -44,7 +43,6 @@ public final class LineWriter: Sendable {
     /// Starts the writer thread, which writes to `fd`; `what` names the lines in the
     /// notice of lines dropped ("access log lines").
     public init(fd: Int32, what: String, dropped: Counter = Counter()) throws {
-        self.fd = fd
         self.dropped = dropped
         let output = fd == 1 ? "standard output" : fd == 2 ? "standard error" : "its output"
         let thread = try Thread.start { [self] in

@@ -73,15 +73,16 @@ public final class Importer {
                 // A line broke a rule of its own: a rule across the lines before it may have
                 // been broken earlier, and the first broken line is the one to report.
                 try endCopy(connection)
-                try lockOrganisations(connection)
+                try lock(try organisations(connection), connection)
                 try checkAcrossLines(connection)
                 throw broken
             }
             try endCopy(connection)
-            try lockOrganisations(connection)
+            let organisations = try organisations(connection)
+            try lock(organisations, connection)
             progress("read \(lines) lines; checking the rules across lines")
             try checkAcrossLines(connection)
-            try move(connection)
+            try move(connection, recomputing: organisations.filter { !$0.defined }.map(\.id))
             return Summary(lines: lines, counts: [
                 ("organisations", staged("o")), ("api keys", staged("k")), ("customers", staged("c")),
                 ("invoices", staged("i")), ("payments", staged("p")), ("payment applications", staged("a")),
@@ -119,15 +120,31 @@ public final class Importer {
         try connection.copyEnd()
     }
 
+    /// An organisation the file names (`Staging.organisations`).
+    private struct Named {
+        let id: String
+        let key: Int32
+        /// An `organisation` line of the file makes it; otherwise it was stored before.
+        let defined: Bool
+    }
+
+    private func organisations(_ connection: BlockingConnection) throws -> [Named] {
+        let rows = try connection.query(Staging.organisations)
+        return (0..<rows.rowCount).compactMap { row in
+            guard let id = rows.string(row, 0), let key = rows.string(row, 1).flatMap({ Int32($0) }) else { return nil }
+            return Named(id: id, key: key, defined: rows.string(row, 2) == "t")
+        }
+    }
+
     /// Waits until no other import holds an organisation the file names, and holds them
-    /// until this import's transaction ends (`Staging.lockOrganisation`).
-    private func lockOrganisations(_ connection: BlockingConnection) throws {
-        let keys = try connection.query(Staging.organisationKeys)
-        for row in 0..<keys.rowCount {
-            let key = keys.string(row, 0)
-            if try connection.query(Staging.tryLockOrganisation, [key]).string(0, 0) != "t" {
+    /// until this import's transaction ends (`Staging.lockOrganisation`). The keys are taken
+    /// in their order, the one every import follows, so two imports never wait in a circle
+    /// (two organisations may share a key).
+    private func lock(_ organisations: [Named], _ connection: BlockingConnection) throws {
+        for key in Set(organisations.map(\.key)).sorted() {
+            if try connection.query(Staging.tryLockOrganisation, [String(key)]).string(0, 0) != "t" {
                 progress("waiting for another import into an organisation of this file to end")
-                try connection.query(Staging.lockOrganisation, [key])
+                try connection.query(Staging.lockOrganisation, [String(key)])
             }
         }
     }
@@ -142,8 +159,8 @@ public final class Importer {
     }
 
     /// Moves the staged rows into the store with their figures, then recomputes those of
-    /// the organisations that were already stored (RULES.md section 3).
-    private func move(_ connection: BlockingConnection) throws {
+    /// the organisations that were already stored, `recomputing` (RULES.md section 3).
+    private func move(_ connection: BlockingConnection, recomputing stored: [String]) throws {
         try connection.execute(Staging.sums)
         let bulk = try setAsideIfEmpty(connection)
         for (table, sql) in Staging.moves {
@@ -154,9 +171,8 @@ public final class Importer {
             try connection.execute(BulkLoad.restore)
             progress("built the indexes and checked the foreign keys")
         }
-        let organisations = try connection.query(Staging.storedOrganisations)
-        for row in 0..<organisations.rowCount {
-            try connection.query("SELECT bg_recompute_figures($1::uuid)", [organisations.string(row, 0)])
+        for organisation in stored.sorted() {
+            try connection.query("SELECT bg_recompute_figures($1::uuid)", [organisation])
         }
         // The store's tables, not the import's own temporary ones (a quarter of a second
         // more for the staging table, which is dropped at the commit).

@@ -243,10 +243,10 @@ enum Staging {
     /// The store's tables an import writes, in the order of `moves`.
     static var storeTables: [String] { moves.map(\.table) }
 
-    /// The keys of the organisations the file names (`lockOrganisation`), in the one order
-    /// every import takes them in, so that two imports never wait for each other in a
-    /// circle. The key is what is ordered: two organisations may share one.
-    static let organisationKeys = "SELECT DISTINCT hashtext(org::text) FROM (SELECT DISTINCT org FROM import_line) o ORDER BY 1"
+    /// Every organisation the file names, once: its id, its key for `lockOrganisation`, and
+    /// whether the file defines it (an `o` line, whose `org` is its own id). One pass over
+    /// the staged lines serves both the locks and the figures recomputed at the end.
+    static let organisations = "SELECT org::text, hashtext(org::text), bool_or(kind = 'o') FROM import_line GROUP BY org"
 
     /// An import's hold on an organisation's key, until its transaction ends, taken before
     /// the rules across lines are checked: the rules read what is stored, so two imports
@@ -263,11 +263,4 @@ enum Staging {
     /// committed before it took its locks (under repeatable read, the second of two imports
     /// would fail on a serialization error instead of naming its line).
     static let isolation = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
-
-    /// The organisations the file names without defining them: they were stored before,
-    /// so their figures are recomputed from all their rows, under the mutations' locks.
-    static let storedOrganisations = """
-        SELECT DISTINCT org::text FROM import_line
-        WHERE org NOT IN (SELECT id FROM import_line WHERE kind = 'o') ORDER BY 1
-        """
 }
