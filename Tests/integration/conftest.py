@@ -22,6 +22,9 @@ import pytest
 from model import Model
 
 _RUN_TEMP = None
+# The databases this run made, dropped at its end: on a developer's own cluster, runs had
+# left hundreds behind (scripts/test's cluster goes away with its run anyway).
+_RUN_DATABASES = []
 
 
 def pytest_configure(config):
@@ -35,6 +38,8 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     tempfile.tempdir = None
+    for name in _RUN_DATABASES:
+        subprocess.run(["psql", ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
     if _RUN_TEMP:
         shutil.rmtree(_RUN_TEMP, ignore_errors=True)
 
@@ -72,10 +77,16 @@ def database_url(name):
     return re.sub(r"dbname=\S+", f"dbname={name}", ADMIN_URL)
 
 
+def new_database(prefix="bgtest_", options=""):
+    """An empty database of this run (dropped at its end); its URL."""
+    name = prefix + uuid.uuid4().hex[:12]
+    psql(ADMIN_URL, f"CREATE DATABASE {name} {options}")
+    _RUN_DATABASES.append(name)
+    return database_url(name)
+
+
 def create_database():
-    name = "bgtest_" + uuid.uuid4().hex[:12]
-    psql(ADMIN_URL, f"CREATE DATABASE {name}")
-    url = database_url(name)
+    url = new_database()
     run_cli("migrate", url=url)
     return url
 

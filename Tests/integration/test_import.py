@@ -5,7 +5,7 @@ import tempfile
 
 import pytest
 
-from conftest import ADMIN_URL, create_database, database_url, psql, run_cli, seed
+from conftest import create_database, new_database, psql, run_cli, seed
 
 COUNTS = "SELECT (SELECT count(*) FROM organisation) || ',' || (SELECT count(*) FROM customer) || ',' || " \
          "(SELECT count(*) FROM invoice) || ',' || (SELECT count(*) FROM payment) || ',' || (SELECT count(*) FROM refund)"
@@ -193,9 +193,7 @@ def test_money_beyond_32_bits_is_answered_exactly():
 def test_commands_on_a_database_never_migrated_say_to_migrate(dataset):
     """An import (or a key made) before `billgraph migrate` is refused with what to do, not
     with the SQL error of the first missing table, and leaves the database as it was."""
-    name = "bgtest_bare_" + os.urandom(6).hex()
-    psql(ADMIN_URL, f"CREATE DATABASE {name}")
-    url = database_url(name)
+    url = new_database("bgtest_bare_")
     path = write(dataset)
     for args in (["import", path], ["keys", "list", "--organisation", dataset[0]["id"]]):
         out = run_cli(*args, url=url, check=False)
@@ -211,9 +209,7 @@ def test_commands_on_a_database_never_migrated_say_to_migrate(dataset):
 def test_migrate_refuses_a_database_that_does_not_keep_utf8():
     """Text is UTF-8 in the API and the dataset: a LATIN1 database would keep a name's UTF-8
     bytes as Latin-1 characters. `migrate` says what to do and creates nothing."""
-    name = "bgtest_latin1_" + os.urandom(6).hex()
-    psql(ADMIN_URL, f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    url = database_url(name)
+    url = new_database("bgtest_latin1_", "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
     out = run_cli("migrate", url=url, check=False)
     assert out.returncode == 1, out.stderr
     assert "the database's encoding is LATIN1" in out.stderr and "ENCODING 'UTF8'" in out.stderr, out.stderr
