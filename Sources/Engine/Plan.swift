@@ -84,11 +84,15 @@ final class PlanShape: Sendable {
         /// What the application derived from this field's selections (`PlannedField.derived`).
         let derived = Mutex<[ObjectIdentifier: any AnyObject & Sendable]>([:])
         /// What the response writer needs, known from the shape alone: the key as JSON
-        /// (`"name":`), and whether the type is non-null, a list, a list of non-null items.
-        let keyJSON: [UInt8]
+        /// (`"name":`), whether the type is non-null, a list, a list of non-null items, and
+        /// the children's ids. `key` is owned: allocated in `init`, freed in `deinit`, so
+        /// that a writer may point at it for as long as it holds the plan. Never written
+        /// after `init`, so threads may share it.
+        nonisolated(unsafe) let key: UnsafeBufferPointer<UInt8>
         let nonNull: Bool
         let isList: Bool
         let itemNonNull: Bool
+        let childIDs: [Int]
 
         init(id: Int, responseKey: String, parentType: NamedType, definition: FieldDef, selection: Query.Field,
              locations: [SourceLocation], children: [Field]) {
@@ -100,9 +104,12 @@ final class PlanShape: Sendable {
             self.selection = selection
             self.locations = locations
             self.children = children
-            var key = JSONWriter(capacity: responseKey.utf8.count + 3)
-            key.key(responseKey)
-            keyJSON = key.bytes
+            childIDs = children.map(\.id)
+            var json = JSONWriter(capacity: responseKey.utf8.count + 3)
+            json.key(responseKey)
+            let key = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: json.bytes.count)
+            _ = key.initialize(from: json.bytes)
+            self.key = UnsafeBufferPointer(key)
             var (type, nonNull, isList, itemNonNull) = (definition.type, false, false, false)
             if case .nonNull(let inner, _) = type { (type, nonNull) = (inner, true) }
             if case .list(let item, _) = type {
@@ -111,12 +118,17 @@ final class PlanShape: Sendable {
             }
             (self.nonNull, self.isList, self.itemNonNull) = (nonNull, isList, itemNonNull)
         }
+
+        deinit { key.deallocate() }
     }
 
     let kind: OperationKind
     let rootType: NamedType
     let fields: [Field]
     let fieldCount: Int
+    /// Every field by id, and the root fields' ids, for the response writer.
+    let byID: [Field]
+    let rootIDs: [Int]
     /// How many bytes the last answer of this shape had (`ResponseWriter`): the next one
     /// starts with that much room instead of doubling its way there, a copy of all it
     /// wrote at each step (three copies of a 300 KB page).
@@ -127,6 +139,14 @@ final class PlanShape: Sendable {
         self.rootType = rootType
         self.fields = fields
         self.fieldCount = fieldCount
+        var byID = [Field?](repeating: nil, count: fieldCount)
+        var stack = fields
+        while let field = stack.popLast() {
+            byID[field.id] = field
+            stack += field.children
+        }
+        self.byID = byID.map { $0! }
+        rootIDs = fields.map(\.id)
     }
 }
 

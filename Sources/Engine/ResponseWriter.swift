@@ -15,7 +15,7 @@ import Synchronization
 struct ResponseWriter: ~Copyable {
     /// What the writer needs of a planned field that is a cell (`Resolution.cell`), by
     /// field id; `column` is -1 (and `key` empty) for the other fields. `key` points into
-    /// `keyBytes`.
+    /// the field's shape (`PlanShape.Field.key`), which the plan keeps alive.
     struct CellWrite {
         let column: Int
         let kind: CellKind
@@ -23,35 +23,15 @@ struct ResponseWriter: ~Copyable {
         let key: UnsafeBufferPointer<UInt8>
     }
 
-    /// What the writer needs of one planned field, by field id: its shape's part
-    /// (`PlanShape.Field`: key, nullability, list) and this execution's. A class, so that
-    /// looking one up costs one reference count rather than a copy of every member.
-    final class FieldWrite {
-        let key: [UInt8]
-        let resolution: Resolution?
-        let error: GraphQLError?
-        let nonNull: Bool
-        let isList: Bool
-        let itemNonNull: Bool
-        let children: [Int]
-
-        init(_ field: PlannedField, resolution: Resolution?, error: GraphQLError?) {
-            key = field.shape.keyJSON
-            self.resolution = resolution
-            self.error = error
-            nonNull = field.shape.nonNull
-            isList = field.shape.isList
-            itemNonNull = field.shape.itemNonNull
-            children = field.children.map(\.id)
-        }
-    }
-
     let execution: Execution
-    private let fields: [FieldWrite]
+    /// Every planned field's shape by id (`PlanShape.byID`): its key, nullability, list-ness
+    /// and children, the same for every request of the document, so nothing of them is
+    /// copied per request.
+    private let shapes: [PlanShape.Field]
+    /// This execution's resolutions and field errors, by field id.
+    private let resolutions: [Resolution?]
+    private let fieldErrors: [GraphQLError?]
     private let cells: [CellWrite]
-    /// Every cell's key, one after the other. Owned: allocated in `init`, freed in `deinit`.
-    private let keyBytes: UnsafeMutableBufferPointer<UInt8>
-    private let planned: [PlannedField]
     var w: JSONWriter
     var errors: [GraphQLError] = []
     /// Where the writer is: field ids and list indexes (-1 for "no index"), turned into a
@@ -64,31 +44,16 @@ struct ResponseWriter: ~Copyable {
     init(execution: Execution) {
         self.execution = execution
         w = JSONWriter(capacity: Self.startingCapacity(after: execution.plan.shape.lastAnswerBytes.load(ordering: .relaxed)))
-        var planned = [PlannedField?](repeating: nil, count: execution.plan.fieldCount)
-        var stack = execution.plan.fields
-        while let f = stack.popLast() {
-            planned[f.id] = f
-            stack += f.children
-        }
-        self.planned = planned.map { $0! }
-        fields = self.planned.map { FieldWrite($0, resolution: execution.resolutions[$0.id], error: execution.fieldErrors[$0.id]) }
-        let cellKeys = fields.reduce(0) { total, field in
-            if case .cell? = field.resolution { total + field.key.count } else { total }
-        }
-        let keyBytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(cellKeys, 1))
-        var next = keyBytes.baseAddress!
-        cells = fields.map { field in
-            guard case .cell(let column, let kind)? = field.resolution else {
-                return CellWrite(column: -1, kind: .raw, nonNull: field.nonNull, key: UnsafeBufferPointer(start: nil, count: 0))
+        shapes = execution.plan.shape.byID
+        resolutions = execution.resolutions
+        fieldErrors = execution.fieldErrors
+        cells = zip(shapes, resolutions).map { shape, resolution in
+            guard case .cell(let column, let kind)? = resolution else {
+                return CellWrite(column: -1, kind: .raw, nonNull: shape.nonNull, key: UnsafeBufferPointer(start: nil, count: 0))
             }
-            next.update(from: field.key, count: field.key.count)
-            defer { next += field.key.count }
-            return CellWrite(column: column, kind: kind, nonNull: field.nonNull, key: UnsafeBufferPointer(start: next, count: field.key.count))
+            return CellWrite(column: column, kind: kind, nonNull: shape.nonNull, key: shape.key)
         }
-        self.keyBytes = keyBytes
     }
-
-    deinit { keyBytes.deallocate() }
 
     /// Room for an answer as long as the shape's last one and a little more (answers of
     /// one shape differ by their strings), so that most are written without growing;
@@ -102,7 +67,7 @@ struct ResponseWriter: ~Copyable {
         w.raw("{\"data\":")
         let start = w.count
         do {
-            try writeObject(execution.plan.fields.map(\.id), execution.root)
+            try writeObject(execution.plan.shape.rootIDs, execution.root)
             // A mutation operation with any failed field is not applied (RULES.md section 4),
             // so nothing of it may be shown as if it were, not even under a nullable field.
             if execution.plan.kind == .mutation && !errors.isEmpty { throw NullPropagation() }
@@ -138,35 +103,35 @@ struct ResponseWriter: ~Copyable {
                 }
                 continue
             }
-            let field = fields[id]
-            w.append(field.key)
+            w.append(shapes[id].key)
             path.append((id, -1))
-            try writeField(field, id, node)
+            try writeField(id, node)
             path.removeLast()
         }
         w.append(UInt8(ascii: "}"))
     }
 
     /// A field that is not a cell (`writeObject` writes those).
-    private mutating func writeField(_ field: FieldWrite, _ id: Int, _ node: Node) throws(NullPropagation) {
-        if let error = field.error { return try writeNull(id, error: error, nonNull: field.nonNull) }
-        switch field.resolution {
+    private mutating func writeField(_ id: Int, _ node: Node) throws(NullPropagation) {
+        let nonNull = shapes[id].nonNull
+        if let error = fieldErrors[id] { return try writeNull(id, error: error, nonNull: nonNull) }
+        switch resolutions[id] {
         case .cell?:
             break  // written by writeObject
         case .scalar(let read)?:
             try writeScalar(read(node), id)
         case .object?, .list?, .load?:
-            guard let child = node.child(id) else { return try writeNull(id, error: nil, nonNull: field.nonNull) }
+            guard let child = node.child(id) else { return try writeNull(id, error: nil, nonNull: nonNull) }
             try writeChild(child, id)
         case nil:
-            try writeNull(id, error: nil, nonNull: field.nonNull)
+            try writeNull(id, error: nil, nonNull: nonNull)
         }
     }
 
     private mutating func writeNull(_ id: Int, error: GraphQLError?, nonNull: Bool) throws(NullPropagation) {
         if var error {
-            error.path = path.map { $0.index >= 0 ? .index($0.index) : .key(planned[$0.field].responseKey) }
-            if error.locations.isEmpty { error.locations = [planned[id].locations[0]] }
+            error.path = path.map { $0.index >= 0 ? .index($0.index) : .key(shapes[$0.field].responseKey) }
+            if error.locations.isEmpty { error.locations = [shapes[id].locations[0]] }
             errors.append(error)
         }
         if nonNull { throw NullPropagation() }
@@ -175,7 +140,7 @@ struct ResponseWriter: ~Copyable {
 
     private mutating func writeScalar(_ value: ScalarValue, _ id: Int) throws(NullPropagation) {
         switch value {
-        case .null: try writeNull(id, error: nil, nonNull: fields[id].nonNull)
+        case .null: try writeNull(id, error: nil, nonNull: shapes[id].nonNull)
         case .int(let n): w.int(n)
         case .string(let s): w.string(s)
         case .bool(let b): w.bool(b)
@@ -191,7 +156,7 @@ struct ResponseWriter: ~Copyable {
 
     /// A child object or list; a null inside a nullable one stops there.
     private mutating func writeChild(_ child: ChildValue, _ id: Int) throws(NullPropagation) {
-        let field = fields[id]
+        let field = shapes[id]
         let start = w.count
         do {
             switch child {
@@ -200,7 +165,7 @@ struct ResponseWriter: ~Copyable {
             case .object(nil):
                 try writeNull(id, error: nil, nonNull: field.nonNull)
             case .object(let node?):
-                try writeObject(field.children, node)
+                try writeObject(field.childIDs, node)
             case .list(let nodes):
                 guard field.isList else { return try writeNull(id, error: nil, nonNull: field.nonNull) }
                 try writeList(nodes, id)
@@ -213,14 +178,14 @@ struct ResponseWriter: ~Copyable {
     }
 
     private mutating func writeList(_ nodes: [Node], _ id: Int) throws(NullPropagation) {
-        let field = fields[id]
+        let field = shapes[id]
         w.append(UInt8(ascii: "["))
         for (i, node) in nodes.enumerated() {
             if i > 0 { w.append(UInt8(ascii: ",")) }
             path.append((id, i))
             let start = w.count
             do {
-                try writeObject(field.children, node)
+                try writeObject(field.childIDs, node)
             } catch {
                 if field.itemNonNull { throw error }
                 w.truncate(to: start)
