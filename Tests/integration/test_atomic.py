@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import Server, cluster, open_world, psql
+from conftest import PsqlSession, Server, backends_waiting_on_a_lock, cluster, open_world, psql
 from figures import assert_figures_match, record_credit_notes
 
 ZERO = "00000000-0000-4000-8000-000000000000"
@@ -184,9 +184,11 @@ PAIR = """mutation($p: ID!, $q: ID!, $k1: String, $k2: String, $d: String) {
     b: refundPayment(input: {paymentId: $q, amount: 1, idempotencyKey: $k2, description: $d}) { refund { id } } }"""
 
 
-def pairs_in_flight(server, key, payments, count, disaster, server_killed=False):
+def pairs_in_flight(url, server, key, payments, count, disaster, server_killed=False):
     """Sends `count` two-refund operations at once, calls `disaster` while they run, and
-    returns the answers (None where the connection broke, which only a killed server may do)."""
+    returns the answers (None where the connection broke, which only a killed server may do).
+    The first payment's row is held locked until then, so that the disaster strikes while the
+    operations that refund it are surely in flight, waiting inside their transactions."""
     def send(n):
         p, q = payments[n % len(payments)], payments[(n + 1) % len(payments)]
         try:
@@ -195,11 +197,20 @@ def pairs_in_flight(server, key, payments, count, disaster, server_killed=False)
             if not server_killed:
                 raise
             return None
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        futures = [pool.submit(send, n) for n in range(count)]
-        time.sleep(0.05)
-        disaster()
-        return [f.result(timeout=60) for f in futures]
+    holder = PsqlSession(url)
+    try:
+        holder.run(f"BEGIN; SELECT 1 FROM payment WHERE id = '{payments[0]}' FOR UPDATE;")
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            futures = [pool.submit(send, n) for n in range(count)]
+            deadline = time.time() + 30
+            while not backends_waiting_on_a_lock(url, "bg_lock_operation"):
+                assert time.time() < deadline, "no operation came to wait on the locked payment"
+                time.sleep(0.05)
+            disaster()
+            holder.close()  # its transaction ends: what still waited goes on, or finds its server gone
+            return [f.result(timeout=60) for f in futures]
+    finally:
+        holder.close()
 
 
 def halves(url):
@@ -229,9 +240,10 @@ def test_the_database_stopped_under_100_operations_applies_each_whole_or_not_at_
     server = Server(url, "--pool-size", "8")
     try:
         payments = succeeded_payments(url, 10)
-        answers = pairs_in_flight(server, key, payments, 100,
+        answers = pairs_in_flight(url, server, key, payments, 100,
                                   lambda: cluster("pg_crash", private_cluster["data"]))
         cluster("pg_start", private_cluster["data"], private_cluster["port"])
+        assert any(a.codes() == ["SERVICE_UNAVAILABLE"] for a in answers), "the crash struck no operation"
         # An operation that answered with data was applied, whole.
         seen = halves(url)
         assert all(count == 2 for count in seen.values()), seen
@@ -253,12 +265,15 @@ def test_the_server_killed_under_100_operations_leaves_each_key_replayable_or_fr
     server = Server(url, "--pool-size", "8")
     payments = succeeded_payments(url, 10)
     try:
-        pairs_in_flight(server, key, payments, 100, lambda: os.kill(server.proc.pid, signal.SIGKILL), server_killed=True)
+        answers = pairs_in_flight(url, server, key, payments, 100, lambda: os.kill(server.proc.pid, signal.SIGKILL),
+                                  server_killed=True)
+        assert None in answers, "the kill struck no operation"
     finally:
         server.proc.wait(10)
     time.sleep(0.5)  # PostgreSQL notices the lost connections and rolls their transactions back
     assert all(count == 2 for count in halves(url).values()), halves(url)
     applied_before = set(halves(url))
+    assert len(applied_before) < 100, "every operation had been applied before the kill"
     server = Server(url)
     try:
         retry_all(server, key, payments, 100)

@@ -2,6 +2,7 @@
 inputs that once broke a property (Tests/fuzz/regressions/TARGET/) and the seeds
 (Tests/fuzz/corpus/TARGET/). scripts/fuzz runs the harnesses under libFuzzer."""
 import os
+import re
 import subprocess
 
 import pytest
@@ -22,4 +23,5 @@ def test_inputs_keep_their_properties(target, folder):
     # The time limit matters too: some of these inputs once stalled preparation.
     out = subprocess.run([FUZZ, target, folder], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[:4000]
-    assert out.stdout.startswith(f"{target}: ")
+    replayed = re.match(rf"{target}: (\d+) inputs replayed", out.stdout)
+    assert replayed and int(replayed[1]) == len(os.listdir(folder)) > 0, out.stdout

@@ -196,7 +196,12 @@ def test_update_refund_corrects_the_record_and_never_the_money(ledger):
     assert r.data["updateRefund"]["refund"]["referenceNumber"] is None
     assert r.data["updateRefund"]["refund"]["description"] == "typo fixed"
     # The same update twice changes nothing the second time.
-    assert update(mode="CASH").data == update(mode="CASH").data
+    stored = f"SELECT mode, reference_number, description, refunded_on, amount FROM refund WHERE id = '{made['id']}'"
+    first = update(mode="CASH")
+    row = psql(ledger["url"], stored)
+    second = update(mode="CASH")
+    assert not first.errors and not second.errors and first.data == second.data, (first.raw, second.raw)
+    assert psql(ledger["url"], stored) == row
     # The errors, in order.
     assert ledger["server"].gql(UPDATE, {"input": {"refundId": ZERO, "mode": "CASH"}}, key=key).codes() == ["NOT_FOUND"]
     assert ledger["server"].gql(UPDATE, {"input": {"refundId": ZERO}}, key=key).codes() == ["NOT_FOUND"]
