@@ -107,9 +107,24 @@ public struct MutationService: MutationResolving {
                           Parameters.arrayLiteral(payments), numbers ? "true" : "false"])
     }
 
-    /// "The same input": absent and null fields alike, key order ignored, the key itself left out.
+    /// "The same input" (RULES.md section 4): absent and null fields alike, key order
+    /// ignored, the key itself left out.
     static func fingerprint(_ members: [(String, JSONValue)]) -> String {
-        JSONValue.object(members.filter { $0.0 != "idempotencyKey" && !$0.1.isNull }).sortedKeys().serialized
+        JSONValue.object(withoutNulls(members.filter { $0.0 != "idempotencyKey" })).sortedKeys().serialized
+    }
+
+    /// An input object's fields less the null ones, and so for the input objects in its
+    /// lists (`refundSplit`'s entries), but never inside `customData`: a `JSON` value,
+    /// where a null is data.
+    private static func withoutNulls(_ members: [(String, JSONValue)]) -> [(String, JSONValue)] {
+        members.compactMap { name, value in
+            switch value {
+            case .null: return nil
+            case .array(let items) where name != "customData":
+                return (name, .array(items.map { if case .object(let entry) = $0 { .object(withoutNulls(entry)) } else { $0 } }))
+            default: return (name, value)
+            }
+        }
     }
 
     /// An id that is not a lowercase UUID is passed as NULL, which finds nothing: NOT_FOUND.

@@ -16,7 +16,25 @@ public final class BillingResolver: Resolver {
         self.mutations = mutations
     }
 
+    /// The scope a field needs (RULES.md section 1), checked before its arguments are
+    /// (section 4: scope first): the root's reads and the audit trail need `billing:read`
+    /// (even in a mutation's payload), each mutation its own.
+    public func authorize(_ field: PlannedField) throws(GraphQLError) {
+        let scope: String?
+        switch Registry.contract.resolver(of: field) {
+        case .lookup?, .connection?, .report?: scope = "billing:read"
+        case .byID(let table, _)?: scope = table.type == .apiKeyRef ? "billing:read" : nil
+        case .column(let column)?:
+            guard case .auditField? = Registry.contract.parentTable(of: field)?.columns[column].role else { return }
+            scope = "billing:read"
+        case .mutation(let mutation)?: scope = mutation.scope
+        default: scope = nil
+        }
+        if let scope { try context.require(scope, for: field.name) }
+    }
+
     public func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution {
+        try authorize(field)
         try Arguments.requireStorable(field)
         // Unknown only if the start-up check was skipped (`Registry.mismatches`).
         guard let resolver = Registry.contract.resolver(of: field) else {
@@ -28,20 +46,15 @@ public final class BillingResolver: Resolver {
             // The totals are columns of the customer's own row, seen as another object.
             return .object { node in (node as? RowNode).map { RowNode($0.rows, $0.row, $0.shape) } }
         case .byID(let table, let key):
-            // The audit trail needs billing:read, even in a mutation's payload (RULES.md section 4).
-            if table.type == .apiKeyRef { try context.require("billing:read", for: field.name) }
             return .load(ByIdLoad(context: context, table: table, key: try parentKey(key, of: field),
                                   columns: Columns.needed(table, by: field)))
         case .list(let query, let key, let filters):
             return try list(field, query, key: parentKey(key, of: field), filters: filters)
         case .lookup(let lookup):
-            try context.require("billing:read", for: field.name)
             return self.lookup(field, lookup)
         case .connection(let connection):
-            try context.require("billing:read", for: field.name)
             return .load(try Connections.load(field, connection, context: context))
         case .report(let report):
-            try context.require("billing:read", for: field.name)
             return try report.resolve(field, context: context)
         case .figure(let column, let kind): return .cell(column: column, kind: kind)
         case .connectionPart(let part): return connectionPart(part)

@@ -14,6 +14,9 @@ struct Column {
         case fieldOf(ObjectType)
         /// A key that relations follow, never shown itself.
         case key
+        /// A field of the table's own type that belongs to the audit trail, which only
+        /// `billing:read` may read (RULES.md section 4: `voidedAt`).
+        case auditField
     }
 
     let field: String
@@ -29,7 +32,7 @@ struct Column {
     /// Whether the column is the field `field` of `type`, whose rows are of `table`.
     func isField(of type: ObjectType, in table: Table) -> Bool {
         switch role {
-        case .field: return type == table.type
+        case .field, .auditField: return type == table.type
         case .fieldOf(let other): return type == other
         case .key: return false
         }
@@ -184,7 +187,7 @@ enum Tables {
             Column(field: "customData", sql: "n.custom_data"),
             Column(field: "createdAt", sql: "n.created_at"),
             Column(field: "createdByKey", sql: "n.created_by_key", role: .key),
-            Column(field: "voidedAt", sql: "n.voided_at"),
+            Column(field: "voidedAt", sql: "n.voided_at", role: .auditField),
             Column(field: "voidedByKey", sql: "n.voided_by_key", role: .key),
         ])
 

@@ -88,7 +88,14 @@ public protocol BatchLoad {
 
 /// Decides how each field resolves. The billing layer implements it.
 public protocol Resolver: AnyObject {
+    /// Refuses a field the request may not read or run (its scope), before anything else
+    /// is judged of it, its arguments included (RULES.md section 4: scope comes first).
+    func authorize(_ field: PlannedField) throws(GraphQLError)
     func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution
+}
+
+extension Resolver {
+    public func authorize(_ field: PlannedField) throws(GraphQLError) {}
 }
 
 /// Runs a plan level by level: every load of a level goes out at once, the next level
@@ -211,6 +218,13 @@ public final class Execution {
     private func resolution(for field: PlannedField) -> Resolution? {
         if let r = resolutions[field.id] { return r }
         if fieldErrors[field.id] != nil { return nil }
+        do {
+            try resolver.authorize(field)
+        } catch {
+            fieldErrors[field.id] = error
+            hasFieldErrors = true
+            return nil
+        }
         if let error = field.argumentError {
             fieldErrors[field.id] = error
             hasFieldErrors = true
@@ -348,7 +362,10 @@ public final class Execution {
                 fail(tooManyItems)
                 return false
             }
-            if endingRequest.contains(error.code) {
+            // The database failed under a query: it has no data (RULES.md section 5). Under a
+            // mutation, the failed field is the operation's error, with its path, and data
+            // is null like for any failed field (section 4).
+            if endingRequest.contains(error.code) && plan.kind != .mutation {
                 fail(error)
                 return false
             }

@@ -1,5 +1,6 @@
 @testable import Billing
 import Engine
+import JSON
 import Store
 import XCTest
 
@@ -9,6 +10,19 @@ final class MutationsTests: XCTestCase {
         let b = MutationService.fingerprint([("amount", .number("5")), ("mode", .null), ("paymentId", .string("p"))])
         XCTAssertEqual(a, b)
         XCTAssertNotEqual(a, MutationService.fingerprint([("paymentId", .string("p")), ("amount", .number("6"))]))
+    }
+
+    /// Alike in the split's entries too; but a null inside `customData` is data.
+    func testFingerprintTreatsNullsInSplitEntriesAlikeButNotInCustomData() {
+        let entry: [(String, JSONValue)] = [("paymentId", .string("p")), ("amount", .number("5"))]
+        let without = MutationService.fingerprint([("refundSplit", .array([.object(entry)]))])
+        let withNull = MutationService.fingerprint([("refundSplit", .array([.object(entry + [("refundId", .null)])]))])
+        XCTAssertEqual(without, withNull)
+        XCTAssertNotEqual(without, MutationService.fingerprint([("refundSplit", .array([.object(entry + [("refundId", .string("r"))])]))]))
+        XCTAssertNotEqual(MutationService.fingerprint([("customData", .object([("a", .null)]))]),
+                          MutationService.fingerprint([("customData", .object([]))]))
+        XCTAssertNotEqual(MutationService.fingerprint([("customData", .array([.object([("a", .null)])]))]),
+                          MutationService.fingerprint([("customData", .array([.object([])]))]))
     }
 
     func testRuleMessagesBecomeContractErrors() {

@@ -164,7 +164,10 @@ def test_a_call_waiting_on_a_key_whose_first_call_rolled_back_proceeds(shop):
         wait_until(lambda: len(backends_waiting_on_a_lock(url, "bg_refund_payment")) == 2, 20, "the second call never waited")
         psql(url, f"SELECT pg_terminate_backend({first_pid})")
         first.join(20)
-        assert answers["first"].codes() == ["SERVICE_UNAVAILABLE"] and "data" not in answers["first"].json
+        # RULES.md section 4: a field failed for the database: data null, its error with its path.
+        first_answer = answers["first"]
+        assert first_answer.codes() == ["SERVICE_UNAVAILABLE"] and first_answer.json["data"] is None, first_answer.raw
+        assert first_answer.errors[0]["path"] == ["refundPayment"], first_answer.raw
         time.sleep(0.3)
         assert second.is_alive()  # it now waits on the payment, having claimed the key itself
         holder.run("ROLLBACK;")
@@ -247,7 +250,7 @@ def test_failed_credit_notes_consume_no_number_even_after_taking_one(shop):
     every check, then one that fails after it took the number (its connection is cut while it
     waits on the customer's row): the next note has the next number all the same. This is
     also the database lost in the middle of a request (README, "Database down"): the answer
-    is SERVICE_UNAVAILABLE with no data, and nothing is half-applied."""
+    is SERVICE_UNAVAILABLE at the field's path with data null (RULES.md section 4), and nothing is half-applied."""
     url, server = shop["url"], shop["server"]
     invoice, total, payment = paid_invoice(shop)
     draft = psql(url, f"SELECT id FROM invoice WHERE organisation_id = '{org_id(shop)}' AND status = 'DRAFT' LIMIT 1")
@@ -289,7 +292,8 @@ def test_failed_credit_notes_consume_no_number_even_after_taking_one(shop):
         holder.close()
         observer.close()
     r = answer["r"]
-    assert r.status == 200 and r.codes() == ["SERVICE_UNAVAILABLE"] and "data" not in r.json, r.raw
+    assert r.status == 200 and r.codes() == ["SERVICE_UNAVAILABLE"] and r.json["data"] is None, r.raw
+    assert r.errors[0]["path"] == ["createCreditNote"], r.raw
     assert_no_internals(r)
     assert [psql(url, q) for q in snapshot] == before
     assert next_number(shop) == n + 1

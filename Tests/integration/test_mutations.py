@@ -111,6 +111,13 @@ def test_refund_errors_in_the_contracts_order(shop):
     # Scope comes before everything else, the key's length before the mutation's own checks.
     assert code(server.gql(REFUND, {"paymentId": "x", "amount": 0, "key": "k" * 256}, key=key(shop, "read"))) == "FORBIDDEN"
     assert code(server.gql(REFUND, {"paymentId": "x", "amount": 0, "key": "k" * 256}, key=key(shop))) == "BAD_USER_INPUT"
+    # Before the values found bad while planning, too: a string PostgreSQL cannot store, a
+    # required value given as null through a variable's default (RULES.md section 5).
+    unstorable = 'mutation($d: String) { refundPayment(input: {paymentId: "x", amount: 1, description: $d}) { refund { id } } }'
+    nulled = 'mutation($p: ID = "x") { refundPayment(input: {paymentId: $p, amount: 1}) { refund { id } } }'
+    for query, variables in ((unstorable, {"d": "a\u0000b"}), (nulled, {"p": None})):
+        assert code(server.gql(query, variables, key=key(shop, "read"))) == "FORBIDDEN", query
+        assert code(server.gql(query, variables, key=key(shop))) == "BAD_USER_INPUT", query
     # Nothing of that changed the payment.
     assert_figures_match(server, key(shop), shop["url"], payment_ids=[p["id"]])
     r = server.gql("query($id: ID!) { payment(id: $id) { amountRefunded } }", {"id": p["id"]}, key=key(shop))

@@ -274,5 +274,14 @@ def test_the_audit_trail_names_the_key_never_the_key_itself(ledger):
     assert psql(ledger["url"], f"SELECT count(*) FROM refund WHERE payment_id = '{pid}'") == "1"
     plain = server.gql('mutation($p: ID!) { refundPayment(input: {paymentId: $p, amount: 1}) { refund { id } } }', {"p": pid}, key=writer)
     assert plain.errors == []
+    # voidedAt is the trail too: the void is refused and not applied.
+    other = server.gql("""mutation($input: CreateCreditNoteInput!) { createCreditNote(input: $input) { creditNote { id } } }""",
+                       {"input": {"invoiceId": inv["id"], "amount": 1, "reason": "r", "refundDestination": "CREDITS"}},
+                       key=writer)
+    other_id = other.data["createCreditNote"]["creditNote"]["id"]
+    r = server.gql("mutation($n: ID!) { voidCreditNote(input: {creditNoteId: $n}) { creditNote { status voidedAt } } }",
+                   {"n": other_id}, key=writer)
+    assert r.codes() == ["FORBIDDEN"] and r.data is None and r.errors[0]["path"] == ["voidCreditNote", "creditNote", "voidedAt"], r.raw
+    assert psql(ledger["url"], f"SELECT status FROM credit_note WHERE id = '{other_id}'") == "ISSUED"
     listed = run_cli("keys", "list", "--organisation", ledger["model"].orgs[0], url=ledger["url"]).stdout
     assert "alice" in listed and "bob" in listed
