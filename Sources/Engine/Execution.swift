@@ -277,7 +277,9 @@ public final class Execution {
                             continue
                         }
                         node.setChild(field.id, .list(nodes))
-                        items += weight * nodes.count
+                        // Introspection's lists do not count (RULES.md section 5): the
+                        // schema's size is bounded, and a client may always read it.
+                        if !field.parentType.isIntrospection { items += weight * nodes.count }
                         for c in nodes { children.add(c, weight: weight) }
                     }
                 case .load(let loader):

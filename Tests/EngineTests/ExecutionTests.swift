@@ -132,6 +132,19 @@ final class ExecutionTests: XCTestCase {
         XCTAssertEqual(uneven.budgets, [7, 2, 2, 2, 7])
     }
 
+    /// RULES.md section 5: introspection's lists are not counted toward the item limit.
+    func testIntrospectionListsDoNotSpendTheItemLimit() {
+        let types = "{ __schema { types { name fields { name } } } }"
+        let answer = run(types, resolver: MemoryResolver(root: Item([:])), itemLimit: 1)
+        XCTAssertTrue(answer.hasPrefix("{\"data\":{\"__schema\":{\"types\":[{"), answer)
+        XCTAssertGreaterThan(answer.components(separatedBy: "\"name\":").count, 100)
+        // A list of the data beside it still counts.
+        let invoices = (1...2).map { Item(["id": .string("i\($0)")]) }
+        let both = "{ __schema { types { name } } customer(id: \"c1\") { invoices { id } } }"
+        let resolver = MemoryResolver(root: Item([:], lists: ["customer": [Item(["id": .string("c1")], lists: ["invoices": invoices])]]))
+        XCTAssertEqual(run(both, resolver: resolver, itemLimit: 1), "QUERY_TOO_COMPLEX")
+    }
+
     func testNullInANonNullFieldPropagatesToTheNearestNullableParent() {
         // Customer.name is String!: null there makes the whole customer null.
         let customer = Item(["id": .string("c1"), "name": .null])
