@@ -127,6 +127,12 @@ def test_takeover_errors_in_the_contracts_order(ledger):
     assert not first.errors, first.errors
     two = refund(ledger, a_pid, 2)
     assert take_over(ledger, x, [{"paymentId": a_pid, "amount": 2, "refundId": two["id"]}]).codes() == ["AMOUNT_EXCEEDS_REFUNDABLE"]
+    # Entry by entry: the first entry at fault decides, whichever check it fails.
+    b_pid = next(p for p, _ in model.apps_by_invoice[x["id"]] if p != a_pid)
+    too_much = {"paymentId": b_pid, "amount": 2 ** 31 - 1}
+    bad_takeover = {"paymentId": a_pid, "amount": 2, "refundId": ZERO}
+    assert take_over(ledger, x, [too_much, bad_takeover], amount=1).codes() == ["AMOUNT_EXCEEDS_REFUNDABLE"]
+    assert take_over(ledger, x, [bad_takeover, too_much], amount=1).codes() == ["BAD_USER_INPUT"]
     check_figures(ledger, x)
     # Owned by a note already.
     owned = refund(ledger, other_pid, 5)
