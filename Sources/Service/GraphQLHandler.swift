@@ -260,14 +260,19 @@ final class GraphQLHandler: HTTPHandler {
         }) { [self] end in
             ServiceMetrics.shared.mutationsEnded(plan.fields.map(\.name).filter { !$0.hasPrefix("__") },
                                                  applied: end == .committed, replayed: replayed)
+            // RULES.md section 9: where the primary's WAL was after this transaction, when
+            // the database could still say.
+            let withPosition = { (answer: HTTPResponse) -> HTTPResponse in
+                guard let lsn = transaction.commitLSN else { return answer }
+                var answer = answer
+                answer.headers.append(("Billgraph-Commit-LSN", lsn.description))
+                return answer
+            }
             switch end {
             case .committed, .rolledBack:
-                // RULES.md section 9: where the primary's WAL was after this transaction.
-                var answer = last!
-                if let lsn = transaction.commitLSN { answer.headers.append(("Billgraph-Commit-LSN", lsn.description)) }
-                respond(answer)
+                respond(withPosition(last!))
             case .failed:
-                respond(unavailable("The operation conflicted with others too often and was not applied; try again."))
+                respond(withPosition(unavailable("The operation conflicted with others too often and was not applied; try again.")))
             case .unreachable:
                 respond(unavailable("The database is not available right now; try again shortly."))
             case .unknown:

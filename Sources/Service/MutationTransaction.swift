@@ -85,8 +85,9 @@ final class MutationTransaction {
                             guard verdict.conflicted else {
                                 return readPosition(lease) { ended(.rolledBack) }
                             }
+                            guard n < Self.attempts else { return readPosition(lease) { ended(.failed) } }
                             lease.release()
-                            n < Self.attempts ? again(n + 1, operation, ended) : ended(.failed)
+                            again(n + 1, operation, ended)
                         }
                     }
                 }
@@ -118,10 +119,16 @@ final class MutationTransaction {
             case .success:
                 readPosition(lease) { ended(.committed) }
             case .failure(let error):
-                lease.release()
-                if error.isRetryable && n < Self.attempts { return again(n + 1, operation, ended) }
+                if error.isRetryable && n < Self.attempts {
+                    lease.release()
+                    return again(n + 1, operation, ended)
+                }
                 log("commit failed: \(error)")
-                ended(error.isUnavailable ? .unknown : .failed)
+                guard !error.isUnavailable else {
+                    lease.release()
+                    return ended(.unknown)
+                }
+                readPosition(lease) { ended(.failed) }
             }
         }
     }
