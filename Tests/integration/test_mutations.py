@@ -206,6 +206,23 @@ def test_idempotency_replays_and_refuses_other_input(shop):
     assert code(server.gql(REFUND, {"paymentId": p2["id"], "amount": 1, "key": "retry-1"}, key=key(shop, org=2))) is None
 
 
+def test_one_key_on_two_fields_of_one_operation_applies_once(shop):
+    """README, "Mutations" (the contract is silent): the second field with the same key and
+    input answers with the first's refund; with other input the operation fails whole."""
+    server, p = shop["server"], payment_with_amount(shop, 10)
+    twice = """mutation($p: ID!, $a: Int!, $b: Int!) {
+        x: refundPayment(input: {paymentId: $p, amount: $a, idempotencyKey: "twice"}) { refund { id } payment { amountRefunded } }
+        y: refundPayment(input: {paymentId: $p, amount: $b, idempotencyKey: "twice"}) { refund { id } payment { amountRefunded } } }"""
+    refunds = f"SELECT count(*) || '|' || amount_refunded FROM payment p JOIN refund r ON r.payment_id = p.id WHERE p.id = '{p['id']}' GROUP BY p.id"
+    other = server.gql(twice, {"p": p["id"], "a": 2, "b": 3}, key=key(shop))
+    assert code(other) == "IDEMPOTENCY_KEY_REUSED" and other.json["data"] is None, other.raw
+    assert psql(shop["url"], refunds) == ""
+    same = server.gql(twice, {"p": p["id"], "a": 2, "b": 2}, key=key(shop))
+    assert not same.errors, same.raw
+    assert same.data["x"] == same.data["y"] == {"refund": {"id": same.data["x"]["refund"]["id"]}, "payment": {"amountRefunded": 2}}
+    assert psql(shop["url"], refunds) == "1|2"
+
+
 # ---------------------------------------------------------------------------------------- credit notes
 
 def test_credit_note_on_an_unpaid_invoice_only_adjusts(shop):
