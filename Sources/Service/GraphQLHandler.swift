@@ -109,7 +109,7 @@ final class GraphQLHandler: HTTPHandler {
             guard let lsn = LSN(text.trimmingSpaces) else {
                 return respond(errorResponse(status: 400, GraphQLError(
                     "Billgraph-Min-LSN must be a WAL position such as 0/16B3748 (as Billgraph-Commit-LSN gives it).",
-                    code: .badUserInput), as: media))
+                    code: .badUserInput), as: media, extensions: noCost(principal)))
             }
             minLSN = lsn
         }
@@ -117,17 +117,17 @@ final class GraphQLHandler: HTTPHandler {
         do {
             if request.method == "POST" {
                 guard let type = request.header("Content-Type") else {
-                    return respond(errorResponse(status: 415, GraphQLError("Send Content-Type: application/json.", code: .badUserInput), as: media))
+                    return respond(errorResponse(status: 415, GraphQLError("Send Content-Type: application/json.", code: .badUserInput), as: media, extensions: noCost(principal)))
                 }
                 guard type.split(separator: ";").first.map({ String($0).trimmingSpaces.lowercased() }) == "application/json" else {
-                    return respond(errorResponse(status: 415, GraphQLError("Only application/json request bodies are accepted.", code: .badUserInput), as: media))
+                    return respond(errorResponse(status: 415, GraphQLError("Only application/json request bodies are accepted.", code: .badUserInput), as: media, extensions: noCost(principal)))
                 }
                 body = try RequestParameters.fromJSONBody(request.body)
             } else {
                 body = .single(try RequestParameters.fromQueryString(request.query))
             }
         } catch {
-            return respond(errorResponse(status: 400, GraphQLError(error.message, code: .badUserInput), as: media))
+            return respond(errorResponse(status: 400, GraphQLError(error.message, code: .badUserInput), as: media, extensions: noCost(principal)))
         }
         switch body {
         case .single(let one):
@@ -146,7 +146,7 @@ final class GraphQLHandler: HTTPHandler {
         persisted.text(of: request, trustedOnly: trustedDocumentsOnly) { [self] found in
             switch found {
             case .failure(let refusal):
-                respond(errorResponse(status: refusal.status, refusal.error, as: media, extraHeaders: [("X-Billgraph-Statements", "0")]))
+                respond(errorResponse(status: refusal.status, refusal.error, as: media, extraHeaders: [("X-Billgraph-Statements", "0")], extensions: noCost(principal)))
             case .success(let text):
                 prepare(text, request, method: method, principal: principal, media: media, minLSN: minLSN, outcome: outcome,
                         respond: respond)
@@ -172,7 +172,7 @@ final class GraphQLHandler: HTTPHandler {
             ServiceMetrics.shared.preparedAside.increment()
         } else {
             respond(errorResponse(status: 503, GraphQLError("Too many large documents are waiting to be prepared; try again shortly.",
-                                                            code: .serviceUnavailable), as: media, extraHeaders: [("Retry-After", "1")]))
+                                                            code: .serviceUnavailable), as: media, extraHeaders: [("Retry-After", "1")], extensions: noCost(principal)))
         }
     }
 
@@ -183,15 +183,15 @@ final class GraphQLHandler: HTTPHandler {
     private func proceed(_ prepared: Prepared, method: String, principal: Principal, media: MediaType, minLSN: LSN?,
                          outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
         switch prepared {
-        case .failure(let failure): return respond(failureResponse(failure, media))
+        case .failure(let failure): return respond(failureResponse(failure, media, extensions: noCost(principal)))
         case .success(let ready):
             outcome.found(ready.operation.kind.rawValue, named: ready.operation.name?.value)
             if method == "GET" && ready.operation.kind != .query {
                 return respond(errorResponse(status: 405, GraphQLError("Mutations must be sent with POST.", code: .badUserInput),
-                                             as: media, extraHeaders: [("Allow", "POST")]))
+                                             as: media, extraHeaders: [("Allow", "POST")], extensions: noCost(principal)))
             }
             switch ready.plan {
-            case .failure(let failure): respond(failureResponse(failure, media))
+            case .failure(let failure): respond(failureResponse(failure, media, extensions: noCost(principal)))
             case .success(let plan): pay(for: plan, principal: principal, media: media, minLSN: minLSN, respond: respond)
             }
         }
@@ -337,17 +337,26 @@ final class GraphQLHandler: HTTPHandler {
     }
 
     /// A request refused before execution: no statement ran for it.
-    private func failureResponse(_ failure: Preparation.RequestFailure, _ media: MediaType) -> HTTPResponse {
+    private func failureResponse(_ failure: Preparation.RequestFailure, _ media: MediaType, extensions: [UInt8]) -> HTTPResponse {
         let noStatements = [("X-Billgraph-Statements", "0")]
         switch failure {
         case .documentRejected(let errors):
             return HTTPResponse(status: media == .json ? 200 : 400, headers: [("Content-Type", media.contentType)] + noStatements,
-                                body: requestErrorBody(errors))
+                                body: requestErrorBody(errors, extensions: extensions))
         case .tooComplex(let error):
-            return failureResponse(.documentRejected([error]), media)
+            return failureResponse(.documentRejected([error]), media, extensions: extensions)
         case .badRequest(let error):
-            return errorResponse(status: 400, error, as: media, extraHeaders: noStatements)
+            return errorResponse(status: 400, error, as: media, extraHeaders: noStatements, extensions: extensions)
         }
+    }
+
+    /// The `extensions.cost` of an answer to a known key that ran no operation: nothing
+    /// spent, and what its budget has left (RULES.md section 8: every answer to a known
+    /// key carries it). None for a key without a limit, which has no budget to report.
+    private func noCost(_ principal: Principal) -> [UInt8] {
+        guard principal.rateLimit > 0 else { return [] }
+        let allowance = limiter.allowance(key: principal.keyID, limit: principal.rateLimit)
+        return RateLimiter.costExtension(requested: 0, remaining: allowance.remaining)
     }
 
     private func errorResponse(status: Int, _ error: GraphQLError, as media: MediaType,

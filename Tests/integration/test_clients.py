@@ -103,6 +103,9 @@ def test_a_small_budget_is_refused_at_the_right_request_and_recovers(limited):
     # Answers that run no operation still say what the budget has left.
     broken = server.gql("{ customers(", key=key)
     assert broken.codes() == ["GRAPHQL_PARSE_FAILED"] and budget(broken)["RateLimit-Remaining"] == "0"
+    assert broken.json["extensions"]["cost"] == {"requested": 0, "remaining": 0}, broken.raw
+    for refused in (server.request(raw=b"{", key=key), server.gql("{ nothing }", key=key)):  # bad JSON; invalid document
+        assert refused.json["extensions"]["cost"] == {"requested": 0, "remaining": 0}, refused.raw
     # The window ends a minute after the first operation; then the whole budget is back.
     time.sleep(max(0, started + 60.5 - time.monotonic()))
     recovered = server.gql(TWO_LOADS, key=key)
