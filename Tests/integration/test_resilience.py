@@ -1,5 +1,6 @@
 """A database that goes down and comes back: requests fail fast with SERVICE_UNAVAILABLE,
 no mutation is half-applied, and the service recovers by itself."""
+import os
 import subprocess
 import time
 
@@ -116,15 +117,30 @@ def test_requests_queued_for_a_connection_fail_fast_when_the_database_crashes(pr
                      f"FROM payment WHERE id = '{payment}'") == "t"
 
 
+def thread_cpu_ticks(pid):
+    """Each thread's user and system time so far, in clock ticks, by thread id."""
+    ticks = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks[tid] = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks
+
+
 def test_several_loops_serve_and_stop_together(world):
+    """Connections are spread over the loops (SO_REUSEPORT): each of the three loops' threads
+    works, and every loop answers the same."""
     from concurrent.futures import ThreadPoolExecutor
     server = Server(world["url"], "--loops", "3", "--pool-size", "2")
     try:
         key = world["keys"][(1, "read")]
-        with ThreadPoolExecutor(max_workers=12) as pool:
-            responses = list(pool.map(lambda _: server.gql(canonical("dashboard"), {"first": 5}, key=key), range(60)))
+        before = thread_cpu_ticks(server.pid)
+        with ThreadPoolExecutor(max_workers=12) as pool:  # a connection per request
+            responses = list(pool.map(lambda _: server.gql(canonical("dashboard"), {"first": 5}, key=key), range(300)))
         assert all(r.status == 200 and not r.errors for r in responses)
         assert len({json_of(r) for r in responses}) == 1  # every loop answers the same
+        worked = {tid: spent - before.get(tid, 0) for tid, spent in thread_cpu_ticks(server.pid).items()}
+        assert sum(spent >= 3 for spent in worked.values()) >= 3, worked  # 30 ms or more each
     finally:
         server.proc.terminate()
         assert server.proc.wait(10) == 0  # SIGTERM stops every loop and the process exits cleanly
