@@ -20,13 +20,14 @@ public final class BillingResolver: Resolver {
     /// (section 4: scope first): the root's reads and the audit trail need `billing:read`
     /// (even in a mutation's payload), each mutation its own.
     public func authorize(_ field: PlannedField) throws(GraphQLError) {
+        try authorize(field, Registry.contract.resolver(of: field))
+    }
+
+    private func authorize(_ field: PlannedField, _ resolver: FieldResolver?) throws(GraphQLError) {
         let scope: String?
-        switch Registry.contract.resolver(of: field) {
-        case .lookup?, .connection?, .report?: scope = "billing:read"
+        switch resolver {
+        case .lookup?, .connection?, .report?, .column(_, auditTrail: true)?: scope = "billing:read"
         case .byID(let table, _)?: scope = table.type == .apiKeyRef ? "billing:read" : nil
-        case .column(let column)?:
-            guard case .auditField? = Registry.contract.parentTable(of: field)?.columns[column].role else { return }
-            scope = "billing:read"
         case .mutation(let mutation)?: scope = mutation.scope
         default: scope = nil
         }
@@ -34,14 +35,15 @@ public final class BillingResolver: Resolver {
     }
 
     public func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution {
-        try authorize(field)
+        let resolver = Registry.contract.resolver(of: field)
+        try authorize(field, resolver)
         try Arguments.requireStorable(field)
         // Unknown only if the start-up check was skipped (`Registry.mismatches`).
-        guard let resolver = Registry.contract.resolver(of: field) else {
+        guard let resolver else {
             throw GraphQLError("No resolver for \(field.parentType.name).\(field.name).", code: .internalServerError)
         }
         switch resolver {
-        case .column(let column): return .cell(column: column, kind: .raw)  // binary rows: written by type
+        case .column(let column, _): return .cell(column: column, kind: .raw)  // binary rows: written by type
         case .sameRow:
             // The totals are columns of the customer's own row, seen as another object.
             return .object { node in (node as? RowNode).map { RowNode($0.rows, $0.row, $0.shape) } }
@@ -204,7 +206,7 @@ enum Columns {
     private static func collect(_ table: Table, _ fields: [PlannedField], into columns: inout Set<Int>) {
         for field in fields {
             switch Registry.contract.resolver(of: field) {
-            case .column(let column)?: columns.insert(column)
+            case .column(let column, _)?: columns.insert(column)
             case .sameRow?: collect(table, field.children, into: &columns)
             case .byID(_, let key)?, .list(_, let key, _)?: columns.insert(table.column(key))
             case .lookup?, .connection?, .report?, .figure?, .connectionPart?, .edgePart?, .pageInfoPart?, .mutation?, .payload?,

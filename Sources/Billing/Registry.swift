@@ -37,8 +37,9 @@ enum Backing {
 /// (tables, columns by field name, filters, reports); the resolver turns it into SQL.
 enum FieldResolver {
     // Fields of rows.
-    /// A column of the parent's row: its place in the table's columns.
-    case column(Int)
+    /// A column of the parent's row: its place in the table's columns; `auditTrail` when
+    /// reading it needs `billing:read` (RULES.md section 4: `voidedAt`).
+    case column(Int, auditTrail: Bool)
     /// The parent's own row seen as another type (a customer's totals).
     case sameRow(ObjectType)
     /// One object of `Table` by the id in the parent's column `key`.
@@ -115,7 +116,7 @@ public struct Registry: Sendable {
         static func rows(_ type: ObjectType, _ table: Table, relations: [(String, FieldResolver)] = []) -> Entry {
             let columns = table.columns.indices.filter { table.columns[$0].isField(of: type, in: table) }
             return Entry(type: type, backing: .rows(table),
-                         fields: columns.map { (table.columns[$0].field, .column($0)) } + relations.map { ($0.0, $0.1) })
+                         fields: columns.map { (table.columns[$0].field, .column($0, auditTrail: table.columns[$0].isAuditTrail)) } + relations.map { ($0.0, $0.1) })
         }
     }
 

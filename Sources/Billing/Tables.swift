@@ -29,6 +29,10 @@ struct Column {
         self.role = role
     }
 
+    var isAuditTrail: Bool {
+        if case .auditField = role { return true } else { return false }
+    }
+
     /// Whether the column is the field `field` of `type`, whose rows are of `table`.
     func isField(of type: ObjectType, in table: Table) -> Bool {
         switch role {

@@ -88,8 +88,9 @@ public protocol BatchLoad {
 
 /// Decides how each field resolves. The billing layer implements it.
 public protocol Resolver: AnyObject {
-    /// Refuses a field the request may not read or run (its scope), before anything else
-    /// is judged of it, its arguments included (RULES.md section 4: scope comes first).
+    /// Refuses a field the request may not read or run (its scope). Scope comes before
+    /// anything else (RULES.md section 4), so the engine asks this of a field whose
+    /// arguments it refused; `resolve` checks it first itself.
     func authorize(_ field: PlannedField) throws(GraphQLError)
     func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution
 }
@@ -218,15 +219,13 @@ public final class Execution {
     private func resolution(for field: PlannedField) -> Resolution? {
         if let r = resolutions[field.id] { return r }
         if fieldErrors[field.id] != nil { return nil }
-        do {
-            try resolver.authorize(field)
-        } catch {
-            fieldErrors[field.id] = error
-            hasFieldErrors = true
-            return nil
-        }
-        if let error = field.argumentError {
-            fieldErrors[field.id] = error
+        if let argumentError = field.argumentError {
+            do {
+                try resolver.authorize(field)
+                fieldErrors[field.id] = argumentError
+            } catch {
+                fieldErrors[field.id] = error  // the scope's, which comes first
+            }
             hasFieldErrors = true
             return nil
         }
