@@ -214,3 +214,26 @@ def test_migrate_refuses_a_database_that_does_not_keep_utf8():
     assert out.returncode == 1, out.stderr
     assert "the database's encoding is LATIN1" in out.stderr and "ENCODING 'UTF8'" in out.stderr, out.stderr
     assert psql(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
+
+
+def test_timestamps_are_kept_to_the_second_they_are_shown_with():
+    """README, "Imported timestamps": a fraction of a second is accepted and dropped, so
+    that customers created in the same shown second come in id order (RULES.md section 2:
+    ties break by id), not in the order of fractions nobody sees."""
+    from conftest import Server
+    org = "66666666-6666-4666-8666-666666666666"
+    lines = [{"type": "organisation", "id": org, "name": "Fractions"},
+             {"type": "api_key", "organisation_id": org, "key": "bg_fraction_key_00001", "scopes": ["billing:read"]}]
+    # The higher id has the earlier fraction.
+    for n, at in ((1, "2024-01-01T10:00:00.900Z"), (2, "2024-01-01T10:00:00.100Z"), (3, "2024-01-01T09:59:59.999999Z")):
+        lines.append({"type": "customer", "id": f"7777777{n}-7777-4777-8777-777777777777", "organisation_id": org,
+                      "name": f"C{n}", "currency": "USD", "created_at": at})
+    url = create_database()
+    run_cli("import", write(lines), url=url)
+    server = Server(url)
+    try:
+        r = server.gql("{ customers { nodes { id createdAt } } }", key="bg_fraction_key_00001")
+        assert [(c["id"][7], c["createdAt"]) for c in r.data["customers"]["nodes"]] == [
+            ("3", "2024-01-01T09:59:59Z"), ("1", "2024-01-01T10:00:00Z"), ("2", "2024-01-01T10:00:00Z")], r.raw
+    finally:
+        server.stop()

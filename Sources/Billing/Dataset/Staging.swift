@@ -185,6 +185,8 @@ enum Staging {
     /// its rows: the same sums as `bg_recompute_figures` (migration 004), which still runs
     /// for the organisations that were stored before and overwrites these there.
     /// Currencies are the customer's (DATASET.md); a refund's mode defaults to its payment's.
+    /// Timestamps keep the second they are shown with (README, "Imported timestamps"), as
+    /// the mutations' own do: a fraction nobody sees would otherwise order rows.
     static let moves: [(table: String, sql: String)] = [
         ("organisation", "INSERT INTO organisation (id, name) SELECT id, t1 FROM import_line WHERE kind = 'o'"),
         ("customer", """
@@ -199,7 +201,7 @@ enum Staging {
             )
             INSERT INTO customer (id, organisation_id, external_id, name, email, currency, created_at, opening_credit_balance,
                                   credit_balance, total_invoiced, total_outstanding, total_paid, total_refunded)
-            SELECT s.id, s.org, s.t1, s.t2, s.t3, s.t4, s.at, s.n1, s.n1, coalesce(i.invoiced, 0), coalesce(i.outstanding, 0),
+            SELECT s.id, s.org, s.t1, s.t2, s.t3, s.t4, date_trunc('second', s.at), s.n1, s.n1, coalesce(i.invoiced, 0), coalesce(i.outstanding, 0),
                    coalesce(p.paid, 0), coalesce(p.refunded, 0)
             FROM import_line s LEFT JOIN invoices i ON i.customer = s.id LEFT JOIN payments p ON p.customer = s.id
             WHERE s.kind = 'c'
@@ -207,7 +209,7 @@ enum Staging {
         ("invoice", """
             INSERT INTO invoice (id, organisation_id, customer_id, number, base_status, status, currency, issued_on, due_on,
                                  created_at, total, amount_paid, balance)
-            SELECT s.id, s.org, s.ref, s.t1, s.t2, bg_invoice_status(s.t2, s.n1, f.balance), c.currency, s.d1, s.d2, s.at, s.n1,
+            SELECT s.id, s.org, s.ref, s.t1, s.t2, bg_invoice_status(s.t2, s.n1, f.balance), c.currency, s.d1, s.d2, date_trunc('second', s.at), s.n1,
                    f.paid, f.balance
             FROM import_line s JOIN customer c ON c.id = s.ref
             LEFT JOIN import_sum paid ON paid.kind = 'paid' AND paid.id = s.id
@@ -217,7 +219,7 @@ enum Staging {
         ("payment", """
             INSERT INTO payment (id, organisation_id, customer_id, mode, status, currency, amount, bank_charges, received_on,
                                  reference_number, description, created_at, amount_refunded, amount_applied)
-            SELECT s.id, s.org, s.ref, s.t1, s.t2, c.currency, s.n1, s.n2, s.d1, s.t3, s.t4, s.at,
+            SELECT s.id, s.org, s.ref, s.t1, s.t2, c.currency, s.n1, s.n2, s.d1, s.t3, s.t4, date_trunc('second', s.at),
                    coalesce(refunded.total, 0), coalesce(applied.total, 0)
             FROM import_line s JOIN customer c ON c.id = s.ref
             LEFT JOIN import_sum refunded ON refunded.kind = 'refunded' AND refunded.id = s.id
@@ -231,7 +233,7 @@ enum Staging {
         ("refund", """
             INSERT INTO refund (id, organisation_id, payment_id, amount, currency, mode, refunded_on, reference_number,
                                 description, created_at)
-            SELECT s.id, s.org, s.ref, s.n1, p.currency, coalesce(s.t1, p.mode), s.d1, s.t3, s.t4, s.at
+            SELECT s.id, s.org, s.ref, s.n1, p.currency, coalesce(s.t1, p.mode), s.d1, s.t3, s.t4, date_trunc('second', s.at)
             FROM import_line s JOIN payment p ON p.id = s.ref WHERE s.kind = 'r'
             """),
         ("api_key", """
