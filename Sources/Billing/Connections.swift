@@ -110,9 +110,12 @@ enum Connections {
         case .onOrBefore: return text.map { day in { "\(column) <= \($0.bind(day))::date" } }
         case .before: return text.map { day in { "\(column) < \($0.bind(day))::date" } }
         case .contains:
-            // strpos, not LIKE: %, _ and \ are ordinary characters. ICU's lower() folds case across Unicode.
+            // strpos, not LIKE: %, _ and \ are ordinary characters. Case is ignored across
+            // Unicode (RULES.md section 2) as Unicode's case folding does, which PostgreSQL 15
+            // lacks: ICU's lower() then upper(), so that ß and SS, σ and ς, the Kelvin sign
+            // and K all meet; lower() alone keeps ß and a word's final ς apart from the rest.
             return text.map { needle in
-                { "strpos(lower(\(column) COLLATE \"und-x-icu\"), lower(\($0.bind(needle)) COLLATE \"und-x-icu\")) > 0" }
+                { "strpos(upper(lower(\(column) COLLATE \"und-x-icu\")), upper(lower(\($0.bind(needle)) COLLATE \"und-x-icu\"))) > 0" }
             }
         case .appliedToInvoice:
             return text.map { invoice in

@@ -237,3 +237,27 @@ def test_timestamps_are_kept_to_the_second_they_are_shown_with():
             ("3", "2024-01-01T09:59:59Z"), ("1", "2024-01-01T10:00:00Z"), ("2", "2024-01-01T10:00:00Z")], r.raw
     finally:
         server.stop()
+
+
+def test_name_contains_ignores_case_as_unicode_case_folding_does():
+    """RULES.md section 2: "case is ignored across Unicode". The expected customers come from
+    Python's str.casefold, Unicode's full case folding."""
+    from conftest import Server
+    org = "88888888-8888-4888-8888-888888888888"
+    names = ["Straße Bau GmbH", "STRASSE Works", "Οσμή Ltd", "ΣΟΦΙΑ ος", "\u212aelvin Labs", "kettle Co", "Müller AG"]
+    lines = [{"type": "organisation", "id": org, "name": "Folding"},
+             {"type": "api_key", "organisation_id": org, "key": "bg_folding_key_000001", "scopes": ["billing:read"]}]
+    for n, name in enumerate(names):
+        lines.append({"type": "customer", "id": f"9999999{n}-9999-4999-8999-999999999999", "organisation_id": org,
+                      "name": name, "currency": "EUR", "created_at": f"2024-01-01T00:00:0{n}Z"})
+    url = create_database()
+    run_cli("import", write(lines), url=url)
+    server = Server(url)
+    try:
+        for needle in ["strasse", "STRASSE", "straß", "ΟΣ", "σο", "ς", "K", "kelvin", "MÜLLER"]:
+            r = server.gql("query($s: String) { customers(filter: {nameContains: $s}) { nodes { name } } }",
+                           {"s": needle}, key="bg_folding_key_000001")
+            expected = [name for name in names if needle.casefold() in name.casefold()]
+            assert expected and [c["name"] for c in r.data["customers"]["nodes"]] == expected, (needle, r.raw)
+    finally:
+        server.stop()
