@@ -33,8 +33,9 @@ extension ErrorCode {
         self = code
     }
 
-    /// Load failures after which a request has no data (`Execution`'s `endingRequest`):
-    /// the database is gone or failed under it, so the answer is a request error rather
-    /// than a field's (RULES.md section 5: requests fail fast with `SERVICE_UNAVAILABLE`).
+    /// Load failures after which a query has no data (`Execution`'s `endingRequest`): the
+    /// database is gone or failed under it, so the answer is a request error rather than
+    /// a field's (RULES.md section 5: requests fail fast with `SERVICE_UNAVAILABLE`). Under
+    /// a mutation they fail their field, as any error does (section 4).
     public static let endingRequest: Set<ErrorCode> = [.serviceUnavailable, .internalServerError]
 }

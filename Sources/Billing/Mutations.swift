@@ -38,13 +38,13 @@ public enum MutationKind: String, CaseIterable, Sendable {
 /// of its PL/pgSQL function (schema/migrations/003_mutations.sql), whose locks make
 /// concurrent mutations behave as if run one at a time; the caller runs all the fields of
 /// an operation in one transaction (`MutationTransaction`), and runs it again after a
-/// serialization failure or a deadlock. This layer checks what needs no database (scope,
-/// the key's length) and fingerprints the input for idempotency.
+/// serialization failure or a deadlock. This layer checks what needs no database (the
+/// key's length; the resolver has checked the scope before) and fingerprints the input
+/// for idempotency.
 public struct MutationService: MutationResolving {
     public init() {}
 
     public func resolve(_ field: PlannedField, as mutation: MutationKind, context: RequestContext) throws(GraphQLError) -> Resolution {
-        try context.require(mutation.scope, for: field.name)
         guard case .object(let members)? = field.argument("input") else {
             throw GraphQLError("The input is missing.", code: .badUserInput)
         }

@@ -33,9 +33,11 @@ public enum OperationCost {
         // A leaf is read from its parent's row, never loaded: no need to resolve it (asked
         // first: most fields are leaves).
         if !isMutation && field.children.isEmpty { return 0 }
-        // Introspection and __typename come from the schema in memory; a field refused
-        // for its arguments or its scope loads nothing, nor do its children.
-        if field.parentType.isIntrospection || field.name.hasPrefix("__") || field.argumentError != nil { return 0 }
+        // Introspection and __typename come from the schema in memory.
+        if field.parentType.isIntrospection || field.name.hasPrefix("__") { return 0 }
+        // A field refused for its arguments or its scope loads nothing, nor do its
+        // children; but the contract counts each mutation field, whatever comes of it.
+        if field.argumentError != nil { return isMutation ? mutationField : 0 }
         let own: Int
         if isMutation {
             own = mutationField

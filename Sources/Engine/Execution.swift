@@ -110,8 +110,8 @@ public final class Execution {
     var fieldErrors: [GraphQLError?]
     var itemBudget: Int
     let itemLimit: Int
-    /// Codes of load failures that end the request (`ExecutionResult.requestError`)
-    /// instead of failing only their field.
+    /// Codes of load failures that end a query (`ExecutionResult.requestError`) instead of
+    /// failing only their field; a mutation's field fails with them like with any other.
     let endingRequest: Set<ErrorCode>
     var completion: ((ExecutionResult) -> Void)?
     /// Whether any field failed (its error is in the response). A mutation operation
@@ -129,7 +129,7 @@ public final class Execution {
         case requestError(GraphQLError)
     }
 
-    /// `endingRequest` names the load failures after which the response has no data,
+    /// `endingRequest` names the load failures after which a query's response has no data,
     /// such as a database that went away: the application decides which they are. Going
     /// over `itemLimit` list items always ends the request, with `QUERY_TOO_COMPLEX`.
     public init(plan: OperationPlan, schema: Schema, resolver: Resolver, itemLimit: Int = 500_000,

@@ -105,8 +105,8 @@ struct ResponseWriter: ~Copyable {
             }
             w.append(shapes[id].key)
             path.append((id, -1))
+            defer { path.removeLast() }  // also when a null propagates through here
             try writeField(id, node)
-            path.removeLast()
         }
         w.append(UInt8(ascii: "}"))
     }
@@ -183,6 +183,7 @@ struct ResponseWriter: ~Copyable {
         for (i, node) in nodes.enumerated() {
             if i > 0 { w.append(UInt8(ascii: ",")) }
             path.append((id, i))
+            defer { path.removeLast() }
             let start = w.count
             do {
                 try writeObject(field.childIDs, node)
@@ -191,7 +192,6 @@ struct ResponseWriter: ~Copyable {
                 w.truncate(to: start)
                 w.null()
             }
-            path.removeLast()
         }
         w.append(UInt8(ascii: "]"))
     }

@@ -69,6 +69,9 @@ def test_a_mutation_field_costs_ten(limited):
                    {"id": missing}, key=key)
     assert r.codes()[0] == "NOT_FOUND"
     assert r.json["extensions"]["cost"] == {"requested": 20, "remaining": 980}
+    # Refused for its arguments (a required id nulled through a variable's default): still 10.
+    r = server.gql('mutation($id: ID = "x") { voidCreditNote(input: {creditNoteId: $id}) { __typename } }', {"id": None}, key=key)
+    assert r.codes() == ["BAD_USER_INPUT"] and r.json["extensions"]["cost"] == {"requested": 10, "remaining": 970}, r.raw
 
 
 @pytest.mark.timeout(150)

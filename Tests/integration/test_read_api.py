@@ -299,6 +299,19 @@ def test_bad_arguments_are_bad_user_input_with_the_fields_path(world, query, pat
     assert r.json["data"] is None  # every field on the way is non-null
 
 
+def test_errors_after_a_null_caught_on_the_way_keep_their_own_paths(world):
+    """RULES.md section 1: each error's path is where it happened, also when an earlier
+    sibling's error made its nullable parent null (the writer once kept the path of the
+    first error for the next)."""
+    customer = rows_of(world, "customers")[0]["id"]
+    r = world["server"].gql("""query($c: ID!) { a: customer(id: $c) { invoices(first: 0) { id } }
+                                               b: customer(id: $c) { invoices(first: 0) { id } } }""",
+                            {"c": customer}, key=key(world))
+    assert r.data == {"a": None, "b": None}, r.raw
+    assert [e["path"] for e in r.errors] == [["a", "invoices"], ["b", "invoices"]], r.raw
+    assert r.codes() == ["BAD_USER_INPUT", "BAD_USER_INPUT"]
+
+
 def test_cursors_belong_to_their_connection_order_and_filter(world):
     server = world["server"]
     page = server.gql("{ invoices(first: 2) { pageInfo { endCursor } } }", key=key(world))
