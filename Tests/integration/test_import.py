@@ -261,3 +261,28 @@ def test_name_contains_ignores_case_as_unicode_case_folding_does():
             assert expected and [c["name"] for c in r.data["customers"]["nodes"]] == expected, (needle, r.raw)
     finally:
         server.stop()
+
+
+def test_utc_may_be_written_as_rfc_3339_allows_and_other_offsets_are_refused():
+    """DATASET.md: "timestamps RFC 3339 in UTC". UTC written +00:00 (as Python's isoformat
+    writes it), -00:00, or with a lower-case t or z is UTC; +01:00 is not, and stops the import
+    at its line."""
+    from conftest import Server
+    org = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+    lines = [{"type": "organisation", "id": org, "name": "Offsets"},
+             {"type": "api_key", "organisation_id": org, "key": "bg_offsets_key_000001", "scopes": ["billing:read"]}]
+    for n, at in enumerate(["2024-01-01T10:00:01+00:00", "2024-01-01T10:00:02.5-00:00", "2024-01-01t10:00:03z"]):
+        lines.append({"type": "customer", "id": f"bbbbbbb{n}-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "organisation_id": org,
+                      "name": f"C{n}", "currency": "USD", "created_at": at})
+    url = create_database()
+    wrong = dict(lines[-1], id="bbbbbbbf-bbbb-4bbb-8bbb-bbbbbbbbbbbb", created_at="2024-01-01T11:00:00+01:00")
+    refused = run_cli("import", write(lines + [wrong]), url=url, check=False)
+    assert refused.returncode == 1 and f"line {len(lines) + 1}:" in refused.stderr and "in UTC" in refused.stderr, refused.stderr
+    run_cli("import", write(lines), url=url)
+    server = Server(url)
+    try:
+        r = server.gql("{ customers { nodes { createdAt } } }", key="bg_offsets_key_000001")
+        assert [c["createdAt"] for c in r.data["customers"]["nodes"]] == [
+            "2024-01-01T10:00:01Z", "2024-01-01T10:00:02Z", "2024-01-01T10:00:03Z"], r.raw
+    finally:
+        server.stop()

@@ -71,8 +71,11 @@ struct DatasetRecord {
     }
 
     /// RFC 3339 in UTC: `2024-05-01T12:00:00Z`, optionally with a fraction of a second.
+    /// UTC may also be said as RFC 3339 allows (`+00:00`, `-00:00`, a lower-case `t` or
+    /// `z`, as Python's `isoformat` and others write it); the value comes back in the
+    /// `Z` form, which the staging rows take (`CopyBuffer`) and the line scanner reads.
     func timestamp(_ key: String) throws(ImportFailure) -> String {
-        let s = try string(key)
+        let s = Self.utcWithZ(try string(key))
         var base = s
         if let dot = s.firstIndex(of: "."), s.hasSuffix("Z") {
             let fraction = s[s.index(after: dot)..<s.index(before: s.endIndex)]
@@ -83,6 +86,19 @@ struct DatasetRecord {
             throw ImportFailure("\"\(key)\" must be an RFC 3339 timestamp in UTC such as 2024-05-01T12:00:00Z, got \"\(s)\"")
         }
         return s
+    }
+
+    /// `text` with its UTC offset written `Z` and its date and time parted by `T`; other
+    /// text as it is, for the check to refuse.
+    static func utcWithZ(_ text: String) -> String {
+        var utf8 = Array(text.utf8)
+        for suffix in ["+00:00", "-00:00", "z"] where text.hasSuffix(suffix) {
+            utf8.removeLast(suffix.utf8.count)
+            utf8.append(UInt8(ascii: "Z"))
+            break
+        }
+        if utf8.count > 10, utf8[10] == UInt8(ascii: "t") { utf8[10] = UInt8(ascii: "T") }
+        return String(decoding: utf8, as: UTF8.self)
     }
 
     /// Money: an integer of minor units, never negative.
