@@ -275,9 +275,11 @@ def test_utc_may_be_written_as_rfc_3339_allows_and_other_offsets_are_refused():
         lines.append({"type": "customer", "id": f"bbbbbbb{n}-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "organisation_id": org,
                       "name": f"C{n}", "currency": "USD", "created_at": at})
     url = create_database()
-    wrong = dict(lines[-1], id="bbbbbbbf-bbbb-4bbb-8bbb-bbbbbbbbbbbb", created_at="2024-01-01T11:00:00+01:00")
-    refused = run_cli("import", write(lines + [wrong]), url=url, check=False)
-    assert refused.returncode == 1 and f"line {len(lines) + 1}:" in refused.stderr and "in UTC" in refused.stderr, refused.stderr
+    for at in ("2024-01-01T11:00:00+01:00", "2024-13-01T11:00:00+00:00"):  # not UTC; no 13th month
+        wrong = dict(lines[-1], id="bbbbbbbf-bbbb-4bbb-8bbb-bbbbbbbbbbbb", created_at=at)
+        refused = run_cli("import", write(lines + [wrong]), url=url, check=False)
+        assert refused.returncode == 1 and f"line {len(lines) + 1}:" in refused.stderr, refused.stderr
+        assert f'must be an RFC 3339 timestamp in UTC such as 2024-05-01T12:00:00Z, got "{at}"' in refused.stderr, refused.stderr
     run_cli("import", write(lines), url=url)
     server = Server(url)
     try:

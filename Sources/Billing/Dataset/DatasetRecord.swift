@@ -75,7 +75,8 @@ struct DatasetRecord {
     /// `z`, as Python's `isoformat` and others write it); the value comes back in the
     /// `Z` form, which the staging rows take (`CopyBuffer`) and the line scanner reads.
     func timestamp(_ key: String) throws(ImportFailure) -> String {
-        let s = Self.utcWithZ(try string(key))
+        let written = try string(key)
+        let s = Self.utcWithZ(written)
         var base = s
         if let dot = s.firstIndex(of: "."), s.hasSuffix("Z") {
             let fraction = s[s.index(after: dot)..<s.index(before: s.endIndex)]
@@ -83,7 +84,7 @@ struct DatasetRecord {
             if !fraction.isEmpty && fraction.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { base = String(s[..<dot]) + "Z" }
         }
         guard Scalars.isValidDateTime(base) else {
-            throw ImportFailure("\"\(key)\" must be an RFC 3339 timestamp in UTC such as 2024-05-01T12:00:00Z, got \"\(s)\"")
+            throw ImportFailure("\"\(key)\" must be an RFC 3339 timestamp in UTC such as 2024-05-01T12:00:00Z, got \"\(written)\"")
         }
         return s
     }
