@@ -433,6 +433,14 @@ def backends_waiting_on_a_lock(url, text):
     return [int(pid) for pid in out.split()]
 
 
+def cpu_seconds(stat_path):
+    """User and system time from a /proc stat file: /proc/PID/stat (every thread of the
+    process) or /proc/PID/task/TID/stat (one thread)."""
+    with open(stat_path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14 and 15)
+
+
 def create_key(url, organisation, scopes, *options):
     """Creates an API key through the command line; returns (its id, the key)."""
     created = run_cli("keys", "create", "--organisation", organisation, "--scopes", scopes, *options, url=url)

@@ -16,17 +16,7 @@ import time
 import urllib.error
 import urllib.request
 
-from conftest import Server, canonical, cluster, psql, wait_until
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    """User and system time of the whole process (every thread), from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
+from conftest import Server, canonical, cluster, cpu_seconds, psql, wait_until
 
 class Trace:
     """connect() calls of the server, read from strace's output file."""
@@ -75,9 +65,9 @@ def assert_unavailable_fast(server, key, payment):
 
 def assert_quiet(server, trace, port, seconds=5):
     """With no requests: under 5% of a core and at most a few connection attempts a second."""
-    started_cpu, started = cpu_seconds(server.pid), time.time()
+    started_cpu, started = cpu_seconds(f"/proc/{server.pid}/stat"), time.time()
     time.sleep(seconds)
-    used, ended = cpu_seconds(server.pid) - started_cpu, time.time()
+    used, ended = cpu_seconds(f"/proc/{server.pid}/stat") - started_cpu, time.time()
     attempts = trace.connects(started, ended, port)
     share = used / (ended - started)
     assert share < 0.05, f"{share:.1%} of a core while idle with the database down"
