@@ -36,8 +36,20 @@ def budget(r):
     return {name: r.headers.get(name.lower()) for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")}
 
 
-def traced_statements(server):
-    return server.log_text().count("trace: ")
+def mark_trace(server, key, marker):
+    """Sends a request whose one traced statement names the marker, and waits until that is
+    in the trace. The server writes its trace from a thread of its own, in order, so the
+    lines of every request answered before are in too."""
+    r = server.gql("query($n: String) { customers(first: 1, filter: {nameContains: $n}) { nodes { id } } }",
+                   {"n": marker}, key=key)
+    assert r.status == 200 and not r.errors and r.statements() == 1, r.raw
+    wait_until(lambda: marker in server.log_text(), 10, f"the trace of {marker}")
+
+
+def traced_between(server, first, last):
+    """Statements traced after the first marker's line and before the last's."""
+    text = server.log_text()
+    return text.count("trace: ", text.index(first), text.rfind("trace: ", 0, text.index(last)))
 
 
 # ------------------------------------------------------------------------- cost and rate limits
@@ -87,21 +99,21 @@ def test_a_small_budget_is_refused_at_the_right_request_and_recovers(limited):
         assert budget(r)["RateLimit-Limit"] == "9" and budget(r)["RateLimit-Remaining"] == str(remaining)
         assert 55 <= int(budget(r)["RateLimit-Reset"]) <= 60
         assert r.json["extensions"]["cost"] == {"requested": 2, "remaining": remaining}
-    before = traced_statements(server)
+    _, unlimited = create_key(limited["url"], org(limited), "billing:read")
+    mark_trace(server, unlimited, "before-the-refusal")
     refused = server.gql(TWO_LOADS, key=key)
     assert refused.status == 429 and refused.codes() == ["RATE_LIMITED"] and refused.data is None
     assert budget(refused)["RateLimit-Remaining"] == "1"
     reset = int(refused.headers["retry-after"])
     assert reset == int(budget(refused)["RateLimit-Reset"]) and 1 <= reset <= 60
     assert refused.json["extensions"]["cost"] == {"requested": 2, "remaining": 1}
-    # Refused before any database work: not a statement was sent for it. (The trace is
-    # written by a thread of the server's: counted once the next request's lines are in.)
+    # Refused before any database work: not a statement was sent for it.
     assert refused.statements() == 0
     # A cheaper operation still fits in what is left; then nothing does.
     fits = server.gql(ONE_LOAD, key=key)
     assert fits.status == 200 and fits.statements() > 0
-    wait_until(lambda: traced_statements(server) >= before + fits.statements(), 5, "the trace of the request that fits")
-    assert traced_statements(server) == before + fits.statements()
+    mark_trace(server, unlimited, "after-the-one-that-fits")
+    assert traced_between(server, "before-the-refusal", "after-the-one-that-fits") == fits.statements()
     assert server.gql(ONE_LOAD, key=key).status == 429
     # Answers that run no operation still say what the budget has left.
     broken = server.gql("{ customers(", key=key)

@@ -60,6 +60,7 @@ def _browser():
 
 @pytest.mark.timeout(180)
 def test_graphiql_in_a_real_browser_runs_the_dashboard_and_shows_the_docs(world):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ready
@@ -89,8 +90,16 @@ def test_graphiql_in_a_real_browser_runs_the_dashboard_and_shows_the_docs(world)
         driver.find_element(By.CSS_SELECTOR, "[aria-label='Show Documentation Explorer']").click()
         search = wait.until(ready.visibility_of_element_located((By.CSS_SELECTOR, ".graphiql-doc-explorer-search-input input")))
         search.send_keys("Invoice")
-        wait.until(ready.element_to_be_clickable(
-            (By.XPATH, "//*[contains(@class, 'graphiql-doc-explorer-search')]//*[text()='Invoice']"))).click()
+        # The results are drawn again as the search settles: an entry found may be gone
+        # before it is clicked, so finding and clicking are tried together until one holds.
+        result = (By.XPATH, "//*[contains(@class, 'graphiql-doc-explorer-search')]//*[text()='Invoice']")
+
+        def click_result(d):
+            found = ready.element_to_be_clickable(result)(d)
+            if found:
+                found.click()
+            return bool(found)
+        WebDriverWait(driver, 30, ignored_exceptions=[StaleElementReferenceException]).until(click_result)
         wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".graphiql-doc-explorer-title"), "Invoice"))
         wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".graphiql-doc-explorer-content"), "amountPaid"))
         driver.save_screenshot(os.path.join(ARTEFACTS, "graphiql-docs-invoice.png"))

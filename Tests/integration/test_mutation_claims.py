@@ -313,10 +313,13 @@ def test_a_read_that_loses_the_database_mid_way_is_service_unavailable(shop):
             headers={"Accept": "application/graphql-response+json"})))
         request.start()
         wait_until(lambda: backends_waiting_on_a_lock(url, "customer"), 20, "the read never waited")
-        time.sleep(0.3)  # the page and its count may be two statements, on two connections
-        for pid in backends_waiting_on_a_lock(url, "customer"):
-            psql(url, f"SELECT pg_terminate_backend({pid})")
-        request.join(20)
+        # The page and its count may be two statements, on two connections, the second
+        # reaching the lock later: each that waits is cut off until the answer comes.
+        deadline = time.monotonic() + 20
+        while request.is_alive() and time.monotonic() < deadline:
+            for pid in backends_waiting_on_a_lock(url, "customer"):
+                psql(url, f"SELECT pg_terminate_backend({pid})")
+            request.join(0.1)
     finally:
         holder.close()
     r = answer["r"]
