@@ -479,6 +479,7 @@ public struct Validator {
             }
             valueOfCorrectType(value, inner, scope: &scope)
         case .list(let inner, _):
+            if case .null = value.kind { return }  // a null list, not a list of one null
             if case .list(let items) = value.kind {
                 for item in items { valueOfCorrectType(item, inner, scope: &scope) }
             } else {

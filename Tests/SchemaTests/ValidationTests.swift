@@ -52,6 +52,15 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(errors("query($x: String) { customer(id: $x) { id } }"),
                        ["Variable \"$x\" of type \"String\" used in position expecting type \"ID!\"."])
     }
+
+    /// 5.6.1 (graphql-js ValuesOfCorrectTypeRule): `null` for a nullable list of non-null
+    /// items is a null list, valid; a null inside the list, or a list where one is required, is not.
+    func testANullListIsValidWhereItsItemsMayNotBeNull() {
+        XCTAssertEqual(errors("{ invoices(filter: {status: null}) { totalCount } }"), [])
+        XCTAssertEqual(errors("{ invoices(filter: {status: [OPEN, null]}) { totalCount } }"),
+                       ["Expected value of type \"InvoiceStatus!\", found null."])
+        XCTAssertEqual(errors("{ invoices(filter: {status: OPEN}) { totalCount } }"), [])  // one item, as a list of one
+    }
 }
 
 import Foundation

@@ -10,6 +10,8 @@ VALID = [
     "query($s: Boolean!) { customers { totalCount @skip(if: $s) pageInfo @include(if: true) { hasNextPage } } }",
     "{ invoices(filter: {status: [OPEN, PAID], issuedFrom: \"2024-01-01\"}) { nodes { id status } } }",
     "{ invoices(filter: {status: OPEN}) { totalCount } }",  # a single value for a list
+    "{ invoices(filter: {status: null}) { totalCount } }",  # a null list of non-null items
+    "mutation { createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", refundSplit: null}) { invoice { id } } }",
     "{ a: customers(first: 1) { totalCount } b: customers(first: 2) { totalCount } }",
     "{ customers { totalCount } customers { nodes { id } } }",
     "mutation M($i: RefundPaymentInput!) { refundPayment(input: $i) { refund { id } } }",
