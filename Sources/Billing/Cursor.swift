@@ -23,9 +23,17 @@ package struct Cursor: Equatable {
         return Cursor(connection: parts[1], order: parts[2], filterFingerprint: parts[3], sortKey: parts[4], id: parts[5])
     }
 
-    /// A short, stable digest of a filter argument (FNV-1a, 64 bits): same filter, same text.
+    /// A short, stable digest of what a filter argument means (FNV-1a, 64 bits): its
+    /// members in any order, less those given as null, which filter nothing (RULES.md
+    /// section 2: an explicit null means the default); so `filter: {}`,
+    /// `filter: {currency: null}` and no filter at all page one connection alike.
     static func fingerprint(_ filter: JSONValue?) -> String {
-        let text = (filter ?? .null).sortedKeys().serialized
+        var meant = JSONValue.null
+        if case .object(let members)? = filter {
+            let given = members.filter { if case .null = $0.1 { false } else { true } }
+            if !given.isEmpty { meant = .object(given) }
+        }
+        let text = meant.sortedKeys().serialized
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 {
             hash ^= UInt64(byte)

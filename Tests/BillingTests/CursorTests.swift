@@ -28,4 +28,16 @@ final class CursorTests: XCTestCase {
         XCTAssertEqual(Cursor.fingerprint(a), Cursor.fingerprint(b))
         XCTAssertNotEqual(Cursor.fingerprint(a), Cursor.fingerprint(nil))
     }
+
+    func testFilterFingerprintIgnoresNullsAndAnEmptyFilter() {
+        let none = Cursor.fingerprint(nil)
+        XCTAssertEqual(Cursor.fingerprint(.null), none)
+        XCTAssertEqual(Cursor.fingerprint(.object([])), none)
+        XCTAssertEqual(Cursor.fingerprint(.object([("currency", .null), ("status", .null)])), none)
+        let usd = JSONValue.object([("currency", .string("USD"))])
+        XCTAssertEqual(Cursor.fingerprint(.object([("status", .null), ("currency", .string("USD"))])), Cursor.fingerprint(usd))
+        XCTAssertNotEqual(Cursor.fingerprint(usd), none)
+        // An empty list is not null: it asks for no status at all.
+        XCTAssertNotEqual(Cursor.fingerprint(.object([("status", .array([]))])), none)
+    }
 }

@@ -325,6 +325,18 @@ def test_cursors_belong_to_their_connection_order_and_filter(world):
         r = server.gql(query, {"a": cursor}, key=key(world))
         expected = [] if "first: 3" in query else ["BAD_USER_INPUT"]
         assert r.codes() == expected, query
+    # A filter means what it asks for: given empty or with only nulls, it filters nothing,
+    # and its cursors page the same rows as those of no filter (README, "Cursors").
+    second_page = [i["id"] for i in rows_of(world, "invoices")[2:4]]
+    assert [n["id"] for n in ok.data["invoices"]["nodes"]] == second_page
+    for filter_ in ["{}", "{currency: null, status: null}"]:
+        r = server.gql(f"query($a: String) {{ invoices(first: 2, after: $a, filter: {filter_}) {{ nodes {{ id }} }} }}",
+                       {"a": cursor}, key=key(world))
+        assert not r.errors and [n["id"] for n in r.data["invoices"]["nodes"]] == second_page, (filter_, r.raw)
+    nulls = server.gql("{ invoices(first: 2, filter: {currency: null}) { pageInfo { endCursor } } }", key=key(world))
+    r = server.gql("query($a: String) { invoices(first: 2, after: $a) { nodes { id } } }",
+                   {"a": nulls.data["invoices"]["pageInfo"]["endCursor"]}, key=key(world))
+    assert not r.errors and [n["id"] for n in r.data["invoices"]["nodes"]] == second_page, r.raw
     # A cursor of another organisation's page is ours in form: it only positions within our rows.
     other = server.gql("{ invoices(first: 2) { pageInfo { endCursor } } }", key=key(world, 2))
     r = server.gql("query($a: String) { invoices(first: 5, after: $a) { nodes { id } } }",
