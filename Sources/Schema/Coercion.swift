@@ -124,7 +124,7 @@ public struct InputCoercion {
             return value
         case "ID":
             if case .string = value { return value }
-            if case .number(let text) = value, let n = Self.integral(text) { return .string(String(n)) }
+            if case .number(let text) = value, let digits = Self.integerDigits(text) { return .string(digits) }
             throw InvalidValue(reason: "ID cannot represent value: \(value.serialized)")
         default:
             return try custom(json: value, type.name)
@@ -139,6 +139,37 @@ public struct InputCoercion {
     }
 
     /// An integer written as an integer or with a zero fraction (`2`, `2.0`, `2e0`).
+    /// The decimal digits of a JSON number that is an integer, of any size and in any form
+    /// (`12`, `-0`, `1e20`, `1.50e2`), for an `ID`, which takes any integer (graphql-js and
+    /// graphql-core take `1e20` as "100000000000000000000"); nil for a number with a
+    /// fraction, or with more digits than a double's range has (309).
+    static func integerDigits(_ text: String) -> String? {
+        var number = Substring(text)
+        let negative = number.first == "-"
+        if negative { number.removeFirst() }
+        var exponent = 0
+        if let e = number.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            guard let power = Int(number[number.index(after: e)...]) else { return nil }
+            exponent = max(-1_000_000, min(power, 1_000_000))  // beyond either, any digit but 0 is refused alike
+            number = number[..<e]
+        }
+        if let dot = number.firstIndex(of: ".") {
+            let fraction = number[number.index(after: dot)...]
+            exponent -= fraction.count
+            number = number[..<dot] + fraction
+        }
+        var digits = String(number.drop { $0 == "0" })
+        if digits.isEmpty { return "0" }
+        if exponent < 0 {
+            guard -exponent < digits.count, digits.suffix(-exponent).allSatisfy({ $0 == "0" }) else { return nil }
+            digits.removeLast(-exponent)
+        } else {
+            guard digits.count + exponent <= 309 else { return nil }
+            digits += String(repeating: "0", count: exponent)
+        }
+        return negative ? "-" + digits : digits
+    }
+
     static func integral(_ text: String) -> Int64? {
         if let n = Int64(text) { return n }
         guard let d = Double(text), d.rounded() == d, abs(d) < 9.0e15 else { return nil }

@@ -278,19 +278,17 @@ public struct Validator {
     mutating func validateFragment(_ fragment: FragmentDefinition) {
         // Fragments are checked on their own for the rules that need no variables; variable
         // rules are checked through the operations that use them.
-        guard let type = schema[fragment.typeCondition.value] else {
+        let type = schema[fragment.typeCondition.value]
+        if type == nil {
             report("Unknown type \"\(fragment.typeCondition.value)\".", [fragment.typeCondition.location])
-            return
-        }
-        guard type.isComposite else {
-            report("Fragment \"\(fragment.name.value)\" cannot condition on non composite type \"\(type.name)\".",
+        } else if type?.isComposite == false {
+            report("Fragment \"\(fragment.name.value)\" cannot condition on non composite type \"\(type!.name)\".",
                    [fragment.typeCondition.location])
-            return
         }
         var scope = VariableScope(operation: nil)
         directives(fragment.directives, location: "FRAGMENT_DEFINITION", scope: &scope)
         var visited = Set<String>([fragment.name.value])
-        selectionSet(fragment.selectionSet, on: type, scope: &scope, visitedFragments: &visited)
+        selectionSet(fragment.selectionSet, on: type?.isComposite == true ? type : nil, scope: &scope, visitedFragments: &visited)
     }
 
     struct VariableScope {
@@ -315,16 +313,19 @@ public struct Validator {
                 seen[def.name.value] = def.name.location
             }
             // 5.8.2 Variables Are Input Types
-            guard let type = schema[def.type.namedType] else {
+            let type = schema[def.type.namedType]
+            if type == nil {
                 report("Unknown type \"\(def.type.namedType)\".", [def.type.location.namedLocation(of: def.type)])
-                continue
-            }
-            if !type.isInput {
+            } else if type?.isInput == false {
                 report("Variable \"$\(def.name.value)\" cannot be non-input type \"\(def.type)\".", [def.type.location])
-                continue
             }
             if let defaultValue = def.defaultValue {
-                valueOfCorrectType(defaultValue, def.type, scope: &scope)
+                // A default of no input type is judged only for what needs no type (5.6.2).
+                if type?.isInput == true {
+                    valueOfCorrectType(defaultValue, def.type, scope: &scope)
+                } else {
+                    collectVariables(defaultValue, scope: &scope)
+                }
             }
             directives(def.directives, location: "VARIABLE_DEFINITION", scope: &scope)
         }
@@ -332,7 +333,12 @@ public struct Validator {
 
     // MARK: - Selections
 
-    mutating func selectionSet(_ set: SelectionSet, on type: NamedType, scope: inout VariableScope,
+    /// `type` is nil beneath a field of no known type (an unknown field, a selection on a
+    /// leaf, a fragment on an unknown type): as graphql-js, no rule that needs the type is
+    /// checked there, but every other one is (directives, arguments named twice, the
+    /// variables used, the fragments spread), so that a typo above reports no more and no
+    /// fewer errors than graphql-js does beneath it.
+    mutating func selectionSet(_ set: SelectionSet, on type: NamedType?, scope: inout VariableScope,
                                visitedFragments: inout Set<String>) {
         for selection in set.selections {
             switch selection {
@@ -344,48 +350,50 @@ public struct Validator {
                     report("Unknown fragment \"\(spread.name.value)\".", [spread.name.location])
                     continue
                 }
-                if let condition = schema[fragment.typeCondition.value], condition.isComposite,
-                   schema.possibleTypes(of: condition).isDisjoint(with: schema.possibleTypes(of: type)) {
+                let condition = schema[fragment.typeCondition.value].flatMap { $0.isComposite ? $0 : nil }
+                if let type, let condition, schema.possibleTypes(of: condition).isDisjoint(with: schema.possibleTypes(of: type)) {
                     report("Fragment \"\(spread.name.value)\" cannot be spread here as objects of type \"\(type.name)\" can never be of type \"\(condition.name)\".",
                            [spread.location])
                 }
                 // Variables used inside fragments count for the operation that spreads them.
-                if scope.operation != nil, !visitedFragments.contains(fragment.name.value),
-                   let condition = schema[fragment.typeCondition.value], condition.isComposite {
+                if scope.operation != nil, !visitedFragments.contains(fragment.name.value) {
                     visitedFragments.insert(fragment.name.value)
                     var inner = FragmentVariableWalk(validator: self)
-                    inner.walk(fragment.selectionSet, on: condition, scope: &scope, visited: &visitedFragments)
+                    inner.walk(fragment, on: condition, scope: &scope, visited: &visitedFragments)
                     errors = inner.validator.errors
                 }
             case .inlineFragment(let inline):
                 directives(inline.directives, location: "INLINE_FRAGMENT", scope: &scope)
                 var target = type
                 if let condition = inline.typeCondition {
-                    guard let t = schema[condition.value] else {
+                    target = nil
+                    if let t = schema[condition.value] {
+                        if !t.isComposite {
+                            report("Fragment cannot condition on non composite type \"\(t.name)\".", [condition.location])
+                        } else {
+                            if let type, schema.possibleTypes(of: t).isDisjoint(with: schema.possibleTypes(of: type)) {
+                                report("Fragment cannot be spread here as objects of type \"\(type.name)\" can never be of type \"\(t.name)\".",
+                                       [inline.location])
+                            }
+                            target = t
+                        }
+                    } else {
                         report("Unknown type \"\(condition.value)\".", [condition.location])
-                        continue
                     }
-                    guard t.isComposite else {
-                        report("Fragment cannot condition on non composite type \"\(t.name)\".", [condition.location])
-                        continue
-                    }
-                    if schema.possibleTypes(of: t).isDisjoint(with: schema.possibleTypes(of: type)) {
-                        report("Fragment cannot be spread here as objects of type \"\(type.name)\" can never be of type \"\(t.name)\".",
-                               [inline.location])
-                    }
-                    target = t
                 }
                 selectionSet(inline.selectionSet, on: target, scope: &scope, visitedFragments: &visitedFragments)
             }
         }
     }
 
-    mutating func validateField(_ field: Field, on type: NamedType, scope: inout VariableScope,
+    mutating func validateField(_ field: Field, on type: NamedType?, scope: inout VariableScope,
                                 visitedFragments: inout Set<String>) {
         // 5.3.1 Field Selections
-        guard let def = schema.field(field.name.value, on: type) else {
-            report("Cannot query field \"\(field.name.value)\" on type \"\(type.name)\".", [field.location])
+        guard let type, let def = schema.field(field.name.value, on: type) else {
+            if let type { report("Cannot query field \"\(field.name.value)\" on type \"\(type.name)\".", [field.location]) }
+            arguments(field.arguments, defs: nil, at: field.location, scope: &scope)
             directives(field.directives, location: "FIELD", scope: &scope)
+            if let set = field.selectionSet { selectionSet(set, on: nil, scope: &scope, visitedFragments: &visitedFragments) }
             return
         }
         arguments(field.arguments, defs: def.arguments,
@@ -399,6 +407,7 @@ public struct Validator {
             if let set = field.selectionSet {
                 report("Field \"\(field.name.value)\" must not have a selection since type \"\(def.type)\" has no subfields.",
                        [set.location])
+                selectionSet(set, on: nil, scope: &scope, visitedFragments: &visitedFragments)
             }
         } else if let set = field.selectionSet {
             selectionSet(set, on: returnType, scope: &scope, visitedFragments: &visitedFragments)
@@ -408,8 +417,11 @@ public struct Validator {
         }
     }
 
-    mutating func arguments(_ given: [Argument], defs: [InputValueDef], unknown: (String) -> String,
-                            missing: (InputValueDef) -> String, at location: SourceLocation, scope: inout VariableScope) {
+    /// `defs` is nil for the arguments of a field of no known definition: only their
+    /// names given twice and the variables in them are checked.
+    mutating func arguments(_ given: [Argument], defs: [InputValueDef]?, unknown: (String) -> String = { _ in "" },
+                            missing: (InputValueDef) -> String = { _ in "" }, at location: SourceLocation,
+                            scope: inout VariableScope) {
         var seen: [String: SourceLocation] = [:]
         for argument in given {
             // 5.4.2 Argument Uniqueness
@@ -418,15 +430,15 @@ public struct Validator {
             }
             seen[argument.name.value] = argument.name.location
             // 5.4.1 Argument Names
-            guard let def = defs.first(where: { $0.name == argument.name.value }) else {
-                report(unknown(argument.name.value), [argument.location])
+            guard let def = defs?.first(where: { $0.name == argument.name.value }) else {
+                if defs != nil { report(unknown(argument.name.value), [argument.location]) }
                 collectVariables(argument.value, scope: &scope)
                 continue
             }
             valueOfCorrectType(argument.value, def.type, scope: &scope)
         }
         // 5.4.2.1 Required Arguments
-        for def in defs where def.defaultValue == nil {
+        for def in defs ?? [] where def.defaultValue == nil {
             guard case .nonNull = def.type else { continue }
             let arg = given.first { $0.name.value == def.name }
             if arg == nil {
@@ -492,15 +504,11 @@ public struct Validator {
             case .inputObject:
                 guard case .object(let fields) = value.kind else {
                     report("Expected value of type \"\(name)\", found \(ValuePrinter.print(value)).", [value.location])
-                    collectVariables(value, scope: &scope)
+                    collectVariables(value, standing: .named(name, value.location), scope: &scope)
                     return
                 }
-                var seen: [String: SourceLocation] = [:]
+                uniqueFieldNames(fields)
                 for field in fields {
-                    if let first = seen[field.name.value] {
-                        report("There can be only one input field named \"\(field.name.value)\".", [first, field.name.location])
-                    }
-                    seen[field.name.value] = field.name.location
                     guard let def = named.inputFieldsByName[field.name.value] else {
                         report("Field \"\(field.name.value)\" is not defined by type \"\(name)\".", [field.location])
                         collectVariables(field.value, scope: &scope)
@@ -518,7 +526,7 @@ public struct Validator {
                     }
                 }
             case .enumType, .scalar:
-                collectVariables(value, scope: &scope)
+                collectVariables(value, standing: .named(name, value.location), scope: &scope)
                 let coercion = InputCoercion(schema: schema)
                 // Any variables inside (only possible for a custom scalar) do not decide validity.
                 if (try? coercion.literal(value, .named(name, value.location), variables: [:])) == nil {
@@ -558,12 +566,30 @@ public struct Validator {
         }
     }
 
-    mutating func collectVariables(_ value: Value, scope: inout VariableScope) {
+    /// The variables inside a literal that is not a value of the type where it stands (or
+    /// that stands where no type is known: an unknown argument or input field), with 5.6.2
+    /// for every object among them. As graphql-js's TypeInfo has it, a list's items stand
+    /// where the list stands (`customData: [$v]` uses `$v` as a `JSON`), an object's fields
+    /// where no type is known, so a variable there is used but not judged.
+    mutating func collectVariables(_ value: Value, standing type: TypeReference? = nil, scope: inout VariableScope) {
         switch value.kind {
-        case .variable(let name): variableUsage(name, at: value.location, expected: nil, hasDefault: false, scope: &scope)
-        case .list(let items): for i in items { collectVariables(i, scope: &scope) }
-        case .object(let fields): for f in fields { collectVariables(f.value, scope: &scope) }
+        case .variable(let name): variableUsage(name, at: value.location, expected: type, hasDefault: false, scope: &scope)
+        case .list(let items): for i in items { collectVariables(i, standing: type, scope: &scope) }
+        case .object(let fields):
+            uniqueFieldNames(fields)
+            for f in fields { collectVariables(f.value, scope: &scope) }
         default: break
+        }
+    }
+
+    /// 5.6.2 Input Object Field Uniqueness, for every object literal of the document.
+    mutating func uniqueFieldNames(_ fields: [ObjectField]) {
+        var seen: [String: SourceLocation] = [:]
+        for field in fields {
+            if let first = seen[field.name.value] {
+                report("There can be only one input field named \"\(field.name.value)\".", [first, field.name.location])
+            }
+            seen[field.name.value] = field.name.location
         }
     }
 
@@ -577,7 +603,8 @@ public struct Validator {
             report("Variable \"$\(name)\" is not defined\(suffix).", [location, operation.location])
             return
         }
-        guard let expected else { return }
+        // A variable of an unknown type has its own error (5.8.2), not one for each use.
+        guard let expected, schema[def.type.namedType] != nil else { return }
         var variableType = def.type
         if case .nonNull = expected, !(variableType.isNonNull) {
             let hasUsefulDefault = def.defaultValue.map { if case .null = $0.kind { return false } else { return true } } ?? false
@@ -596,15 +623,16 @@ public struct Validator {
 struct FragmentVariableWalk {
     var validator: Validator
 
-    mutating func walk(_ set: SelectionSet, on type: NamedType, scope: inout Validator.VariableScope, visited: inout Set<String>) {
-        let before = validator.errors.count
+    /// `type`: the fragment's type condition, nil when it is no known composite type.
+    mutating func walk(_ fragment: FragmentDefinition, on type: NamedType?, scope: inout Validator.VariableScope,
+                       visited: inout Set<String>) {
         var probe = validator
         probe.errors = []
-        probe.selectionSet(set, on: type, scope: &scope, visitedFragments: &visited)
+        probe.directives(fragment.directives, location: "FRAGMENT_DEFINITION", scope: &scope)
+        probe.selectionSet(fragment.selectionSet, on: type, scope: &scope, visitedFragments: &visited)
         // Keep only the variable errors: the rest were reported when the fragment itself was validated.
         let variableErrors = probe.errors.filter { $0.message.hasPrefix("Variable \"$") }
         validator.errors.append(contentsOf: variableErrors)
-        _ = before
     }
 }
 

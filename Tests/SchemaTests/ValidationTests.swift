@@ -61,6 +61,47 @@ final class ValidationTests: XCTestCase {
                        ["Expected value of type \"InvoiceStatus!\", found null."])
         XCTAssertEqual(errors("{ invoices(filter: {status: OPEN}) { totalCount } }"), [])  // one item, as a list of one
     }
+
+    /// Beneath a field of no known type, the rules that need no type still hold, as in
+    /// graphql-js: a variable used there is used (not "never used"), one undefined is
+    /// undefined, an unknown directive is unknown.
+    func testRulesThatNeedNoTypeHoldBeneathAnUnknownField() {
+        XCTAssertEqual(errors("query($v: Int) { nope(a: $v) }"), ["Cannot query field \"nope\" on type \"Query\"."])
+        XCTAssertEqual(Set(errors("{ nope(a: $u) { b(c: 1, c: 2) } }")),
+                       ["Cannot query field \"nope\" on type \"Query\".", "Variable \"$u\" is not defined.",
+                        "There can be only one argument named \"c\"."])
+        XCTAssertEqual(Set(errors("{ __typename { id @unknown } }")),
+                       ["Field \"__typename\" must not have a selection since type \"String!\" has no subfields.",
+                        "Unknown directive \"@unknown\"."])
+        XCTAssertEqual(Set(errors("query($v: Boolean!) { ... on Nope { x @skip(if: $v) } }")), ["Unknown type \"Nope\"."])
+        XCTAssertEqual(Set(errors("query($v: Boolean!) { ...F } fragment F on Nope { x @include(if: $v) @unknown }")),
+                       ["Unknown type \"Nope\".", "Unknown directive \"@unknown\"."])
+        XCTAssertEqual(Set(errors("query($v: Boolean!) { ...F } fragment F on Query @skip(if: $v) { __typename }")),
+                       ["Directive \"@skip\" may not be used on FRAGMENT_DEFINITION."])
+        XCTAssertEqual(errors("query($v: Foo) { customer(id: $v) { id } }"), ["Unknown type \"Foo\"."])
+        XCTAssertEqual(Set(errors("query($v: Foo = {a: 1, a: 2} @unknown) { __typename }")),
+                       ["Unknown type \"Foo\".", "There can be only one input field named \"a\".", "Unknown directive \"@unknown\".",
+                        "Variable \"$v\" is never used."])
+    }
+
+    /// As graphql-js: a list's items stand where a list that is not expected stands, so a
+    /// variable among them is judged against that type; one in an object at a leaf
+    /// position is used but not judged; no object literal names a field twice (5.6.2).
+    func testVariablesAndFieldsInsideLiteralsThatAreNotOfTheirType() {
+        let note = "createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", customData: %@}) { __typename }"
+        func mutation(_ variables: String, _ customData: String) -> String {
+            "mutation\(variables) { " + note.replacingOccurrences(of: "%@", with: customData) + " }"
+        }
+        XCTAssertEqual(errors(mutation("($v: String)", "[$v]")),
+                       ["Variable \"$v\" of type \"String\" used in position expecting type \"JSON\"."])
+        XCTAssertEqual(errors(mutation("($v: String)", "{a: [$v]}")), [])
+        XCTAssertEqual(errors(mutation("($v: JSON)", "[[$v]]")), [])
+        XCTAssertEqual(errors(mutation("", "{a: 1, a: 2}")), ["There can be only one input field named \"a\"."])
+        XCTAssertEqual(errors(mutation("", "[{b: {c: 1, c: 2}}]")), ["There can be only one input field named \"c\"."])
+        XCTAssertEqual(Set(errors("query($v: ID) { customers(first: [$v]) { totalCount } }")),
+                       ["Int cannot represent non-integer value: [$v]",
+                        "Variable \"$v\" of type \"ID\" used in position expecting type \"Int\"."])
+    }
 }
 
 import Foundation

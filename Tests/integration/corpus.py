@@ -12,6 +12,8 @@ VALID = [
     "{ invoices(filter: {status: OPEN}) { totalCount } }",  # a single value for a list
     "{ invoices(filter: {status: null}) { totalCount } }",  # a null list of non-null items
     "mutation { createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", refundSplit: null}) { invoice { id } } }",
+    # a variable in an object at a JSON position is used, not judged
+    "mutation($v: String) { createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", customData: {a: [$v]}}) { invoice { id } } }",
     "{ a: customers(first: 1) { totalCount } b: customers(first: 2) { totalCount } }",
     "{ customers { totalCount } customers { nodes { id } } }",
     "mutation M($i: RefundPaymentInput!) { refundPayment(input: $i) { refund { id } } }",
@@ -120,6 +122,21 @@ INVALID = [
     "{ customers(first: -2147483649) { totalCount } }",
     "{ customer(id: 1.0e99) { id } }",
     "{ invoices(filter: {status: [OPEN, null]}) { totalCount } }",
+    # a list's items stand where the list stands: a JSON, not a String
+    "mutation($v: String) { createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", customData: [$v]}) { invoice { id } } }",
+    "query($v: ID) { customers(first: [$v]) { totalCount } }",
+    # 5.6.2 in every object literal, a JSON value's too
+    "mutation { createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", customData: [{a: 1, a: 2}]}) { invoice { id } } }",
+    "{ customer(id: {a: 1, a: 2}) { id } }",
+    # beneath a field of no known type, the rules that need none still hold
+    "query($v: Int) { nope(a: $v) }",
+    "{ nope(a: $u) { b(c: 1, c: 2) } }",
+    "{ __typename { id @unknown } }",
+    "query($v: Boolean!) { ... on Nope { x @skip(if: $v) } }",
+    "query($v: Boolean!) { ...F } fragment F on Nope { x @include(if: $v) @unknown }",
+    "query($v: Boolean!) { ...F } fragment F on Query @skip(if: $v) { __typename }",
+    "query($v: Foo = {a: 1, a: 2} @unknown) { __typename }",
+    "query($v: Foo) { customer(id: $v) { id } }",
     # 5.7 directives: defined, valid locations, unique
     "{ __typename @nope }",
     "query @skip(if: true) { __typename }",

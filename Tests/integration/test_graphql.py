@@ -141,6 +141,12 @@ def test_custom_scalars_refuse_bad_values_clearly(world):
     assert r.codes() == ["NOT_FOUND"]
     r = server.gql("query($f: Int) { customers(first: $f) { totalCount } }", {"f": 2 ** 31}, key=key)
     assert r.codes() == ["BAD_USER_INPUT"]
+    # An ID takes any integer, as graphql-core does: here one that names no customer.
+    for number in ("9223372036854775808", "1e20", "1.5e1"):
+        r = server.request(raw=('{"query": "query($v: ID!) { customer(id: $v) { id } }", "variables": {"v": %s}}' % number).encode(),
+                           key=key)
+        assert r.status == 200 and r.json == {"data": {"customer": None}}, (number, r.raw)
+    assert server.gql("query($v: ID!) { customer(id: $v) { id } }", {"v": 1.5}, key=key).codes() == ["BAD_USER_INPUT"]
 
 
 # ------------------------------------------------------------------------------ GraphQL over HTTP
