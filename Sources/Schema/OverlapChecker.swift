@@ -18,6 +18,13 @@ struct OverlapChecker {
     static let maxComparisons = 20_000
     private(set) var comparisons = 0
     var exhausted: Bool { comparisons > Self.maxComparisons }
+
+    /// What a document whose merging needed more than `maxComparisons` gets: not a broken
+    /// rule, but QUERY_TOO_COMPLEX (RULES.md section 5).
+    static func tooManyComparisons(at location: SourceLocation) -> ValidationError {
+        ValidationError(message: "The document compares more than \(maxComparisons) pairs of fields to merge them.",
+                        locations: [location], tooComplex: true)
+    }
     /// Selection sets already checked, by parent type and place in the document.
     private var checkedSets = Set<String>()
     /// Pairs of fields already compared, by their signatures: the result of each.
@@ -28,15 +35,17 @@ struct OverlapChecker {
         self.fragments = fragments
     }
 
+    /// `parentType` is nil beneath a field of no known type: such fields are still compared
+    /// by name and arguments, as graphql-js does.
     struct Entry {
-        let parentType: NamedType
+        let parentType: NamedType?
         let field: Field
         let def: FieldDef?
         /// The field as text (parent type, name, arguments, selections): two entries with
         /// the same signature can never conflict, so only one of them is compared. Made
         /// when asked: most fields share their response name with no other, and are
         /// never compared (an alias flood is thousands of them).
-        var signature: String { parentType.name + "." + OverlapChecker.print(field) }
+        var signature: String { (parentType?.name ?? "") + "." + OverlapChecker.print(field) }
     }
 
     /// One entry per signature: repeating a field a thousand times must not cost a
@@ -75,15 +84,15 @@ struct OverlapChecker {
         }
     }
 
-    mutating func check(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError]) {
+    mutating func check(_ set: SelectionSet, on type: NamedType?, into errors: inout [ValidationError]) {
         var reported = Set<String>()
         checkSet(set, on: type, into: &errors, reported: &reported)
     }
 
-    private mutating func checkSet(_ set: SelectionSet, on type: NamedType, into errors: inout [ValidationError],
+    private mutating func checkSet(_ set: SelectionSet, on type: NamedType?, into errors: inout [ValidationError],
                                    reported: inout Set<String>) {
         // Known by place, not text: a fragment's set is the same node wherever it is spread.
-        guard checkedSets.insert("\(type.name)@\(set.location)").inserted else { return }
+        guard checkedSets.insert("\(type?.name ?? "")@\(set.location)").inserted else { return }
         if Self.isFlatWithDistinctNames(set) { return }
         var visited = Set<String>()
         let byName = collect(set, on: type, visited: &visited)
@@ -102,10 +111,10 @@ struct OverlapChecker {
                 }
             }
         }
-        // Nested selection sets are checked on their own too.
+        // Nested selection sets are checked on their own too, those of no known type as well.
         for entry in Self.distinct(byName.values.flatMap({ $0 }).filter { $0.field.selectionSet != nil }) {
-            if let sub = entry.field.selectionSet, let def = entry.def, let t = schema[def.type.namedType], t.isComposite {
-                checkSet(sub, on: t, into: &errors, reported: &reported)
+            if let sub = entry.field.selectionSet {
+                checkSet(sub, on: compositeType(of: entry), into: &errors, reported: &reported)
             }
         }
     }
@@ -120,26 +129,32 @@ struct OverlapChecker {
         }
     }
 
+    /// The composite type an entry's selections are made on; nil for a field of no known
+    /// definition, or of a leaf type.
+    private func compositeType(of entry: Entry) -> NamedType? {
+        entry.def.flatMap { schema[$0.type.namedType] }.flatMap { $0.isComposite ? $0 : nil }
+    }
+
     /// Fields by response name, in order of first appearance, fragments expanded.
-    func collect(_ set: SelectionSet, on type: NamedType, visited: inout Set<String>) -> OrderedFields {
+    func collect(_ set: SelectionSet, on type: NamedType?, visited: inout Set<String>) -> OrderedFields {
         var out = OrderedFields()
         collect(set, on: type, into: &out, visited: &visited)
         return out
     }
 
-    private func collect(_ set: SelectionSet, on type: NamedType, into out: inout OrderedFields, visited: inout Set<String>) {
+    private func collect(_ set: SelectionSet, on type: NamedType?, into out: inout OrderedFields, visited: inout Set<String>) {
         for selection in set.selections {
             switch selection {
             case .field(let f):
-                out.append(f.responseKey, Entry(parentType: type, field: f, def: schema.field(f.name.value, on: type)))
+                out.append(f.responseKey, Entry(parentType: type, field: f, def: type.flatMap { schema.field(f.name.value, on: $0) }))
             case .inlineFragment(let i):
-                let t = i.typeCondition.flatMap { schema[$0.value] } ?? type
+                // A condition names the type (nil if unknown); without one, the parent's.
+                let t = if let condition = i.typeCondition { schema[condition.value] } else { type }
                 collect(i.selectionSet, on: t, into: &out, visited: &visited)
             case .fragmentSpread(let s):
-                guard !visited.contains(s.name.value), let f = fragments[s.name.value],
-                      let t = schema[f.typeCondition.value] else { continue }
+                guard !visited.contains(s.name.value), let f = fragments[s.name.value] else { continue }
                 visited.insert(s.name.value)
-                collect(f.selectionSet, on: t, into: &out, visited: &visited)
+                collect(f.selectionSet, on: schema[f.typeCondition.value], into: &out, visited: &visited)
             }
         }
     }
@@ -161,8 +176,10 @@ struct OverlapChecker {
     }
 
     private mutating func compare(_ a: Entry, _ b: Entry, parentsMutuallyExclusive: Bool) -> Conflict? {
-        let exclusive = parentsMutuallyExclusive
-            || (a.parentType.name != b.parentType.name && a.parentType.kind == .object && b.parentType.kind == .object)
+        var exclusive = parentsMutuallyExclusive
+        if let pa = a.parentType, let pb = b.parentType, pa.name != pb.name, pa.kind == .object, pb.kind == .object {
+            exclusive = true
+        }
         let name = a.field.responseKey
         if !exclusive {
             if a.field.name.value != b.field.name.value {
@@ -180,12 +197,10 @@ struct OverlapChecker {
                             reason: .message("they return conflicting types \"\(ta)\" and \"\(tb)\""),
                             locations1: [a.field.location], locations2: [b.field.location])
         }
-        guard let setA = a.field.selectionSet, let setB = b.field.selectionSet,
-              let typeA = a.def.flatMap({ schema[$0.type.namedType] }), let typeB = b.def.flatMap({ schema[$0.type.namedType] })
-        else { return nil }
+        guard let setA = a.field.selectionSet, let setB = b.field.selectionSet else { return nil }
         var visitedA = Set<String>(), visitedB = Set<String>()
-        let fieldsA = collect(setA, on: typeA, visited: &visitedA)
-        let fieldsB = collect(setB, on: typeB, visited: &visitedB)
+        let fieldsA = collect(setA, on: compositeType(of: a), visited: &visitedA)
+        let fieldsB = collect(setB, on: compositeType(of: b), visited: &visitedB)
         var reasons: [(String, Reason)] = []
         var locations1: [SourceLocation] = [a.field.location]
         var locations2: [SourceLocation] = [b.field.location]

@@ -238,8 +238,14 @@ public struct Validator {
                 if let f = fragments[spread.name.value] { stack.append(f.selectionSet) }
             }
         }
+        // No operation expands these, so their fields' merging is checked here, as
+        // graphql-js checks every selection set; with one budget of comparisons for all.
+        var overlaps = OverlapChecker(schema: schema, fragments: fragments)
         for case .fragment(let f) in document.definitions where !used.contains(f.name.value) {
             report("Fragment \"\(f.name.value)\" is never used.", [f.location])
+            guard !overlaps.exhausted else { continue }
+            overlaps.check(f.selectionSet, on: schema[f.typeCondition.value].flatMap { $0.isComposite ? $0 : nil }, into: &errors)
+            if overlaps.exhausted { errors.append(OverlapChecker.tooManyComparisons(at: f.location)) }
         }
     }
 
@@ -263,11 +269,7 @@ public struct Validator {
         selectionSet(op.selectionSet, on: root, scope: &scope, visitedFragments: &visitedFragments)
         var overlaps = OverlapChecker(schema: schema, fragments: fragments)
         overlaps.check(op.selectionSet, on: root, into: &errors)
-        if overlaps.exhausted {
-            errors.append(ValidationError(
-                message: "The document compares more than \(OverlapChecker.maxComparisons) pairs of fields to merge them.",
-                locations: [op.location], tooComplex: true))
-        }
+        if overlaps.exhausted { errors.append(OverlapChecker.tooManyComparisons(at: op.location)) }
         // 5.8.4 All Variables Used
         for def in op.variables where !scope.used.contains(def.name.value) {
             let suffix = op.name.map { " by operation \"\($0.value)\"" } ?? ""

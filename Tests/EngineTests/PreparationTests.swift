@@ -71,6 +71,20 @@ final class PreparationTests: XCTestCase {
         XCTAssertEqual(codes(query), [.queryTooComplex])
     }
 
+    /// A fragment no operation spreads is checked for merging too (as graphql-js checks
+    /// every selection set), within the same bound of comparisons, shared by all of them.
+    func testUnusedFragmentsThatCannotBeMergedCheaplyAreRefused() {
+        let fields = (1...1_800).map { "a: customers { nodes { x\($0): id } }" }.joined(separator: " ")
+        XCTAssertEqual(codes("{ __typename } fragment F on Query { \(fields) }"), [.queryTooComplex])
+        // 120 fields that merge but differ: 14,280 comparisons a fragment (theirs and their
+        // subfields'), over the bound together.
+        let halves = (1...2).map { f in
+            "fragment F\(f) on Query { " + (1...120).map { "a: customers { nodes { x\(f)_\($0): id } }" }.joined(separator: " ") + " }"
+        }
+        XCTAssertEqual(codes("{ __typename } " + halves.joined(separator: " ")), [.queryTooComplex])
+        XCTAssertEqual(codes("{ __typename } " + halves[0]), [.validationFailed])  // only "never used"
+    }
+
     func testAMebibyteOfRepeatedFieldsIsRefusedBeforeItIsParsedWhole() {
         let query = "{ customers { nodes { " + String(repeating: "id ", count: (1 << 20) / 3) + "} } }"
         XCTAssertEqual(codes(query), [.parseFailed])

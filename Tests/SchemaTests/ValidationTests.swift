@@ -84,6 +84,16 @@ final class ValidationTests: XCTestCase {
                         "Variable \"$v\" is never used."])
     }
 
+    /// Field merging holds beneath a field of no known type and inside a fragment that no
+    /// operation spreads, as graphql-js checks every selection set.
+    func testFieldsMergeBeneathAnUnknownFieldAndInUnusedFragments() {
+        let different = "Fields \"x\" conflict because \"id\" and \"name\" are different fields. Use different aliases on the fields to fetch both if this was intentional."
+        XCTAssertEqual(Set(errors("{ nope { x: id x: name } }")), ["Cannot query field \"nope\" on type \"Query\".", different])
+        XCTAssertEqual(Set(errors("{ __typename } fragment F on Customer { x: id x: name }")), ["Fragment \"F\" is never used.", different])
+        XCTAssertEqual(errors("{ customers { nodes { ...F } } } fragment F on Customer { x: id x: name }"), [different])
+        XCTAssertEqual(errors("{ nope { x: id x: id } }"), ["Cannot query field \"nope\" on type \"Query\"."])
+    }
+
     /// As graphql-js: a list's items stand where a list that is not expected stands, so a
     /// variable among them is judged against that type; one in an object at a leaf
     /// position is used but not judged; no object literal names a field twice (5.6.2).

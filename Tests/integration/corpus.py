@@ -137,6 +137,8 @@ INVALID = [
     "query($v: Boolean!) { ...F } fragment F on Query @skip(if: $v) { __typename }",
     "query($v: Foo = {a: 1, a: 2} @unknown) { __typename }",
     "query($v: Foo) { customer(id: $v) { id } }",
+    "{ nope { x: id x: name } }",
+    "{ __typename } fragment F on Customer { x: id x: name }",
     # 5.7 directives: defined, valid locations, unique
     "{ __typename @nope }",
     "query @skip(if: true) { __typename }",
