@@ -571,15 +571,27 @@ public struct Validator {
     /// The variables inside a literal that is not a value of the type where it stands (or
     /// that stands where no type is known: an unknown argument or input field), with 5.6.2
     /// for every object among them. As graphql-js's TypeInfo has it, a list's items stand
-    /// where the list stands (`customData: [$v]` uses `$v` as a `JSON`), an object's fields
-    /// where no type is known, so a variable there is used but not judged.
-    mutating func collectVariables(_ value: Value, standing type: TypeReference? = nil, scope: inout VariableScope) {
+    /// where the list's items would, or where the list stands if no list is expected
+    /// (`customData: [$v]` uses `$v` as a `JSON`); an object's fields stand where the input
+    /// object's fields do, or where no type is known, so that a variable there is used but
+    /// not judged.
+    mutating func collectVariables(_ value: Value, standing type: TypeReference? = nil, hasDefault: Bool = false,
+                                   scope: inout VariableScope) {
         switch value.kind {
-        case .variable(let name): variableUsage(name, at: value.location, expected: type, hasDefault: false, scope: &scope)
-        case .list(let items): for i in items { collectVariables(i, standing: type, scope: &scope) }
+        case .variable(let name): variableUsage(name, at: value.location, expected: type, hasDefault: hasDefault, scope: &scope)
+        case .list(let items):
+            let itemType = type.map { type in
+                let nullable = if case .nonNull(let inner, _) = type { inner } else { type }
+                return if case .list(let item, _) = nullable { item } else { nullable }
+            }
+            for i in items { collectVariables(i, standing: itemType, scope: &scope) }
         case .object(let fields):
             uniqueFieldNames(fields)
-            for f in fields { collectVariables(f.value, scope: &scope) }
+            let object = type.flatMap { schema[$0.namedType] }.flatMap { $0.kind == .inputObject ? $0 : nil }
+            for f in fields {
+                let def = object?.inputFieldsByName[f.name.value]
+                collectVariables(f.value, standing: def?.type, hasDefault: def?.defaultValue != nil, scope: &scope)
+            }
         default: break
         }
     }

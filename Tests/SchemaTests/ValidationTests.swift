@@ -108,6 +108,10 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(errors(mutation("($v: JSON)", "[[$v]]")), [])
         XCTAssertEqual(errors(mutation("", "{a: 1, a: 2}")), ["There can be only one input field named \"a\"."])
         XCTAssertEqual(errors(mutation("", "[{b: {c: 1, c: 2}}]")), ["There can be only one input field named \"c\"."])
+        // A list where an input object is expected: its objects' fields are the input object's.
+        XCTAssertEqual(Set(errors("query($d: [[Date]]) { payments(filter: [{receivedFrom: $d, nope: $d}]) { totalCount } }")),
+                       ["Expected value of type \"PaymentFilter\", found [{receivedFrom: $d, nope: $d}].",
+                        "Variable \"$d\" of type \"[[Date]]\" used in position expecting type \"Date\"."])
         XCTAssertEqual(Set(errors("query($v: ID) { customers(first: [$v]) { totalCount } }")),
                        ["Int cannot represent non-integer value: [$v]",
                         "Variable \"$v\" of type \"ID\" used in position expecting type \"Int\"."])

@@ -125,6 +125,7 @@ INVALID = [
     # a list's items stand where the list stands: a JSON, not a String
     "mutation($v: String) { createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", customData: [$v]}) { invoice { id } } }",
     "query($v: ID) { customers(first: [$v]) { totalCount } }",
+    "query($d: [[Date]]) { payments(filter: [{receivedFrom: $d, nope: $d}]) { totalCount } }",
     # 5.6.2 in every object literal, a JSON value's too
     "mutation { createCreditNote(input: {invoiceId: \"x\", amount: 1, reason: \"r\", customData: [{a: 1, a: 2}]}) { invoice { id } } }",
     "{ customer(id: {a: 1, a: 2}) { id } }",
