@@ -26,11 +26,18 @@ package struct Cursor: Equatable {
     /// A short, stable digest of what a filter argument means (FNV-1a, 64 bits): its
     /// members in any order, less those given as null, which filter nothing (RULES.md
     /// section 2: an explicit null means the default); so `filter: {}`,
-    /// `filter: {currency: null}` and no filter at all page one connection alike.
+    /// `filter: {currency: null}` and no filter at all page one connection alike. A list
+    /// member is a set (a row matches any of it): its order and repeats do not count.
     static func fingerprint(_ filter: JSONValue?) -> String {
         var meant = JSONValue.null
         if case .object(let members)? = filter {
-            let given = members.filter { if case .null = $0.1 { false } else { true } }
+            let given = members.compactMap { name, value -> (String, JSONValue)? in
+                switch value {
+                case .null: return nil
+                case .array(let items): return (name, .array(Set(items.map(\.serialized)).sorted().map { JSONValue.string($0) }))
+                default: return (name, value)
+                }
+            }
             if !given.isEmpty { meant = .object(given) }
         }
         let text = meant.sortedKeys().serialized

@@ -39,5 +39,9 @@ final class CursorTests: XCTestCase {
         XCTAssertNotEqual(Cursor.fingerprint(usd), none)
         // An empty list is not null: it asks for no status at all.
         XCTAssertNotEqual(Cursor.fingerprint(.object([("status", .array([]))])), none)
+        // A list is a set: its order and repeats do not count.
+        let paidOrOpen = Cursor.fingerprint(.object([("status", .array([.string("PAID"), .string("OPEN")]))]))
+        XCTAssertEqual(Cursor.fingerprint(.object([("status", .array([.string("OPEN"), .string("PAID"), .string("OPEN")]))])), paidOrOpen)
+        XCTAssertNotEqual(Cursor.fingerprint(.object([("status", .array([.string("OPEN")]))])), paidOrOpen)
     }
 }

@@ -333,6 +333,14 @@ def test_cursors_belong_to_their_connection_order_and_filter(world):
         r = server.gql(f"query($a: String) {{ invoices(first: 2, after: $a, filter: {filter_}) {{ nodes {{ id }} }} }}",
                        {"a": cursor}, key=key(world))
         assert not r.errors and [n["id"] for n in r.data["invoices"]["nodes"]] == second_page, (filter_, r.raw)
+    # A status list is a set: the cursor of [PAID, OPEN] pages [OPEN, PAID, OPEN] alike.
+    statuses = {"PAID", "OPEN"}
+    both = [i["id"] for i in rows_of(world, "invoices") if world["model"].invoice_status(i["id"]) in statuses]
+    assert len(both) > 4
+    listed = server.gql("{ invoices(first: 2, filter: {status: [PAID, OPEN]}) { pageInfo { endCursor } } }", key=key(world))
+    r = server.gql("query($a: String) { invoices(first: 2, after: $a, filter: {status: [OPEN, PAID, OPEN]}) { nodes { id } } }",
+                   {"a": listed.data["invoices"]["pageInfo"]["endCursor"]}, key=key(world))
+    assert not r.errors and [n["id"] for n in r.data["invoices"]["nodes"]] == both[2:4], r.raw
     nulls = server.gql("{ invoices(first: 2, filter: {currency: null}) { pageInfo { endCursor } } }", key=key(world))
     r = server.gql("query($a: String) { invoices(first: 2, after: $a) { nodes { id } } }",
                    {"a": nulls.data["invoices"]["pageInfo"]["endCursor"]}, key=key(world))
