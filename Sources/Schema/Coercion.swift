@@ -138,7 +138,6 @@ public struct InputCoercion {
         }
     }
 
-    /// An integer written as an integer or with a zero fraction (`2`, `2.0`, `2e0`).
     /// The decimal digits of a JSON number that is an integer, of any size and in any form
     /// (`12`, `-0`, `1e20`, `1.50e2`), for an `ID`, which takes any integer (graphql-js and
     /// graphql-core take `1e20` as "100000000000000000000"); nil for a number with a
@@ -170,6 +169,7 @@ public struct InputCoercion {
         return negative ? "-" + digits : digits
     }
 
+    /// An integer written as an integer or with a zero fraction (`2`, `2.0`, `2e0`).
     static func integral(_ text: String) -> Int64? {
         if let n = Int64(text) { return n }
         guard let d = Double(text), d.rounded() == d, abs(d) < 9.0e15 else { return nil }

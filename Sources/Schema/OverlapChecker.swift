@@ -132,7 +132,7 @@ struct OverlapChecker {
     /// The composite type an entry's selections are made on; nil for a field of no known
     /// definition, or of a leaf type.
     private func compositeType(of entry: Entry) -> NamedType? {
-        entry.def.flatMap { schema[$0.type.namedType] }.flatMap { $0.isComposite ? $0 : nil }
+        entry.def.flatMap { schema.composite($0.type.namedType) }
     }
 
     /// Fields by response name, in order of first appearance, fragments expanded.

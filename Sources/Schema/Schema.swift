@@ -209,6 +209,12 @@ public final class Schema: Sendable {
 
     public subscript(name: String) -> NamedType? { types[name] }
 
+    /// The object, interface or union of this name; nil for a leaf, an input or no type.
+    func composite(_ name: String) -> NamedType? {
+        guard let type = types[name], type.isComposite else { return nil }
+        return type
+    }
+
     /// How the values of custom scalar `name` are read: its hooks, or graphql-js's defaults.
     public func coercion(ofScalar name: String) -> ScalarCoercion {
         scalarCoercions[name] ?? .unspecified

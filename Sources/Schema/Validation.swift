@@ -244,7 +244,7 @@ public struct Validator {
         for case .fragment(let f) in document.definitions where !used.contains(f.name.value) {
             report("Fragment \"\(f.name.value)\" is never used.", [f.location])
             guard !overlaps.exhausted else { continue }
-            overlaps.check(f.selectionSet, on: schema[f.typeCondition.value].flatMap { $0.isComposite ? $0 : nil }, into: &errors)
+            overlaps.check(f.selectionSet, on: schema.composite(f.typeCondition.value), into: &errors)
             if overlaps.exhausted { errors.append(OverlapChecker.tooManyComparisons(at: f.location)) }
         }
     }
@@ -280,17 +280,19 @@ public struct Validator {
     mutating func validateFragment(_ fragment: FragmentDefinition) {
         // Fragments are checked on their own for the rules that need no variables; variable
         // rules are checked through the operations that use them.
-        let type = schema[fragment.typeCondition.value]
-        if type == nil {
+        if let type = schema[fragment.typeCondition.value] {
+            if !type.isComposite {
+                report("Fragment \"\(fragment.name.value)\" cannot condition on non composite type \"\(type.name)\".",
+                       [fragment.typeCondition.location])
+            }
+        } else {
             report("Unknown type \"\(fragment.typeCondition.value)\".", [fragment.typeCondition.location])
-        } else if type?.isComposite == false {
-            report("Fragment \"\(fragment.name.value)\" cannot condition on non composite type \"\(type!.name)\".",
-                   [fragment.typeCondition.location])
         }
         var scope = VariableScope(operation: nil)
         directives(fragment.directives, location: "FRAGMENT_DEFINITION", scope: &scope)
         var visited = Set<String>([fragment.name.value])
-        selectionSet(fragment.selectionSet, on: type?.isComposite == true ? type : nil, scope: &scope, visitedFragments: &visited)
+        selectionSet(fragment.selectionSet, on: schema.composite(fragment.typeCondition.value), scope: &scope,
+                     visitedFragments: &visited)
     }
 
     struct VariableScope {
@@ -352,7 +354,7 @@ public struct Validator {
                     report("Unknown fragment \"\(spread.name.value)\".", [spread.name.location])
                     continue
                 }
-                let condition = schema[fragment.typeCondition.value].flatMap { $0.isComposite ? $0 : nil }
+                let condition = schema.composite(fragment.typeCondition.value)
                 if let type, let condition, schema.possibleTypes(of: condition).isDisjoint(with: schema.possibleTypes(of: type)) {
                     report("Fragment \"\(spread.name.value)\" cannot be spread here as objects of type \"\(type.name)\" can never be of type \"\(condition.name)\".",
                            [spread.location])
@@ -366,26 +368,29 @@ public struct Validator {
                 }
             case .inlineFragment(let inline):
                 directives(inline.directives, location: "INLINE_FRAGMENT", scope: &scope)
-                var target = type
-                if let condition = inline.typeCondition {
-                    target = nil
-                    if let t = schema[condition.value] {
-                        if !t.isComposite {
-                            report("Fragment cannot condition on non composite type \"\(t.name)\".", [condition.location])
-                        } else {
-                            if let type, schema.possibleTypes(of: t).isDisjoint(with: schema.possibleTypes(of: type)) {
-                                report("Fragment cannot be spread here as objects of type \"\(type.name)\" can never be of type \"\(t.name)\".",
-                                       [inline.location])
-                            }
-                            target = t
-                        }
-                    } else {
-                        report("Unknown type \"\(condition.value)\".", [condition.location])
-                    }
-                }
-                selectionSet(inline.selectionSet, on: target, scope: &scope, visitedFragments: &visitedFragments)
+                selectionSet(inline.selectionSet, on: inlineFragmentType(inline, in: type), scope: &scope,
+                             visitedFragments: &visitedFragments)
             }
         }
+    }
+
+    /// The type an inline fragment's selections are made on: its condition's, or without
+    /// one its parent's; nil, once reported, for a condition of no composite type.
+    mutating func inlineFragmentType(_ inline: InlineFragment, in type: NamedType?) -> NamedType? {
+        guard let condition = inline.typeCondition else { return type }
+        guard let conditionType = schema[condition.value] else {
+            report("Unknown type \"\(condition.value)\".", [condition.location])
+            return nil
+        }
+        guard conditionType.isComposite else {
+            report("Fragment cannot condition on non composite type \"\(conditionType.name)\".", [condition.location])
+            return nil
+        }
+        if let type, schema.possibleTypes(of: conditionType).isDisjoint(with: schema.possibleTypes(of: type)) {
+            report("Fragment cannot be spread here as objects of type \"\(type.name)\" can never be of type \"\(conditionType.name)\".",
+                   [inline.location])
+        }
+        return conditionType
     }
 
     mutating func validateField(_ field: Field, on type: NamedType?, scope: inout VariableScope,
