@@ -138,35 +138,35 @@ public struct InputCoercion {
         }
     }
 
-    /// The decimal digits of a JSON number that is an integer, of any size and in any form
-    /// (`12`, `-0`, `1e20`, `1.50e2`), for an `ID`, which takes any integer (graphql-js and
-    /// graphql-core take `1e20` as "100000000000000000000"); nil for a number with a
-    /// fraction, or with more digits than a double's range has (309).
+    /// The decimal digits an `ID` variable given as a JSON number stands for, as
+    /// graphql-core reads one (GraphQL's ID takes any integer): a number written as an
+    /// integer keeps its digits, whatever its size (`9223372036854775808`); one written
+    /// with a fraction or an exponent is read as a double, as JSON parsers do, and taken
+    /// when that is a finite whole number (`1e20` is `100000000000000000000`, `2.0` is
+    /// `2`); nil otherwise (`1.5`, `2e308`).
     static func integerDigits(_ text: String) -> String? {
-        var number = Substring(text)
-        let negative = number.first == "-"
-        if negative { number.removeFirst() }
-        var exponent = 0
-        if let e = number.firstIndex(where: { $0 == "e" || $0 == "E" }) {
-            guard let power = Int(number[number.index(after: e)...]) else { return nil }
-            exponent = max(-1_000_000, min(power, 1_000_000))  // beyond either, any digit but 0 is refused alike
-            number = number[..<e]
+        if text.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
+            return text == "-0" ? "0" : text
         }
-        if let dot = number.firstIndex(of: ".") {
-            let fraction = number[number.index(after: dot)...]
-            exponent -= fraction.count
-            number = number[..<dot] + fraction
+        guard let value = Double(text), value.isFinite, value == value.rounded() else { return nil }
+        return digits(ofWhole: value)
+    }
+
+    /// The exact decimal digits of a whole double (Python's `str(int(value))`): beyond
+    /// Int64, its 53-bit significand doubled as many times as its exponent says.
+    private static func digits(ofWhole value: Double) -> String {
+        if value.magnitude < 9.0e18 { return String(Int64(value)) }
+        var digits = Array(String(value.significandBitPattern | (1 << 52)).utf8.reversed().map { $0 - UInt8(ascii: "0") })
+        for _ in 0..<(Int(value.exponent) - 52) {
+            var carry: UInt8 = 0
+            for i in digits.indices {
+                let doubled = digits[i] * 2 + carry
+                digits[i] = doubled % 10
+                carry = doubled / 10
+            }
+            if carry > 0 { digits.append(carry) }
         }
-        var digits = String(number.drop { $0 == "0" })
-        if digits.isEmpty { return "0" }
-        if exponent < 0 {
-            guard -exponent < digits.count, digits.suffix(-exponent).allSatisfy({ $0 == "0" }) else { return nil }
-            digits.removeLast(-exponent)
-        } else {
-            guard digits.count + exponent <= 309 else { return nil }
-            digits += String(repeating: "0", count: exponent)
-        }
-        return negative ? "-" + digits : digits
+        return (value < 0 ? "-" : "") + String(decoding: digits.reversed().map { $0 + UInt8(ascii: "0") }, as: UTF8.self)
     }
 
     /// An integer written as an integer or with a zero fraction (`2`, `2.0`, `2e0`).

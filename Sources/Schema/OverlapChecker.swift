@@ -29,6 +29,9 @@ struct OverlapChecker {
     private var checkedSets = Set<String>()
     /// Pairs of fields already compared, by their signatures: the result of each.
     private var comparedPairs: [String: Conflict?] = [:]
+    /// Conflicts reported, by their places: one met again through another set is not
+    /// reported twice.
+    private var reported = Set<String>()
 
     init(schema: Schema, fragments: [String: FragmentDefinition]) {
         self.schema = schema
@@ -85,12 +88,10 @@ struct OverlapChecker {
     }
 
     mutating func check(_ set: SelectionSet, on type: NamedType?, into errors: inout [ValidationError]) {
-        var reported = Set<String>()
-        checkSet(set, on: type, into: &errors, reported: &reported)
+        checkSet(set, on: type, into: &errors)
     }
 
-    private mutating func checkSet(_ set: SelectionSet, on type: NamedType?, into errors: inout [ValidationError],
-                                   reported: inout Set<String>) {
+    private mutating func checkSet(_ set: SelectionSet, on type: NamedType?, into errors: inout [ValidationError]) {
         // Known by place, not text: a fragment's set is the same node wherever it is spread.
         guard checkedSets.insert("\(type?.name ?? "")@\(set.location)").inserted else { return }
         if Self.isFlatWithDistinctNames(set) { return }
@@ -114,7 +115,7 @@ struct OverlapChecker {
         // Nested selection sets are checked on their own too, those of no known type as well.
         for entry in Self.distinct(byName.values.flatMap({ $0 }).filter { $0.field.selectionSet != nil }) {
             if let sub = entry.field.selectionSet {
-                checkSet(sub, on: compositeType(of: entry), into: &errors, reported: &reported)
+                checkSet(sub, on: compositeType(of: entry), into: &errors)
             }
         }
     }

@@ -68,7 +68,7 @@ public struct Validator {
         loneAnonymousOperation()
         uniqueFragmentNames()
         fragmentSpreadTargetsAndCycles()
-        unusedFragments()
+        fieldMerging(in: unusedFragments())
         for definition in document.definitions where errors.count <= Self.maxErrors {
             switch definition {
             case .operation(let op): validateOperation(op)
@@ -206,11 +206,21 @@ public struct Validator {
                 depth = max(depth, at + ((waiting[target] ?? 0) > 0 ? cycleBound : deepest[target]!))
             }
             if depth > Self.maxNesting || (!onCycles.isEmpty && cycleBound > Self.maxNesting) {
-                return ValidationError(message: "The document nests more than \(Self.maxNesting) selections deep through its fragments.",
-                                       locations: [op.location], tooComplex: true)
+                return tooDeep(at: op.location)
             }
         }
+        // A fragment no operation spreads is walked too (for its fields' merging): it is
+        // bounded on its own, as deep as its chain of spreads goes.
+        if let worst = deepest.max(by: { $0.value < $1.value }),
+           worst.value > Self.maxNesting || (!onCycles.isEmpty && cycleBound > Self.maxNesting) {
+            return tooDeep(at: fragments[worst.key]!.location)
+        }
         return nil
+    }
+
+    private func tooDeep(at location: SourceLocation) -> ValidationError {
+        ValidationError(message: "The document nests more than \(Self.maxNesting) selections deep through its fragments.",
+                        locations: [location], tooComplex: true)
     }
 
     /// The deepest selection in `set` (which is at `depth`), and the depth of each spread in it.
@@ -227,8 +237,8 @@ public struct Validator {
         return deepest
     }
 
-    // 5.5.1.4 Fragments Must Be Used
-    mutating func unusedFragments() {
+    // 5.5.1.4 Fragments Must Be Used. Returns the fragments no operation spreads.
+    mutating func unusedFragments() -> [FragmentDefinition] {
         var used = Set<String>()
         var stack: [SelectionSet] = []
         for case .operation(let op) in document.definitions { stack.append(op.selectionSet) }
@@ -238,14 +248,21 @@ public struct Validator {
                 if let f = fragments[spread.name.value] { stack.append(f.selectionSet) }
             }
         }
-        // No operation expands these, so their fields' merging is checked here, as
-        // graphql-js checks every selection set; with one budget of comparisons for all.
-        var overlaps = OverlapChecker(schema: schema, fragments: fragments)
+        var unused: [FragmentDefinition] = []
         for case .fragment(let f) in document.definitions where !used.contains(f.name.value) {
             report("Fragment \"\(f.name.value)\" is never used.", [f.location])
-            guard !overlaps.exhausted else { continue }
+            unused.append(f)
+        }
+        return unused
+    }
+
+    /// 5.3.2 in fragments no operation expands (the operations check the others), as
+    /// graphql-js checks every selection set; one budget of comparisons for them all.
+    mutating func fieldMerging(in unused: [FragmentDefinition]) {
+        var overlaps = OverlapChecker(schema: schema, fragments: fragments)
+        for f in unused where errors.count <= Self.maxErrors {
             overlaps.check(f.selectionSet, on: schema.composite(f.typeCondition.value), into: &errors)
-            if overlaps.exhausted { errors.append(OverlapChecker.tooManyComparisons(at: f.location)) }
+            if overlaps.exhausted { return errors.append(OverlapChecker.tooManyComparisons(at: f.location)) }
         }
     }
 
@@ -398,7 +415,7 @@ public struct Validator {
         // 5.3.1 Field Selections
         guard let type, let def = schema.field(field.name.value, on: type) else {
             if let type { report("Cannot query field \"\(field.name.value)\" on type \"\(type.name)\".", [field.location]) }
-            arguments(field.arguments, defs: nil, at: field.location, scope: &scope)
+            untypedArguments(field.arguments, scope: &scope)
             directives(field.directives, location: "FIELD", scope: &scope)
             if let set = field.selectionSet { selectionSet(set, on: nil, scope: &scope, visitedFragments: &visitedFragments) }
             return
@@ -424,33 +441,43 @@ public struct Validator {
         }
     }
 
-    /// `defs` is nil for the arguments of a field of no known definition: only their
-    /// names given twice and the variables in them are checked.
-    mutating func arguments(_ given: [Argument], defs: [InputValueDef]?, unknown: (String) -> String = { _ in "" },
-                            missing: (InputValueDef) -> String = { _ in "" }, at location: SourceLocation,
-                            scope: inout VariableScope) {
-        var seen: [String: SourceLocation] = [:]
+    mutating func arguments(_ given: [Argument], defs: [InputValueDef], unknown: (String) -> String,
+                            missing: (InputValueDef) -> String, at location: SourceLocation, scope: inout VariableScope) {
+        uniqueArgumentNames(given)
         for argument in given {
-            // 5.4.2 Argument Uniqueness
-            if let first = seen[argument.name.value] {
-                report("There can be only one argument named \"\(argument.name.value)\".", [first, argument.name.location])
-            }
-            seen[argument.name.value] = argument.name.location
             // 5.4.1 Argument Names
-            guard let def = defs?.first(where: { $0.name == argument.name.value }) else {
-                if defs != nil { report(unknown(argument.name.value), [argument.location]) }
+            guard let def = defs.first(where: { $0.name == argument.name.value }) else {
+                report(unknown(argument.name.value), [argument.location])
                 collectVariables(argument.value, scope: &scope)
                 continue
             }
             valueOfCorrectType(argument.value, def.type, scope: &scope)
         }
         // 5.4.2.1 Required Arguments
-        for def in defs ?? [] where def.defaultValue == nil {
+        for def in defs where def.defaultValue == nil {
             guard case .nonNull = def.type else { continue }
             let arg = given.first { $0.name.value == def.name }
             if arg == nil {
                 report(missing(def), [location])
             }
+        }
+    }
+
+    /// The arguments of a field or directive of no known definition: only their names
+    /// given twice and the variables in them are checked.
+    mutating func untypedArguments(_ given: [Argument], scope: inout VariableScope) {
+        uniqueArgumentNames(given)
+        for argument in given { collectVariables(argument.value, scope: &scope) }
+    }
+
+    // 5.4.2 Argument Uniqueness
+    mutating func uniqueArgumentNames(_ given: [Argument]) {
+        var seen: [String: SourceLocation] = [:]
+        for argument in given {
+            if let first = seen[argument.name.value] {
+                report("There can be only one argument named \"\(argument.name.value)\".", [first, argument.name.location])
+            }
+            seen[argument.name.value] = argument.name.location
         }
     }
 
@@ -461,7 +488,7 @@ public struct Validator {
             // 5.7.1 Directives Are Defined
             guard let def = schema.directive(name) else {
                 report("Unknown directive \"@\(name)\".", [directive.location])
-                for a in directive.arguments { collectVariables(a.value, scope: &scope) }
+                untypedArguments(directive.arguments, scope: &scope)
                 continue
             }
             // 5.7.2 Directives Are In Valid Locations

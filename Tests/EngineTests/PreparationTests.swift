@@ -83,6 +83,11 @@ final class PreparationTests: XCTestCase {
         }
         XCTAssertEqual(codes("{ __typename } " + halves.joined(separator: " ")), [.queryTooComplex])
         XCTAssertEqual(codes("{ __typename } " + halves[0]), [.validationFailed])  // only "never used"
+        // A chain of 1,700 fragments that no operation spreads is bounded like one spread:
+        // walking it for merging overflowed the stack.
+        let chain = "{ __typename }\n" + (0..<1_700).map { "fragment T\($0) on __Type { ofType { ...T\($0 + 1) } }" }.joined(separator: "\n")
+            + "\nfragment T1700 on __Type { name }"
+        XCTAssertEqual(codes(chain), [.queryTooComplex])
     }
 
     func testAMebibyteOfRepeatedFieldsIsRefusedBeforeItIsParsedWhole() {

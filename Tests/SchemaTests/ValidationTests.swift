@@ -70,6 +70,8 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(Set(errors("{ nope(a: $u) { b(c: 1, c: 2) } }")),
                        ["Cannot query field \"nope\" on type \"Query\".", "Variable \"$u\" is not defined.",
                         "There can be only one argument named \"c\"."])
+        XCTAssertEqual(Set(errors("{ __typename @nope(a: 1, a: 2) }")),
+                       ["Unknown directive \"@nope\".", "There can be only one argument named \"a\"."])
         XCTAssertEqual(Set(errors("{ __typename { id @unknown } }")),
                        ["Field \"__typename\" must not have a selection since type \"String!\" has no subfields.",
                         "Unknown directive \"@unknown\"."])
