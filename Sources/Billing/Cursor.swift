@@ -34,7 +34,10 @@ package struct Cursor: Equatable {
             let given = members.compactMap { name, value -> (String, JSONValue)? in
                 switch value {
                 case .null: return nil
-                case .array(let items): return (name, .array(Set(items.map(\.serialized)).sorted().map { JSONValue.string($0) }))
+                case .array(let items):
+                    var seen = Set<String>()
+                    let set = items.map { ($0.serialized, $0) }.sorted { $0.0 < $1.0 }.filter { seen.insert($0.0).inserted }
+                    return (name, .array(set.map(\.1)))
                 default: return (name, value)
                 }
             }

@@ -91,6 +91,7 @@ def test_a_small_budget_is_refused_at_the_right_request_and_recovers(limited):
     server = limited["server"]
     key_id, key = create_key(limited["url"], org(limited), "billing:read", "--rate-limit", "9")
     assert "rate-limit 9" in run_cli("keys", "list", "--organisation", org(limited), url=limited["url"]).stdout
+    _, unlimited = create_key(limited["url"], org(limited), "billing:read", "--rate-limit", "0")  # for the trace's markers
     started = time.monotonic()
     # 9 points pay for four operations of 2; the fifth would overspend.
     for remaining in (7, 5, 3, 1):
@@ -99,7 +100,6 @@ def test_a_small_budget_is_refused_at_the_right_request_and_recovers(limited):
         assert budget(r)["RateLimit-Limit"] == "9" and budget(r)["RateLimit-Remaining"] == str(remaining)
         assert 55 <= int(budget(r)["RateLimit-Reset"]) <= 60
         assert r.json["extensions"]["cost"] == {"requested": 2, "remaining": remaining}
-    _, unlimited = create_key(limited["url"], org(limited), "billing:read")
     mark_trace(server, unlimited, "before-the-refusal")
     refused = server.gql(TWO_LOADS, key=key)
     assert refused.status == 429 and refused.codes() == ["RATE_LIMITED"] and refused.data is None

@@ -60,7 +60,7 @@ def _browser():
 
 @pytest.mark.timeout(180)
 def test_graphiql_in_a_real_browser_runs_the_dashboard_and_shows_the_docs(world):
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ready
@@ -99,7 +99,8 @@ def test_graphiql_in_a_real_browser_runs_the_dashboard_and_shows_the_docs(world)
             if found:
                 found.click()
             return bool(found)
-        WebDriverWait(driver, 30, ignored_exceptions=[StaleElementReferenceException]).until(click_result)
+        WebDriverWait(driver, 30, ignored_exceptions=[StaleElementReferenceException, ElementClickInterceptedException]).until(
+            click_result)
         wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".graphiql-doc-explorer-title"), "Invoice"))
         wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".graphiql-doc-explorer-content"), "amountPaid"))
         driver.save_screenshot(os.path.join(ARTEFACTS, "graphiql-docs-invoice.png"))

