@@ -443,7 +443,7 @@ public struct Validator {
 
     mutating func arguments(_ given: [Argument], defs: [InputValueDef], unknown: (String) -> String,
                             missing: (InputValueDef) -> String, at location: SourceLocation, scope: inout VariableScope) {
-        uniqueArgumentNames(given)
+        uniqueNames(given.map(\.name), of: "argument")
         for argument in given {
             // 5.4.1 Argument Names
             guard let def = defs.first(where: { $0.name == argument.name.value }) else {
@@ -466,18 +466,19 @@ public struct Validator {
     /// The arguments of a field or directive of no known definition: only their names
     /// given twice and the variables in them are checked.
     mutating func untypedArguments(_ given: [Argument], scope: inout VariableScope) {
-        uniqueArgumentNames(given)
+        uniqueNames(given.map(\.name), of: "argument")
         for argument in given { collectVariables(argument.value, scope: &scope) }
     }
 
-    // 5.4.2 Argument Uniqueness
-    mutating func uniqueArgumentNames(_ given: [Argument]) {
+    /// 5.4.2 Argument Uniqueness and 5.6.2 Input Object Field Uniqueness: each name once
+    /// in its list ("argument", "input field").
+    mutating func uniqueNames(_ names: [Name], of kind: String) {
         var seen: [String: SourceLocation] = [:]
-        for argument in given {
-            if let first = seen[argument.name.value] {
-                report("There can be only one argument named \"\(argument.name.value)\".", [first, argument.name.location])
+        for name in names {
+            if let first = seen[name.value] {
+                report("There can be only one \(kind) named \"\(name.value)\".", [first, name.location])
             }
-            seen[argument.name.value] = argument.name.location
+            seen[name.value] = name.location
         }
     }
 
@@ -541,7 +542,7 @@ public struct Validator {
                     collectVariables(value, standing: .named(name, value.location), scope: &scope)
                     return
                 }
-                uniqueFieldNames(fields)
+                uniqueNames(fields.map(\.name), of: "input field")
                 for field in fields {
                     guard let def = named.inputFieldsByName[field.name.value] else {
                         report("Field \"\(field.name.value)\" is not defined by type \"\(name)\".", [field.location])
@@ -618,24 +619,13 @@ public struct Validator {
             }
             for i in items { collectVariables(i, standing: itemType, scope: &scope) }
         case .object(let fields):
-            uniqueFieldNames(fields)
+            uniqueNames(fields.map(\.name), of: "input field")
             let object = type.flatMap { schema[$0.namedType] }.flatMap { $0.kind == .inputObject ? $0 : nil }
             for f in fields {
                 let def = object?.inputFieldsByName[f.name.value]
                 collectVariables(f.value, standing: def?.type, hasDefault: def?.defaultValue != nil, scope: &scope)
             }
         default: break
-        }
-    }
-
-    /// 5.6.2 Input Object Field Uniqueness, for every object literal of the document.
-    mutating func uniqueFieldNames(_ fields: [ObjectField]) {
-        var seen: [String: SourceLocation] = [:]
-        for field in fields {
-            if let first = seen[field.name.value] {
-                report("There can be only one input field named \"\(field.name.value)\".", [first, field.name.location])
-            }
-            seen[field.name.value] = field.name.location
         }
     }
 
