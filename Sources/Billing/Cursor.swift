@@ -35,9 +35,8 @@ package struct Cursor: Equatable {
                 switch value {
                 case .null: return nil
                 case .array(let items):
-                    var seen = Set<String>()
-                    let set = items.map { ($0.serialized, $0) }.sorted { $0.0 < $1.0 }.filter { seen.insert($0.0).inserted }
-                    return (name, .array(set.map(\.1)))
+                    let byText = Dictionary(items.map { ($0.serialized, $0) }, uniquingKeysWith: { first, _ in first })
+                    return (name, .array(byText.sorted { $0.key < $1.key }.map(\.value)))
                 default: return (name, value)
                 }
             }

@@ -109,7 +109,8 @@ public struct InputCoercion {
     private func scalar(json value: JSONValue, _ type: NamedType) throws -> JSONValue {
         switch type.name {
         case "Int":
-            guard case .number(let text) = value, let n = Self.integral(text), n >= Int64(Int32.min), n <= Int64(Int32.max) else {
+            guard case .number(let text) = value, let n = Self.integerDigits(text).flatMap({ Int64($0) }),
+                  n >= Int64(Int32.min), n <= Int64(Int32.max) else {
                 throw InvalidValue(reason: "Int cannot represent non 32-bit signed integer value: \(value.serialized)")
             }
             return .number(String(n))
@@ -138,7 +139,7 @@ public struct InputCoercion {
         }
     }
 
-    /// The decimal digits an `ID` variable given as a JSON number stands for, as
+    /// The decimal digits an `Int` or `ID` variable given as a JSON number stands for, as
     /// graphql-core reads one (GraphQL's ID takes any integer): a number written as an
     /// integer keeps its digits, whatever its size (`9223372036854775808`); one written
     /// with a fraction or an exponent is read as a double, as JSON parsers do, and taken
@@ -169,12 +170,6 @@ public struct InputCoercion {
         return (value < 0 ? "-" : "") + String(decoding: digits.reversed().map { $0 + UInt8(ascii: "0") }, as: UTF8.self)
     }
 
-    /// An integer written as an integer or with a zero fraction (`2`, `2.0`, `2e0`).
-    static func integral(_ text: String) -> Int64? {
-        if let n = Int64(text) { return n }
-        guard let d = Double(text), d.rounded() == d, abs(d) < 9.0e15 else { return nil }
-        return Int64(d)
-    }
 
     // MARK: - Literals (from the document)
 
