@@ -127,3 +127,53 @@ def test_two_imports_into_one_organisation_apply_at_most_an_invoices_total():
     assert int(psql(url, f"SELECT amount_paid FROM invoice WHERE id = '{invoice}'")) == paid_before + int(rest)
     assert psql(url, f"SELECT count(*) FROM payment_application WHERE invoice_id = '{invoice}' "
                      "AND payment_received_on = '2030-06-01'") == "1"
+
+
+def test_two_imports_into_two_organisations_of_one_new_id_refuse_the_second_by_its_line():
+    """Ids are unique across organisations, and imports into different organisations do not
+    take turns: two files that both define customer X check their rules side by side, and
+    neither sees the other's X. Held until the second is writing, and the first then
+    committed, the second must still be refused by its line (README, "Imports beside live
+    mutations"), not by the store's key, and store nothing."""
+    opened = open_data(customers=4, seed_value=47, orgs=2)
+    url, orgs = opened["url"], opened["model"].orgs
+    shared = str(uuid.uuid4())
+    files = []
+    for n, org in enumerate(orgs):
+        path = os.path.join(tempfile.mkdtemp(), f"customers-{n}.jsonl")
+        with open(path, "w") as f:
+            for line, customer in enumerate([str(uuid.uuid4()), shared], start=1):
+                f.write(json.dumps({"type": "customer", "id": customer, "organisation_id": org, "name": f"Side {n}.{line}",
+                                    "currency": "EUR", "created_at": "2030-06-01T09:00:00Z"}) + "\n")
+        files.append(path)
+    customers_before = int(psql(url, "SELECT count(*) FROM customer"))
+
+    def start(path):
+        return subprocess.Popen([BIN, "import", path], env=dict(os.environ, BILLGRAPH_DATABASE_URL=url),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    holder = PsqlSession(url)
+    importers = []
+    try:
+        # api_key is the last table an import writes: the first import stops there with
+        # its X written, the second then stops at X (the store's key waits for the first).
+        holder.run("BEGIN; LOCK TABLE api_key IN SHARE MODE;")
+        importers.append(start(files[0]))
+        wait_until(lambda: len(backends_waiting_on_a_lock(url, "INSERT INTO api_key")) == 1, 30, "the first import never waited")
+        importers.append(start(files[1]))
+        wait_until(lambda: len(backends_waiting_on_a_lock(url, "INSERT INTO customer")) == 1, 30,
+                   "the second import never waited for the first one's customer")
+        holder.run("ROLLBACK;")
+        results = [(p.wait(60), p.stderr.read()) for p in importers]
+    finally:
+        holder.close()
+        for p in importers:
+            if p.poll() is None:
+                p.kill()
+    assert results[0][0] == 0, results[0]
+    code, err = results[1]
+    assert code == 1, results[1]
+    assert f"line 2: id {shared} is already stored" in err, err
+    assert "duplicate key" not in err and "customer_pkey" not in err, err
+    assert psql(url, f"SELECT organisation_id FROM customer WHERE id = '{shared}'") == orgs[0]
+    assert int(psql(url, "SELECT count(*) FROM customer")) == customers_before + 2

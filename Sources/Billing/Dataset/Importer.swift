@@ -162,14 +162,12 @@ public final class Importer {
     /// the organisations that were already stored, `recomputing` (RULES.md section 3).
     private func move(_ connection: BlockingConnection, recomputing stored: [String]) throws {
         try connection.execute(Staging.sums)
-        let bulk = try setAsideIfEmpty(connection)
-        for (table, sql) in Staging.moves {
-            let rows = try connection.query(sql).affectedRows
-            progress("wrote \(rows) rows to \(table)")
-        }
-        if bulk {
+        if try setAsideIfEmpty(connection) {
+            try writeRows(connection)
             try connection.execute(BulkLoad.restore)
             progress("built the indexes and checked the foreign keys")
+        } else {
+            try writeRowsBesideOtherImports(connection)
         }
         for organisation in stored.sorted() {
             try connection.query("SELECT bg_recompute_figures($1::uuid)", [organisation])
@@ -177,6 +175,38 @@ public final class Importer {
         // The store's tables, not the import's own temporary ones (a quarter of a second
         // more for the staging table, which is dropped at the commit).
         try connection.execute("ANALYZE " + Staging.storeTables.joined(separator: ", "))
+    }
+
+    private func writeRows(_ connection: BlockingConnection) throws {
+        for (table, sql) in Staging.moves {
+            let rows = try connection.query(sql).affectedRows
+            progress("wrote \(rows) rows to \(table)")
+        }
+    }
+
+    /// Writes the rows into a store that other imports may be writing at the same moment.
+    /// Ids and API keys are unique across organisations, and imports into different
+    /// organisations do not take turns (`lock`), so another import may have committed one
+    /// of this file's ids after this one checked its rules: the store's key refuses the row
+    /// (`23505`), or two such imports wait for each other's rows and PostgreSQL fails one
+    /// (`40P01`). The rows are then taken back to the savepoint and the rules checked again,
+    /// which now see what the other committed, so that the refusal names its line as
+    /// every other does (README, "Imports beside live mutations"). After a deadlock the
+    /// other may not have committed yet: the rows are written again, at most three times.
+    private func writeRowsBesideOtherImports(_ connection: BlockingConnection) throws {
+        for attempt in 1...3 {
+            try connection.execute("SAVEPOINT import_rows")
+            do {
+                try writeRows(connection)
+                try connection.execute("RELEASE SAVEPOINT import_rows")
+                return
+            } catch let error as DatabaseError where error.sqlState == "23505" || error.sqlState == "40P01" {
+                try connection.execute("ROLLBACK TO SAVEPOINT import_rows")
+                try checkAcrossLines(connection)
+                guard error.sqlState == "40P01", attempt < 3 else { throw error }
+                progress("waited in a circle with another import for rows of both; writing again")
+            }
+        }
     }
 
     /// Sets the indexes and foreign keys of the store's tables aside when they are all
