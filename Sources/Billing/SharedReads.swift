@@ -14,7 +14,7 @@ public struct SharedRead {
         let key: StatementKey
 
         init(_ statement: Statement) {
-            key = StatementKey(sql: statement.sql, parameters: Array(statement.parameters.dropFirst(2)))
+            key = StatementKey(statement, droppingFirst: 2)
         }
 
         /// The parameters after `$2`.

@@ -88,7 +88,7 @@ struct ConnectionStateMachine<Rows> {
     /// Statements prepared on this connection, by their text. The service's statement
     /// texts depend only on a query's shape, so a few hundred cover every query seen, and
     /// PostgreSQL plans each once instead of on every request.
-    private(set) var prepared: [String: String] = [:]
+    private(set) var prepared: [SQLKey: String] = [:]
     let maxPrepared: Int
 
     init(maxPrepared: Int = 500) {
@@ -181,7 +181,7 @@ struct ConnectionStateMachine<Rows> {
         }
         var pending = Pending(statement: statement, completion: completion)
         let request: Request
-        if let name = prepared[statement.sql] {
+        if let name = prepared[SQLKey(statement)] {
             request = .executePrepared(name: name, statement)
         } else if prepared.count < maxPrepared {
             let name = "bg\(prepared.count)"
@@ -226,7 +226,7 @@ struct ConnectionStateMachine<Rows> {
         guard case .busy(var pending) = state else { return .none }
         if let name = pending.preparing, pending.error == nil, connectionOK {
             // Prepared: now run it.
-            prepared[pending.statement.sql] = name
+            prepared[SQLKey(pending.statement)] = name
             pending.preparing = nil
             pending.rows = nil
             state = .busy(pending)

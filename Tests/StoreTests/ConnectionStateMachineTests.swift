@@ -112,7 +112,7 @@ final class ConnectionStateMachineTests: XCTestCase {
         guard case .read = m.socketReady(readable: true, writable: false, error: false) else { return XCTFail() }
         guard case .none = m.resultReceived(.success("prepared")) else { return XCTFail() }
         guard case .send(.executePrepared(name: "bg0", _)) = m.resultsEnded(connectionOK: true) else { return XCTFail() }
-        XCTAssertEqual(m.prepared[s.sql], "bg0")
+        XCTAssertEqual(m.prepared[SQLKey(s)], "bg0")
         XCTAssertEqual(m.phase, .busy)
         guard case .flush = m.sent(ok: true, message: "") else { return XCTFail() }
         guard case .watch(.readable) = m.flushed(.done) else { return XCTFail() }
@@ -187,7 +187,7 @@ final class ConnectionStateMachineTests: XCTestCase {
         deliver(end)
         guard case .failure(let error)? = d.only("a") else { return XCTFail() }
         XCTAssertEqual(error.sqlState, "42601")
-        XCTAssertNil(m.prepared[s.sql])
+        XCTAssertNil(m.prepared[SQLKey(s)])
         XCTAssertEqual(m.phase, .idle)
     }
 
