@@ -20,7 +20,7 @@ public final class BillingResolver: Resolver {
     /// (section 4: scope first): the root's reads and the audit trail need `billing:read`
     /// (even in a mutation's payload), each mutation its own.
     public func authorize(_ field: PlannedField) throws(GraphQLError) {
-        try authorize(field, Registry.contract.resolver(of: field))
+        try authorize(field, RegisteredField.of(field).resolver)
     }
 
     private func authorize(_ field: PlannedField, _ resolver: FieldResolver?) throws(GraphQLError) {
@@ -35,7 +35,7 @@ public final class BillingResolver: Resolver {
     }
 
     public func resolve(_ field: PlannedField) throws(GraphQLError) -> Resolution {
-        let resolver = Registry.contract.resolver(of: field)
+        let resolver = RegisteredField.of(field).resolver
         try authorize(field, resolver)
         try Arguments.requireStorable(field)
         // Unknown only if the start-up check was skipped (`Registry.mismatches`).
@@ -49,7 +49,7 @@ public final class BillingResolver: Resolver {
             return .object { node in (node as? RowNode).map { RowNode($0.rows, $0.row, $0.shape) } }
         case .byID(let table, let key):
             return .load(ByIdLoad(context: context, table: table, key: try parentKey(key, of: field),
-                                  columns: Columns.needed(table, by: field)))
+                                  columns: Columns.needed(table, by: field), texts: field.derived(SQLTexts.init)))
         case .list(let query, let key, let filters):
             return try list(field, query, key: parentKey(key, of: field), filters: filters)
         case .lookup(let lookup):
@@ -67,7 +67,7 @@ public final class BillingResolver: Resolver {
             return try mutations.resolve(field, as: mutation, context: context)
         case .payload(let table, let column):
             return .load(ByIdLoad(context: context, table: table, key: ParentKey(column: column),
-                                  columns: Columns.needed(table, by: field)))
+                                  columns: Columns.needed(table, by: field), texts: field.derived(SQLTexts.init)))
         }
     }
 
@@ -75,7 +75,7 @@ public final class BillingResolver: Resolver {
 
     /// The column of the parent's row holding the key a relation follows.
     private func parentKey(_ key: String, of field: PlannedField) throws(GraphQLError) -> ParentKey {
-        guard let parent = Registry.contract.parentTable(of: field) else {  // the start-up check allows relations on rows only
+        guard let parent = RegisteredField.of(field).parentTable else {  // the start-up check allows relations on rows only
             throw GraphQLError("Internal server error.", code: .internalServerError)
         }
         return ParentKey(column: parent.column(key))
@@ -88,7 +88,8 @@ public final class BillingResolver: Resolver {
         return .load(ChildListLoad(context: context, query: query, columns: Columns.needed(query.table, by: field),
                                    key: key, first: hasFirst ? try Arguments.first(field, default: 100) : nil,
                                    newestFirst: Arguments.newestFirst(field),
-                                   filters: Connections.conditions(filters, on: query.table) { field.argument($0) }))
+                                   filters: Connections.conditions(filters, on: query.table) { field.argument($0) },
+                                   texts: field.derived(SQLTexts.init)))
     }
 
     // MARK: - Root fields
@@ -101,13 +102,12 @@ public final class BillingResolver: Resolver {
         guard let value = field.argument(lookup.argument)?.stringValue, !isID || Scalars.isLowercaseUUID(value) else {
             return .load(SingleQueryLoad(context: context, statement: nil, shape: columns, list: false))
         }
-        var p = Parameters()
-        let sql = """
+        let sql = field.derived(SQLTexts.init).text(0) { """
             SELECT \(columns.selectList) FROM \(table.from)
-            WHERE \(table.alias).organisation_id = \(p.bind(context.organisationID))::uuid AND \(table.sql(lookup.column)) = \(p.bind(value))\(isID ? "::uuid" : "")
-            """
-        return .load(SingleQueryLoad(context: context, statement: Statement(sql, p.values, binaryResults: true), shape: columns,
-                                     list: false))
+            WHERE \(table.alias).organisation_id = $1::uuid AND \(table.sql(lookup.column)) = $2\(isID ? "::uuid" : "")
+            """ }
+        return .load(SingleQueryLoad(context: context, statement: Statement(sql, [context.organisationID, value], binaryResults: true),
+                                     shape: columns, list: false))
     }
 
     // MARK: - Connections, edges, page info
@@ -156,6 +156,22 @@ public final class BillingResolver: Resolver {
             }
         }
     }
+}
+
+/// What the contract's registry says of a field, looked up once per field and kept with
+/// its shape (`PlannedField.derived`): a lookup by type and field name cost about 600
+/// instructions, and a request resolves every field it plans (an invoice detail, 48).
+final class RegisteredField: Sendable {
+    let resolver: FieldResolver?
+    /// The table whose rows are the field's parents (`Registry.parentTable(of:)`).
+    let parentTable: Table?
+
+    private init(_ field: PlannedField) {
+        resolver = Registry.contract.resolver(of: field)
+        parentTable = Registry.contract.parentTable(of: field)
+    }
+
+    static func of(_ field: PlannedField) -> RegisteredField { field.derived { RegisteredField(field) } }
 }
 
 /// Mutations plug into the resolver through this (see Mutations.swift).

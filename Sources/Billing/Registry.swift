@@ -104,7 +104,8 @@ struct Lookup {
 /// The one place saying, for every object type of the contract, what its objects are and
 /// how each of its fields is answered. Built once; `mismatches(with:)` compares it with a
 /// schema, and the server refuses to start when they differ. Looking a field up costs two
-/// dictionary lookups (its type, then its name) per planned field and request, none per row.
+/// dictionary lookups (its type, then its name); the resolver keeps what it found with
+/// the field's plan shape (`RegisteredField`), so a field is looked up once per document.
 public struct Registry: Sendable {
     struct Entry {
         let type: ObjectType
