@@ -34,12 +34,17 @@ public struct HTTPResponse: Sendable {
     }
 
     /// Status line and headers, ready for the socket; the body follows them as it is.
+    /// Written as bytes, piece by piece: string interpolation cost a small answer more than
+    /// its body (about 11,000 instructions for a dozen headers).
     func head(keepAlive: Bool) -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        head += "Content-Length: \(body.count)\r\n"
-        head += keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
-        return Array(head.utf8)
+        var head: [UInt8] = []
+        head.reserveCapacity(512)
+        func add(_ text: String) { head.append(contentsOf: text.utf8) }
+        add("HTTP/1.1 "); add(String(status)); add(" "); add(Self.reason(status)); add("\r\n")
+        for (name, value) in headers { add(name); add(": "); add(value); add("\r\n") }
+        add("Content-Length: "); add(String(body.count)); add("\r\n")
+        add(keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n")
+        return head
     }
 
     static func reason(_ status: Int) -> String {
