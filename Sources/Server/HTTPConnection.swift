@@ -92,11 +92,11 @@ final class HTTPConnection {
     }
 
     private func startReading() {
-        let status = uv_read_start(stream, { _, suggested, buf in
-            buf?.pointee.base = malloc(suggested)?.assumingMemoryBound(to: CChar.self)
-            buf?.pointee.len = buf?.pointee.base == nil ? 0 : suggested
+        let status = uv_read_start(stream, { handle, _, buf in
+            let buffer = HandleBox<uv_tcp_t>.owner(of: handle, as: HTTPConnection.self)?.server.readBuffer
+            buf?.pointee.base = buffer?.baseAddress?.assumingMemoryBound(to: CChar.self)
+            buf?.pointee.len = buffer?.count ?? 0
         }, { stream, nread, buf in
-            defer { free(buf?.pointee.base) }
             let h = UnsafeMutableRawPointer(stream)?.assumingMemoryBound(to: uv_handle_t.self)
             guard let connection = HandleBox<uv_tcp_t>.owner(of: h, as: HTTPConnection.self) else { return }
             if nread < 0 { return connection.run(connection.machine.peerClosed()) }
