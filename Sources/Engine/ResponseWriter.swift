@@ -28,9 +28,10 @@ struct ResponseWriter: ~Copyable {
     /// and children, the same for every request of the document, so nothing of them is
     /// copied per request.
     private let shapes: [PlanShape.Field]
-    /// This execution's resolutions and field errors, by field id.
-    private let resolutions: [Resolution?]
-    private let fieldErrors: [GraphQLError?]
+    /// This execution's resolutions and field errors, by field id (its buffers: the
+    /// execution outlives the writer).
+    private let resolutions: UnsafeMutableBufferPointer<Resolution?>
+    private let fieldErrors: UnsafeMutableBufferPointer<GraphQLError?>
     private let cells: [CellWrite]
     var w: JSONWriter
     var errors: [GraphQLError] = []
