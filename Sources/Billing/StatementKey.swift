@@ -18,7 +18,7 @@ struct StatementKey: Hashable {
         for parameter in parameters {
             switch parameter {
             case nil: hasher.combine(-1)
-            case .text(var text)?: text.withUTF8 { Self.combine(UnsafeRawBufferPointer($0), into: &hasher) }
+            case .text(var value)?: value.withUTF8 { Self.combine(UnsafeRawBufferPointer($0), into: &hasher) }
             case .uuids(let array)?: array.bytes.withUnsafeBytes { Self.combine($0, into: &hasher) }
             }
         }

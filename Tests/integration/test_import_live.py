@@ -37,6 +37,26 @@ def newcomers(org, customers):
     return out
 
 
+def start_import(path, url):
+    """`billgraph import path` into url's database, running; its output is captured."""
+    return subprocess.Popen([BIN, "import", path], env=dict(os.environ, BILLGRAPH_DATABASE_URL=url),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def released(holder, importers):
+    """Ends the holder's transaction, then each import's exit code and standard error."""
+    holder.run("ROLLBACK;")
+    return [(p.wait(60), p.stderr.read()) for p in importers]
+
+
+def stopped(holder, importers):
+    """Closes the holder and kills every import still running (after a failed wait)."""
+    holder.close()
+    for p in importers:
+        if p.poll() is None:
+            p.kill()
+
+
 def test_an_import_beside_200_refunds_and_50_credit_notes_keeps_every_figure_exact():
     world = open_world(customers=40, seed_value=31)
     server, model, url = record_credit_notes(world["server"]), world["model"], world["url"]
@@ -48,8 +68,7 @@ def test_an_import_beside_200_refunds_and_50_credit_notes_keeps_every_figure_exa
         invoices = [i["id"] for i in model.invoices_of(org) if i["status"] == "open" and model.balance(i["id"]) >= 100]
         assert len(payments) == 20 and len(invoices) >= 50
         data = newcomers(org, customers=1500)
-        importer = subprocess.Popen([BIN, "import", data], env=dict(os.environ, BILLGRAPH_DATABASE_URL=url),
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        importer = start_import(data, url)
         done = threading.Event()
         counts = {"refunds": 0, "notes": 0}
 
@@ -111,16 +130,11 @@ def test_two_imports_into_one_organisation_apply_at_most_an_invoices_total():
         # Every import that gets past its rules stops at the invoice (its application's
         # foreign key): without a hold on the organisation, both would be past them.
         holder.run(f"BEGIN; SELECT 1 FROM invoice WHERE id = '{invoice}' FOR UPDATE;")
-        importers = [subprocess.Popen([BIN, "import", path], env=dict(os.environ, BILLGRAPH_DATABASE_URL=url),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in files]
+        importers = [start_import(path, url) for path in files]
         wait_until(lambda: len(backends_waiting_on_a_lock(url, "")) == 2, 30, "both imports never waited")
-        holder.run("ROLLBACK;")
-        results = [(p.wait(60), p.stderr.read()) for p in importers]
+        results = released(holder, importers)
     finally:
-        holder.close()
-        for p in importers:
-            if p.poll() is None:
-                p.kill()
+        stopped(holder, importers)
     assert sorted(code for code, _ in results) == [0, 1], results
     refused = next(err for code, err in results if code == 1)
     assert "line 1:" in refused and f"payments applied to invoice {invoice} would exceed its total" in refused, refused
@@ -147,29 +161,20 @@ def test_two_imports_into_two_organisations_of_one_new_id_refuse_the_second_by_i
                                     "currency": "EUR", "created_at": "2030-06-01T09:00:00Z"}) + "\n")
         files.append(path)
     customers_before = int(psql(url, "SELECT count(*) FROM customer"))
-
-    def start(path):
-        return subprocess.Popen([BIN, "import", path], env=dict(os.environ, BILLGRAPH_DATABASE_URL=url),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
     holder = PsqlSession(url)
     importers = []
     try:
         # api_key is the last table an import writes: the first import stops there with
         # its X written, the second then stops at X (the store's key waits for the first).
         holder.run("BEGIN; LOCK TABLE api_key IN SHARE MODE;")
-        importers.append(start(files[0]))
+        importers.append(start_import(files[0], url))
         wait_until(lambda: len(backends_waiting_on_a_lock(url, "INSERT INTO api_key")) == 1, 30, "the first import never waited")
-        importers.append(start(files[1]))
+        importers.append(start_import(files[1], url))
         wait_until(lambda: len(backends_waiting_on_a_lock(url, "INSERT INTO customer")) == 1, 30,
                    "the second import never waited for the first one's customer")
-        holder.run("ROLLBACK;")
-        results = [(p.wait(60), p.stderr.read()) for p in importers]
+        results = released(holder, importers)
     finally:
-        holder.close()
-        for p in importers:
-            if p.poll() is None:
-                p.kill()
+        stopped(holder, importers)
     assert results[0][0] == 0, results[0]
     code, err = results[1]
     assert code == 1, results[1]

@@ -180,3 +180,27 @@ def test_a_field_asked_at_several_places_is_loaded_once(world):
                       fragment F on Invoice { customer { id name } }""", {"id": inv["id"]}, key=full_key(world))
     assert r.statements() == 2  # the invoice, then its customer once
     assert r.data["invoice"]["c1"] == r.data["invoice"]["c2"] == r.data["invoice"]["customer"]
+
+
+def test_one_document_answers_each_requests_order_and_filter_of_a_list(world):
+    """A document's plan and the SQL texts its loads send are kept with the document
+    (README, "Planned once per document"), while a list's order and filter come from each
+    request's variables: the same document, asked in turn oldest first, newest first,
+    filtered and not, answers each as the model says."""
+    server, model = world["server"], world["model"]
+    customer = next(c for c in model.customers_of(model.orgs[0])
+                    if len(model.invoices_of_customer(c["id"])) >= 4
+                    and len({model.invoice_status(i["id"]) for i in model.invoices_of_customer(c["id"])}) >= 2)
+    newest = model.invoices_of_customer(customer["id"], newest_first=True)
+    query = ("query($id: ID!, $o: Order!, $s: [InvoiceStatus!]) "
+             "{ customer(id: $id) { invoices(first: 3, order: $o, status: $s) { id } } }")
+    answers = set()
+    for order, statuses in [("OLDEST_FIRST", None), ("NEWEST_FIRST", None), ("NEWEST_FIRST", [model.invoice_status(newest[0]["id"])]),
+                            ("OLDEST_FIRST", None), ("NEWEST_FIRST", None), ("OLDEST_FIRST", [model.invoice_status(newest[-1]["id"])])]:
+        r = server.gql(query, {"id": customer["id"], "o": order, "s": statuses}, key=full_key(world))
+        assert r.status == 200 and not r.errors, r.raw
+        expected = [i["id"] for i in model.invoices_of_customer(customer["id"], newest_first=order == "NEWEST_FIRST")
+                    if statuses is None or model.invoice_status(i["id"]) in statuses][:3]
+        assert [i["id"] for i in r.data["customer"]["invoices"]] == expected, (order, statuses)
+        answers.add(tuple(expected))
+    assert len(answers) >= 3  # the orders and filters asked for differ in what they answer
