@@ -107,9 +107,9 @@ final class GraphQLHandler: HTTPHandler {
         var minLSN: LSN?
         if let text = request.header("Billgraph-Min-LSN") {
             guard let lsn = LSN(text.trimmingSpaces) else {
-                return respond(errorResponse(status: 400, GraphQLError(
+                return respond(spendingNothing(principal) { errorResponse(status: 400, GraphQLError(
                     "Billgraph-Min-LSN must be a WAL position such as 0/16B3748 (as Billgraph-Commit-LSN gives it).",
-                    code: .badUserInput), as: media, extensions: noCost(principal)))
+                    code: .badUserInput), as: media, extensions: $0) })
             }
             minLSN = lsn
         }
@@ -117,17 +117,17 @@ final class GraphQLHandler: HTTPHandler {
         do {
             if request.method == "POST" {
                 guard let type = request.header("Content-Type") else {
-                    return respond(errorResponse(status: 415, GraphQLError("Send Content-Type: application/json.", code: .badUserInput), as: media, extensions: noCost(principal)))
+                    return respond(spendingNothing(principal) { errorResponse(status: 415, GraphQLError("Send Content-Type: application/json.", code: .badUserInput), as: media, extensions: $0) })
                 }
                 guard type.split(separator: ";").first.map({ String($0).trimmingSpaces.lowercased() }) == "application/json" else {
-                    return respond(errorResponse(status: 415, GraphQLError("Only application/json request bodies are accepted.", code: .badUserInput), as: media, extensions: noCost(principal)))
+                    return respond(spendingNothing(principal) { errorResponse(status: 415, GraphQLError("Only application/json request bodies are accepted.", code: .badUserInput), as: media, extensions: $0) })
                 }
                 body = try RequestParameters.fromJSONBody(request.body)
             } else {
                 body = .single(try RequestParameters.fromQueryString(request.query))
             }
         } catch {
-            return respond(errorResponse(status: 400, GraphQLError(error.message, code: .badUserInput), as: media, extensions: noCost(principal)))
+            return respond(spendingNothing(principal) { errorResponse(status: 400, GraphQLError(error.message, code: .badUserInput), as: media, extensions: $0) })
         }
         switch body {
         case .single(let one):
@@ -146,7 +146,7 @@ final class GraphQLHandler: HTTPHandler {
         persisted.text(of: request, trustedOnly: trustedDocumentsOnly) { [self] found in
             switch found {
             case .failure(let refusal):
-                respond(errorResponse(status: refusal.status, refusal.error, as: media, extraHeaders: [("X-Billgraph-Statements", "0")], extensions: noCost(principal)))
+                respond(spendingNothing(principal) { errorResponse(status: refusal.status, refusal.error, as: media, extraHeaders: [("X-Billgraph-Statements", "0")], extensions: $0) })
             case .success(let text):
                 prepare(text, request, method: method, principal: principal, media: media, minLSN: minLSN, outcome: outcome,
                         respond: respond)
@@ -171,8 +171,8 @@ final class GraphQLHandler: HTTPHandler {
         if accepted {
             ServiceMetrics.shared.preparedAside.increment()
         } else {
-            respond(errorResponse(status: 503, GraphQLError("Too many large documents are waiting to be prepared; try again shortly.",
-                                                            code: .serviceUnavailable), as: media, extraHeaders: [("Retry-After", "1")], extensions: noCost(principal)))
+            respond(spendingNothing(principal) { errorResponse(status: 503, GraphQLError("Too many large documents are waiting to be prepared; try again shortly.",
+                                                            code: .serviceUnavailable), as: media, extraHeaders: [("Retry-After", "1")], extensions: $0) })
         }
     }
 
@@ -183,15 +183,15 @@ final class GraphQLHandler: HTTPHandler {
     private func proceed(_ prepared: Prepared, method: String, principal: Principal, media: MediaType, minLSN: LSN?,
                          outcome: RequestOutcome, respond: @escaping (HTTPResponse) -> Void) {
         switch prepared {
-        case .failure(let failure): return respond(failureResponse(failure, media, extensions: noCost(principal)))
+        case .failure(let failure): return respond(spendingNothing(principal) { failureResponse(failure, media, extensions: $0) })
         case .success(let ready):
             outcome.found(ready.operation.kind.rawValue, named: ready.operation.name?.value)
             if method == "GET" && ready.operation.kind != .query {
-                return respond(errorResponse(status: 405, GraphQLError("Mutations must be sent with POST.", code: .badUserInput),
-                                             as: media, extraHeaders: [("Allow", "POST")], extensions: noCost(principal)))
+                return respond(spendingNothing(principal) { errorResponse(status: 405, GraphQLError("Mutations must be sent with POST.", code: .badUserInput),
+                                             as: media, extraHeaders: [("Allow", "POST")], extensions: $0) })
             }
             switch ready.plan {
-            case .failure(let failure): respond(failureResponse(failure, media, extensions: noCost(principal)))
+            case .failure(let failure): respond(spendingNothing(principal) { failureResponse(failure, media, extensions: $0) })
             case .success(let plan): pay(for: plan, principal: principal, media: media, minLSN: minLSN, respond: respond)
             }
         }
@@ -257,7 +257,7 @@ final class GraphQLHandler: HTTPHandler {
                 replayed = verdict.replayed
                 done(verdict)
             }
-        }) { [self] end in
+        }) { end in
             ServiceMetrics.shared.mutationsEnded(plan.fields.map(\.name).filter { !$0.hasPrefix("__") },
                                                  applied: end == .committed, replayed: replayed)
             // RULES.md section 9: where the primary's WAL was after this transaction, when
@@ -350,13 +350,15 @@ final class GraphQLHandler: HTTPHandler {
         }
     }
 
-    /// The `extensions.cost` of an answer to a known key that ran no operation: nothing
-    /// spent, and what its budget has left (RULES.md section 8: every answer to a known
-    /// key carries it). None for a key without a limit, which has no budget to report.
-    private func noCost(_ principal: Principal) -> [UInt8] {
-        guard principal.rateLimit > 0 else { return [] }
+    /// An answer to a known key that ran no operation, made by `answer` from its
+    /// `extensions`: nothing spent, and what the key's budget has left (RULES.md section 8:
+    /// every answer to a known key carries it), read once for both the `extensions.cost`
+    /// and the `RateLimit-*` headers, so that they agree while other requests of the key
+    /// spend. Neither for a key without a limit, which has no budget to report.
+    private func spendingNothing(_ principal: Principal, _ answer: (_ extensions: [UInt8]) -> HTTPResponse) -> HTTPResponse {
+        guard principal.rateLimit > 0 else { return answer([]) }
         let allowance = limiter.allowance(key: principal.keyID, limit: principal.rateLimit)
-        return RateLimiter.costExtension(requested: 0, remaining: allowance.remaining)
+        return RateLimiter.withHeaders(answer(RateLimiter.costExtension(requested: 0, remaining: allowance.remaining)), allowance)
     }
 
     private func errorResponse(status: Int, _ error: GraphQLError, as media: MediaType,

@@ -5,6 +5,7 @@ import glob
 import hashlib
 import json
 import os
+import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -157,6 +158,37 @@ def test_concurrent_requests_of_one_key_never_overspend(limited):
     with ThreadPoolExecutor(24) as pool:
         statuses = list(pool.map(one, range(400)))
     assert statuses.count(200) == 150 and statuses.count(429) == 250
+
+
+def test_an_answer_that_spends_nothing_says_the_same_remaining_in_its_headers_and_extensions(limited):
+    """RULES.md section 8: every answer to a known key carries `RateLimit-Remaining` and
+    `extensions.cost.remaining`. While requests of the key spend from its budget on both
+    loops, answers that ran no operation (a malformed Billgraph-Min-LSN) must say one
+    remaining in both places: the budget read once for the answer, not once for each."""
+    server = limited["server"]
+    _, key = create_key(limited["url"], org(limited), "billing:read", "--rate-limit", "10000000")
+    spending = threading.Event()
+
+    def spend():
+        while not spending.is_set():
+            r = server.gql("{ __typename }", key=key)
+            assert r.status == 200, r.raw
+
+    def spend_nothing(_):
+        r = server.request({"query": "{ __typename }"}, key=key, headers={"Billgraph-Min-LSN": "not a position"})
+        assert r.status == 400 and r.json["extensions"]["cost"]["requested"] == 0, r.raw
+        return int(r.headers["ratelimit-remaining"]), r.json["extensions"]["cost"]["remaining"]
+
+    with ThreadPoolExecutor(8) as pool:
+        spenders = [pool.submit(spend) for _ in range(4)]
+        try:
+            answers = list(ThreadPoolExecutor(4).map(spend_nothing, range(2000)))
+        finally:
+            spending.set()
+        for spender in spenders:
+            spender.result()
+    assert len({remaining for remaining, _ in answers}) > 100  # the budget moved while they were answered
+    assert [a for a in answers if a[0] != a[1]] == []
 
 
 # -------------------------------------------------------------------------------------- batches
