@@ -222,8 +222,8 @@ struct ChildListLoad: BatchLoad {
         _ = p.bind(nil)  // $1, the keys, and $2, their organisations (SharedRead)
         _ = p.bind(nil)
         let conditions = filters.map { $0(&p) }
-        let limit = first.map { " LIMIT \(p.bind(String($0)))" } ?? ""
-        let statementLimit = withinBudget ? "" : "\nLIMIT \(p.bind(String(itemBudget + 1)))"
+        let limit = first.map { p.bind(String($0)) }
+        let statementLimit = withinBudget ? nil : p.bind(String(itemBudget + 1))
         func text() -> String {
             let direction = newestFirst ? " DESC" : ""
             let order = query.orderColumns.map { $0 + direction }.joined(separator: ", ")
@@ -233,9 +233,9 @@ struct ChildListLoad: BatchLoad {
                 CROSS JOIN LATERAL (
                     SELECT \(columns.selectList), k.ord FROM \(query.from)
                     WHERE \(matches.joined(separator: " AND "))
-                    ORDER BY \(order)\(limit)
+                    ORDER BY \(order)\(limit.map { " LIMIT \($0)" } ?? "")
                 ) x
-                """ + statementLimit
+                """ + (statementLimit.map { "\nLIMIT \($0)" } ?? "")
         }
         // Without filters, the parameters' numbers follow from the field alone (`first` is
         // an argument of the field or not), and the text from the order and the limit.

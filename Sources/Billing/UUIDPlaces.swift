@@ -1,3 +1,5 @@
+import Store
+
 /// The places of UUIDs (a key's index among those a load sends, `ParentKeys`): a table
 /// with open addressing and linear probing, made for one load and sized for all its keys
 /// up front (at most half full), so it never grows.
@@ -54,16 +56,6 @@ struct UUIDPlaces {
 
     /// Where `key`'s probe starts.
     func home(_ key: UUIDKey) -> Int {
-        Int(truncatingIfNeeded: Self.finalized(Self.finalized(key.high ^ Self.seed) ^ key.low)) & mask
-    }
-
-    /// MurmurHash3's 64-bit finalizer: each input bit flips about half of the output bits.
-    private static func finalized(_ word: UInt64) -> UInt64 {
-        var h = word
-        h ^= h >> 33
-        h &*= 0xFF51_AFD7_ED55_8CCD
-        h ^= h >> 33
-        h &*= 0xC4CE_B9FE_1A85_EC53
-        return h ^ (h >> 33)
+        Int(truncatingIfNeeded: murmurFinalized(murmurFinalized(key.high ^ Self.seed) ^ key.low)) & mask
     }
 }

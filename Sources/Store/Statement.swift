@@ -111,15 +111,7 @@ public enum SQLHash {
             tail = tail << 8 | UInt64(bytes[offset])
             offset += 1
         }
-        return Int(truncatingIfNeeded: finalized((hash ^ tail) &* multiplier))
-    }
-
-    /// MurmurHash3's 64-bit finalizer: each input bit flips about half of the output bits.
-    private static func finalized(_ word: UInt64) -> UInt64 {
-        var x = word
-        x = (x ^ (x >> 33)) &* 0xFF51_AFD7_ED55_8CCD
-        x = (x ^ (x >> 33)) &* 0xC4CE_B9FE_1A85_EC53
-        return x ^ (x >> 33)
+        return Int(truncatingIfNeeded: murmurFinalized((hash ^ tail) &* multiplier))
     }
 }
 
