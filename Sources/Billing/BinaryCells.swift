@@ -60,8 +60,8 @@ enum BinaryCells {
     private static func format(_ key: UnsafeBufferPointer<UInt8>, into w: inout JSONWriter, quoted: Bool,
                                _ put: (UnsafeMutablePointer<UInt8>) -> Int) {
         w.write(atMost: key.count + longestValue + 2) { p in
+            JSONWriter.copy(key, to: p)
             var n = key.count
-            if let start = key.baseAddress { p.update(from: start, count: n) }
             if quoted { p[n] = UInt8(ascii: "\""); n += 1 }
             n += put(p + n)
             if quoted { p[n] = UInt8(ascii: "\""); n += 1 }
@@ -76,27 +76,45 @@ enum BinaryCells {
     }
 
     /// A uuid's 16 bytes as `8-4-4-4-12` lowercase hex digits. Every row has one or more
-    /// (ids, and the parent keys of the next level), so the digits of each byte come from
-    /// a table, two at a time, and the dashes go at their fixed places.
+    /// (ids, and the parent keys of the next level), so four bytes at a time become their
+    /// eight digits in one word (`hexDigits`), and the dashes go at their fixed places.
     private static func putUUID(_ bytes: UnsafeBufferPointer<UInt8>, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
         guard bytes.count == 16, let source = bytes.baseAddress else { return at }
+        let from = UnsafeRawPointer(source)
         let out = UnsafeMutableRawPointer(p + at)
-        var o = 0
-        for k in 0..<16 {
-            out.storeBytes(of: hexPairs[Int(source[k])], toByteOffset: o, as: UInt16.self)
-            o &+= 2
-            if k == 3 || k == 5 || k == 7 || k == 9 {
-                out.storeBytes(of: UInt8(ascii: "-"), toByteOffset: o, as: UInt8.self)
-                o &+= 1
-            }
+        func digits(_ offset: Int) -> UInt64 {
+            hexDigits(UInt32(littleEndian: from.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
         }
-        return at &+ o
+        func put(_ word: UInt64, at offset: Int) { out.storeBytes(of: word.littleEndian, toByteOffset: offset, as: UInt64.self) }
+        func put(_ half: UInt32, at offset: Int) { out.storeBytes(of: half.littleEndian, toByteOffset: offset, as: UInt32.self) }
+        let dash = UInt8(ascii: "-")
+        put(digits(0), at: 0)  // bytes 0-3: "xxxxxxxx"
+        out.storeBytes(of: dash, toByteOffset: 8, as: UInt8.self)
+        let middle = digits(4)  // bytes 4-7: "xxxx-xxxx"
+        put(UInt32(truncatingIfNeeded: middle), at: 9)
+        out.storeBytes(of: dash, toByteOffset: 13, as: UInt8.self)
+        put(UInt32(truncatingIfNeeded: middle >> 32), at: 14)
+        out.storeBytes(of: dash, toByteOffset: 18, as: UInt8.self)
+        let third = digits(8)  // bytes 8-11: "xxxx-xxxx"
+        put(UInt32(truncatingIfNeeded: third), at: 19)
+        out.storeBytes(of: dash, toByteOffset: 23, as: UInt8.self)
+        put(UInt32(truncatingIfNeeded: third >> 32), at: 24)
+        put(digits(12), at: 28)  // bytes 12-15
+        return at &+ 36
     }
 
-    /// For each byte, its two hex digits as they lie in memory (first digit first).
-    private static let hexPairs: [UInt16] = (0..<256).map { byte in
-        func digit(_ nibble: Int) -> UInt16 { UInt16(nibble < 10 ? 48 + nibble : 87 + nibble) }
-        return (digit(byte >> 4) | digit(byte & 0xF) << 8).littleEndian
+    /// The eight lowercase hex digits of four bytes (the first byte in the low bits), as
+    /// they lie in memory when the word is stored little-endian: each byte is spread into
+    /// a 16-bit lane, its two nibbles into the lane's two bytes (high nibble first), and
+    /// each nibble made a digit with no branch ('0' + n, and 39 more from 'a' on).
+    @inline(__always)
+    private static func hexDigits(_ four: UInt32) -> UInt64 {
+        var lanes = UInt64(four)
+        lanes = (lanes | lanes << 16) & 0x0000_FFFF_0000_FFFF
+        lanes = (lanes | lanes << 8) & 0x00FF_00FF_00FF_00FF
+        let nibbles = (lanes >> 4) & 0x000F_000F_000F_000F | (lanes & 0x000F_000F_000F_000F) << 8
+        let letters = ((nibbles &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+        return nibbles &+ 0x3030_3030_3030_3030 &+ letters &* 0x27
     }
 
     private static func putDate(_ bytes: UnsafeBufferPointer<UInt8>, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {

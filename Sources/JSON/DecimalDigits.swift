@@ -22,6 +22,13 @@ public enum DecimalDigits {
                                                   as: UInt16.self)
             return 2
         }
+        if width == 4 && value < 10_000 {  // a year: two pairs
+            let out = UnsafeMutableRawPointer(p)
+            out.storeBytes(of: pairs.loadUnaligned(fromByteOffset: 2 * Int(value / 100), as: UInt16.self), as: UInt16.self)
+            out.storeBytes(of: pairs.loadUnaligned(fromByteOffset: 2 * Int(value % 100), as: UInt16.self),
+                           toByteOffset: 2, as: UInt16.self)
+            return 4
+        }
         var digits = width
         var power: UInt = 1
         for _ in 0..<width { power &*= 10 }

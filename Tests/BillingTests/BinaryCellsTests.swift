@@ -82,5 +82,25 @@ final class BinaryCellsTests: XCTestCase {
             let expected = String(format: "\"%04d-%02d-%02d\"", parts.year!, parts.month!, parts.day!)
             XCTAssertEqual(written(bigEndian(Int32(days)), Binary.Oid.date), expected)
         }
+        // Around 10000-01-01, where a year takes a fifth digit.
+        for days in 2_921_900...2_922_000 {
+            let parts = calendar.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: epoch2000 + Double(days) * 86_400))
+            let expected = String(format: "\"%04d-%02d-%02d\"", parts.year!, parts.month!, parts.day!)
+            XCTAssertEqual(written(bigEndian(Int32(days)), Binary.Oid.date), expected)
+        }
+    }
+
+    /// Random uuids, and those of one repeated byte (every digit, and its neighbours in a
+    /// word), against Foundation's text of the same uuid.
+    func testUUIDsAgreeWithFoundation() {
+        var uuids = (0..<5_000).map { _ in UUID() }
+        for byte in 0...255 {
+            let repeated = [UInt8](repeating: UInt8(byte), count: 16)
+            uuids.append(repeated.withUnsafeBytes { UUID(uuid: $0.load(as: uuid_t.self)) })
+        }
+        for uuid in uuids {
+            let bytes = withUnsafeBytes(of: uuid.uuid) { Array($0) }
+            XCTAssertEqual(written(bytes, Binary.Oid.uuid), "\"" + uuid.uuidString.lowercased() + "\"")
+        }
     }
 }

@@ -84,11 +84,28 @@ for line in sys.stdin.read().split("\n")[:-1]:
                     var characters = Array(repeating: filler, count: 20)
                     characters[position] = special
                     let text = characters.joined()
-                    var writer = JSONWriter()
+                    var writer = JSONWriter(capacity: 16)  // grown within the string
                     writer.string(text)
                     XCTAssertEqual(writer.bytes, plain(text), "\(special.debugDescription) at \(position)")
                 }
             }
+        }
+    }
+
+    /// `copy` of every length up to well past the ones it copies a word at a time: the
+    /// bytes arrive whole, and nothing before or after them is touched.
+    func testCopiesOfEveryLengthTouchOnlyTheirBytes() {
+        let source = (0..<200).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        for count in 0...source.count {
+            var destination = [UInt8](repeating: 0xEE, count: count + 16)
+            source.withUnsafeBufferPointer { all in
+                destination.withUnsafeMutableBufferPointer { out in
+                    JSONWriter.copy(UnsafeBufferPointer(rebasing: all[..<count]), to: out.baseAddress! + 8)
+                }
+            }
+            XCTAssertEqual(Array(destination[8..<(8 + count)]), Array(source[..<count]), "\(count) bytes")
+            let around: [UInt8] = Array(destination[..<8]) + Array(destination[(8 + count)...])
+            XCTAssertEqual(around, [UInt8](repeating: 0xEE, count: 16), "\(count) bytes")
         }
     }
 
