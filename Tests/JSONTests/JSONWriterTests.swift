@@ -57,9 +57,10 @@ for line in sys.stdin.read().split("\n")[:-1]:
         }
     }
 
-    /// The writer skips eight bytes at a time that need no escape: every character that
-    /// needs one is still found at each of the positions of a word, among ASCII and
-    /// multi-byte text, checked against a plain byte-by-byte escaper written here.
+    /// Every character that needs an escape is found at each position of a string, among
+    /// ASCII and multi-byte text, and the text after it still gets its room (the writer
+    /// starts small and grows within the string): checked against a plain byte-by-byte
+    /// escaper written here.
     func testEscapesAreFoundAtEveryPositionOfAWord() {
         func plain(_ text: String) -> [UInt8] {
             var out = Array("\"".utf8)
