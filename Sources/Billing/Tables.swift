@@ -208,7 +208,8 @@ enum Tables {
 
 /// Which columns of a table one statement reads, and where each lands in its rows:
 /// the select list is the chosen columns in table order, then, for a page that gives
-/// cursors, the sort key.
+/// cursors, the sort key, unless a chosen column already is it (an invoice's `issuedOn`):
+/// a column read twice is a cell more per row for PostgreSQL, libpq and the server.
 final class ColumnSet: Sendable {
     let table: Table?
     /// Result column of each table column, or -1 when it is not read.
@@ -223,8 +224,10 @@ final class ColumnSet: Sendable {
         var position = Array(repeating: -1, count: table.columns.count)
         for (i, c) in chosen.enumerated() { position[c] = i }
         self.position = position
-        selectList = (chosen.map { table.columns[$0].sql } + (sortKey ? [table.sortColumn] : [])).joined(separator: ", ")
-        sortKeyPosition = sortKey ? chosen.count : -1
+        let chosenSortColumn = table.columns.firstIndex { $0.sql == table.sortColumn }.map { position[$0] } ?? -1
+        let readsSortKeyAgain = sortKey && chosenSortColumn < 0
+        selectList = (chosen.map { table.columns[$0].sql } + (readsSortKeyAgain ? [table.sortColumn] : [])).joined(separator: ", ")
+        sortKeyPosition = !sortKey ? -1 : readsSortKeyAgain ? chosen.count : chosenSortColumn
     }
 
     /// Rows that are not of a table (reports, mutation results): column i is column i.

@@ -32,7 +32,10 @@ final class AsyncConnection {
     private var connectTimer: Timer?
     private var machine: Machine
     private let onEvent: (AsyncConnection, Event) -> Void
-    private var actions = FIFO<Machine.Action>()
+    /// Actions that arrived while another ran, in order: one or two at a time, so a plain
+    /// array whose first is taken (no `Optional` around each: an action is a large enum,
+    /// copied and destroyed through its type's metadata, hundreds of instructions each).
+    private var actions: [Machine.Action] = []
     private var running = false
     /// Lent out by the pool (`Lease`): only its holder sends statements.
     var leased = false
@@ -88,10 +91,10 @@ final class AsyncConnection {
 
     private func handle(_ action: Machine.Action) {
         if case .none = action { return }
-        actions.push(action)
-        guard !running else { return }
+        guard !running else { return actions.append(action) }
         running = true
-        while let next = actions.pop() { run(next) }
+        run(action)
+        while !actions.isEmpty { run(actions.removeFirst()) }
         running = false
     }
 

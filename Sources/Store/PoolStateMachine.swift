@@ -240,8 +240,9 @@ struct FIFO<Element> {
 
     mutating func pop() -> Element? {
         guard head < items.count else { return nil }
-        let item = items[head]
-        items[head] = nil
+        // Moved out of its slot, not copied and then overwritten with nil: a copy and a
+        // destroy fewer of an element that may be a large enum (copied through its metadata).
+        let item = items[head].take()
         head += 1
         if head > 32 && head * 2 > items.count {
             items.removeFirst(head)

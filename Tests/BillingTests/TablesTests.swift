@@ -30,6 +30,24 @@ final class TablesTests: XCTestCase {
         }
     }
 
+    /// A page's cursors carry the sort key: read once, as the field's own column when the
+    /// page shows it, or appended when it does not.
+    func testAPageReadsItsSortKeyOnce() {
+        let shown = Columns.needed(Tables.invoice, by: rootField("{ invoices { nodes { id issuedOn } } }"), sortKey: true)
+        XCTAssertEqual(shown.selectList, "i.id, i.issued_on")
+        XCTAssertEqual(shown.sortKeyPosition, shown.position[Tables.invoice.column("issuedOn")])
+        XCTAssertEqual(shown.sortKeyPosition, 1)
+
+        let hidden = Columns.needed(Tables.invoice, by: rootField("{ invoices { nodes { id number } } }"), sortKey: true)
+        XCTAssertEqual(hidden.selectList, "i.id, i.number, i.issued_on")
+        XCTAssertEqual(hidden.sortKeyPosition, 2)
+        XCTAssertEqual(hidden.position[Tables.invoice.column("issuedOn")], -1)
+
+        let unpaged = Columns.needed(Tables.invoice, by: rootField("{ invoices { nodes { id } } }"))
+        XCTAssertEqual(unpaged.sortKeyPosition, -1)
+        XCTAssertFalse(unpaged.selectList.contains("i.issued_on"))
+    }
+
     func testRelationsAddTheKeysTheyFollow() {
         let field = rootField("{ invoice(id: \"x\") { customer { id } } }")
         let columns = Columns.needed(Tables.invoice, by: field)
