@@ -35,11 +35,9 @@ public struct SharedRead {
     init(sql: String, keys: ParentKeys, organisationID: String, rest: [ParameterValue?]) {
         // An organisation id comes from a stored key, always a uuid; were it not, it would
         // match no row, and neither does the empty array.
-        var organisations = UUIDArray(reservingCapacity: keys.sentCount)
         var text = organisationID
-        if let organisation = text.withUTF8(UUIDKey.init) {
-            for _ in 0..<keys.sentCount { organisations.append(high: organisation.high, low: organisation.low) }
-        }
+        let organisations = text.withUTF8(UUIDKey.init).map { UUIDArray(repeating: $0.high, $0.low, count: keys.sentCount) }
+            ?? UUIDArray()
         statement = Statement(sql, values: [.uuids(keys.uuids), .uuids(organisations)] + rest, binaryResults: true)
         keyCount = keys.sentCount
         shape = Shape(statement)

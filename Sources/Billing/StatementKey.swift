@@ -19,7 +19,7 @@ struct StatementKey: Hashable {
             switch parameter {
             case nil: hasher.combine(-1)
             case .text(var value)?: value.withUTF8 { Self.combine(UnsafeRawBufferPointer($0), into: &hasher) }
-            case .uuids(let array)?: array.bytes.withUnsafeBytes { Self.combine($0, into: &hasher) }
+            case .uuids(let array)?: array.words.withUnsafeBytes { Self.combine($0, into: &hasher) }
             }
         }
         hash = hasher.finalize()

@@ -62,10 +62,10 @@ public struct Statement: Sendable, CustomStringConvertible {
                 lengths.append(0)
                 formats.append(0)
             case .uuids(let array)?:
-                let copy = UnsafeMutablePointer<CChar>.allocate(capacity: array.bytes.count)
-                array.bytes.withUnsafeBytes { copy.update(from: $0.bindMemory(to: CChar.self).baseAddress!, count: array.bytes.count) }
-                owned.append(copy)
-                lengths.append(Int32(array.bytes.count))
+                let encoded = UnsafeMutablePointer<CChar>.allocate(capacity: array.encodedCount)
+                array.encode(into: encoded)
+                owned.append(encoded)
+                lengths.append(Int32(array.encodedCount))
                 formats.append(1)
             }
         }

@@ -10,36 +10,71 @@
 /// the element type (`uuid`, OID 2950), the dimension's length and lower bound (1); then
 /// per element its length (16) and its bytes.
 public struct UUIDArray: Sendable, Hashable {
-    public private(set) var bytes: [UInt8]
-    public private(set) var count = 0
+    /// The uuids, two words each (the first 8 bytes, then the last 8), in order. Kept as
+    /// words, and laid out in the binary format only when sent (`encode(into:)`): an
+    /// element appended to bytes (its length, then its 16 bytes, then the header's count
+    /// rewritten) cost about 140 instructions, and a dashboard sends about 460 uuids.
+    public private(set) var words: [UInt64]
+
+    public var count: Int { words.count / 2 }
 
     static let uuidOID: UInt32 = 2950
     static let headerSize = 20
-    /// Where the dimension's length is written.
-    private static let lengthOffset = 12
+    static let elementSize = 20
 
     public init(reservingCapacity capacity: Int = 0) {
-        bytes = []
-        bytes.reserveCapacity(Self.headerSize + 20 * capacity)
-        for word in [1, 0, Self.uuidOID, 0, 1] as [UInt32] { Self.append(word, to: &bytes) }
+        words = []
+        words.reserveCapacity(2 * capacity)
     }
 
-    /// Appends a uuid given as two words, the first its first 8 bytes: the element (its
-    /// length, 16, then the bytes) is made on the stack and appended in one piece.
-    public mutating func append(high: UInt64, low: UInt64) {
-        withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { element in
-            element.storeBytes(of: UInt32(16).bigEndian, toByteOffset: 0, as: UInt32.self)
-            element.storeBytes(of: high.bigEndian, toByteOffset: 4, as: UInt64.self)
-            element.storeBytes(of: low.bigEndian, toByteOffset: 12, as: UInt64.self)
-            bytes.append(contentsOf: UnsafeRawBufferPointer(element))
+    /// `count` times the same uuid (an organisation beside each of a load's keys).
+    public init(repeating high: UInt64, _ low: UInt64, count: Int) {
+        self.init(reservingCapacity: count)
+        for _ in 0..<count {
+            words.append(high)
+            words.append(low)
         }
-        setCount(count + 1)
+    }
+
+    /// Appends a uuid given as two words, the first its first 8 bytes.
+    public mutating func append(high: UInt64, low: UInt64) {
+        words.append(high)
+        words.append(low)
     }
 
     /// Appends the elements of `other`, in order.
     public mutating func append(contentsOf other: UUIDArray) {
-        bytes.append(contentsOf: other.bytes[Self.headerSize...])
-        setCount(count + other.count)
+        words.append(contentsOf: other.words)
+    }
+
+    /// How many bytes the binary format takes (`encode(into:)`).
+    public var encodedCount: Int { Self.headerSize + Self.elementSize * count }
+
+    /// Writes the array in the binary format to `destination`, which has room for
+    /// `encodedCount` bytes.
+    public func encode(into destination: UnsafeMutableRawPointer) {
+        var offset = 0
+        func put(_ word: UInt32) {
+            destination.storeBytes(of: word.bigEndian, toByteOffset: offset, as: UInt32.self)
+            offset += 4
+        }
+        for word in [1, 0, Self.uuidOID, UInt32(count), 1] as [UInt32] { put(word) }
+        words.withUnsafeBufferPointer { words in
+            for i in stride(from: 0, to: words.count, by: 2) {
+                destination.storeBytes(of: UInt32(16).bigEndian, toByteOffset: offset, as: UInt32.self)
+                destination.storeBytes(of: words[i].bigEndian, toByteOffset: offset + 4, as: UInt64.self)
+                destination.storeBytes(of: words[i + 1].bigEndian, toByteOffset: offset + 12, as: UInt64.self)
+                offset += Self.elementSize
+            }
+        }
+    }
+
+    /// The binary format as bytes (what `encode(into:)` writes).
+    public var bytes: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: encodedCount) { buffer, initialized in
+            encode(into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            initialized = encodedCount
+        }
     }
 
     /// The array's text form, `{xxxxxxxx-xxxx-...,...}`: for traces and `EXPLAIN`, never sent.
@@ -47,23 +82,13 @@ public struct UUIDArray: Sendable, Hashable {
         var text = "{"
         for i in 0..<count {
             if i > 0 { text += "," }
-            let start = Self.headerSize + i * 20 + 4
             var digits = ""
-            for (j, byte) in bytes[start..<(start + 16)].enumerated() {
+            for (j, byte) in (withUnsafeBytes(of: (words[2 * i].bigEndian, words[2 * i + 1].bigEndian)) { Array($0) }).enumerated() {
                 if j == 4 || j == 6 || j == 8 || j == 10 { digits += "-" }
                 digits += String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
             }
             text += digits
         }
         return text + "}"
-    }
-
-    private mutating func setCount(_ newCount: Int) {
-        count = newCount
-        bytes.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(newCount).bigEndian, toByteOffset: Self.lengthOffset, as: UInt32.self) }
-    }
-
-    private static func append(_ word: UInt32, to bytes: inout [UInt8]) {
-        for shift in [24, 16, 8, 0] as [UInt32] { bytes.append(UInt8(truncatingIfNeeded: word >> shift)) }
     }
 }

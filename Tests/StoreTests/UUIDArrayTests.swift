@@ -33,6 +33,15 @@ final class UUIDArrayTests: XCTestCase {
         XCTAssertEqual(UUIDArray().textLiteral, "{}")
     }
 
+    func testARepeatedUUIDIsTheSameUUIDAppendedAsOften() {
+        let repeated = UUIDArray(repeating: 0xf0e1_d2c3_b4a5_9687, 0x7869_5a4b_3c2d_1e0f, count: 3)
+        XCTAssertEqual(repeated.count, 3)
+        XCTAssertEqual(repeated.textLiteral, "{\(Self.second),\(Self.second),\(Self.second)}")
+        XCTAssertEqual(repeated.bytes.count, 20 + 3 * 20)
+        XCTAssertEqual(repeated.bytes[12..<16], [0, 0, 0, 3])
+        XCTAssertEqual(UUIDArray(repeating: 1, 2, count: 0), UUIDArray())
+    }
+
     func testPostgreSQLReadsWhatIsSent() throws {
         guard let admin = getenv("BILLGRAPH_TEST_ADMIN_URL").map({ String(cString: $0) }) else {
             if getenv("CI") != nil { return XCTFail("BILLGRAPH_TEST_ADMIN_URL is not set under CI") }
@@ -44,7 +53,7 @@ final class UUIDArrayTests: XCTestCase {
         var joined = UUIDArray()
         joined.append(high: 0x0011_2233_4455_6677, low: 0x8899_aabb_ccdd_eeff)
         joined.append(contentsOf: many)
-        for array in [UUIDArray(), many, joined] {
+        for array in [UUIDArray(), many, joined, UUIDArray(repeating: 0xf0e1_d2c3_b4a5_9687, 0x7869_5a4b_3c2d_1e0f, count: 2)] {
             // Beside a text parameter: each keeps its own format.
             let rows = try connection.query(Statement("SELECT $1::uuid[]::text, cardinality($1::uuid[]), $2::text",
                                                       values: [.uuids(array), .text("beside")]))
