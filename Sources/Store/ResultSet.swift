@@ -36,8 +36,13 @@ public final class ResultSet {
     }
 
     /// The cell as an integer, or nil for SQL NULL (in binary, an `int8`, `int4` or `int2`).
-    public func int(_ row: Int, _ column: Int) -> Int? {
-        if isBinary { return withBytes(row, column) { Binary.integer($0) } ?? nil }
+    /// Inlinable: a shared statement's rows are each found by their ordinality, read here.
+    @inlinable public func int(_ row: Int, _ column: Int) -> Int? {
+        if isBinary { return bytes(row, column).flatMap(Binary.integer) }
+        return textInt(row, column)
+    }
+
+    @usableFromInline func textInt(_ row: Int, _ column: Int) -> Int? {
         if isNull(row, column) { return nil }
         return strtol(PQgetvalue(result, Int32(row), Int32(column)), nil, 10)
     }
