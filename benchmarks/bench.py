@@ -503,7 +503,7 @@ def main():
                   f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores, "
                   f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB "
                   f"({platform.platform()}); PostgreSQL {psql(url, 'SHOW server_version')} on the same machine.",
-                  f"The server runs its default one loop per core ({os.cpu_count()}), 16 PostgreSQL connections each, at most 2 of them running the statements of queries at once (`--query-statements`).",
+                  f"The server runs its default one loop per core ({os.cpu_count()}), 16 PostgreSQL connections each, of which by default the machine's cores shared among the loops (at least 1 a loop) run the statements of queries at once (`--query-statements`).",
                   f"Dataset: `billgraph seed --customers {CUSTOMERS} --orgs 2`, {lines} lines, imported in "
                   f"{import_seconds:.1f} s. Each run lasts {SECONDS} s; the server and the database share the 2 cores "
                   f"with wrk or pgbench.\n"]

@@ -21,12 +21,20 @@ public final class BillgraphService {
         public var poolSize: Int
         /// Of them, how many may run the statements of queries at once (the rest wait in
         /// order); the transactions of mutations may use them all (`PoolStateMachine`).
-        public var queryStatements = Self.defaultQueryStatements
-        /// Two a loop, so as many as the server's cores (a loop per core by default): on
-        /// the 2-core reference machine, where PostgreSQL shares the cores, 4 a loop left the
-        /// dashboard's p99 up to 4.5 times its p50 at 32 connections, 2 within 2.2 times,
-        /// with as many requests answered (README, "On the loop"; RESULTS.md).
-        public static let defaultQueryStatements = 2
+        /// Nil: `defaultQueryStatements(loops:)`.
+        public var queryStatements: Int?
+        /// The machine's cores shared among the loops, at least one a loop: the process
+        /// then runs about as many statements of queries at once as there are cores. On the
+        /// 2-core reference machine, where PostgreSQL shares the cores with the server, 4
+        /// a loop (8 in all) left the dashboard's p99 up to 4.5 times its p50 at 32
+        /// connections, 2 a loop (4 in all) 1.7–3.3 times, 1 a loop (2 in all) 1.5–1.8
+        /// times, with more requests answered (README, "On the loop"; RESULTS.md).
+        public static func defaultQueryStatements(loops: Int) -> Int {
+            max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) / max(1, loops))
+        }
+
+        /// What `queryStatements` comes to.
+        public var queryStatementsPerLoop: Int { queryStatements ?? Self.defaultQueryStatements(loops: loops) }
         /// List items one response may hold, all lists together (RULES.md section 5).
         public var maxResultItems: Int
         /// Rows a query may read before it reads one statement at a time, taking turns
@@ -263,13 +271,13 @@ final class LoopWorker {
         self.loop = loop
         let metrics = ServiceMetrics.shared
         // A pool per database per loop (RULES.md section 9).
-        let pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, statementLimit: configuration.queryStatements, gate: shared.reconnect,
+        let pool = ConnectionPool(loop: loop, conninfo: conninfo, size: configuration.poolSize, statementLimit: configuration.queryStatementsPerLoop, gate: shared.reconnect,
                                   instruments: metrics.pool(target: "primary"), preparedStatements: configuration.preparedStatements)
         let coalescer = configuration.coalesce
             ? try ReadCoalescer(loop: loop, waitMilliseconds: configuration.coalesceWaitMilliseconds, metrics: metrics) : nil
         targets = DatabaseTargets(loop: loop, primary: pool, replicas: shared.replicas.map {
             DatabaseTargets.Replica(health: $0.health, pool: ConnectionPool(
-                loop: loop, conninfo: $0.conninfo, size: configuration.poolSize, statementLimit: configuration.queryStatements, gate: $0.gate,
+                loop: loop, conninfo: $0.conninfo, size: configuration.poolSize, statementLimit: configuration.queryStatementsPerLoop, gate: $0.gate,
                 instruments: metrics.pool(target: "replica"), preparedStatements: configuration.preparedStatements))
         }, coalescer: coalescer)
         lanes = try StatementLanes(loop: loop, gate: shared.heavyReads, heavyRows: configuration.heavyReadRows)

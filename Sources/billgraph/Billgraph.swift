@@ -86,9 +86,9 @@ struct Serve: ParsableCommand {
     var poolSize: Int = 16
 
     @Option(help: ArgumentHelp(
-        "Of a loop's connections, how many may run the statements of queries at once; the rest wait in order.",
-        discussion: "Transactions of mutations may use every connection. PostgreSQL answers best with about as many statements running as it has cores: lower it when it shares few cores with the server, raise it for a large database server."))
-    var queryStatements: Int = BillgraphService.Configuration.defaultQueryStatements
+        "Of a loop's connections, how many may run the statements of queries at once; the rest wait in order. Default: this machine's cores shared among the loops, at least 1.",
+        discussion: "Transactions of mutations may use every connection. PostgreSQL answers best with about as many statements running as it has cores: the default suits a database on this machine; raise it for a larger database server."))
+    var queryStatements: Int?
 
     @Option(help: "List items one response may hold, all lists together (the contract's limit is 500000).")
     var maxResultItems: Int = 500_000
@@ -163,7 +163,7 @@ struct Serve: ParsableCommand {
         guard maxReplicaLag > 0, maxReplicaLag <= 86_400 else { throw ValidationError("--max-replica-lag must be over 0 seconds, at most a day") }
         guard accessLog == "on" || accessLog == "off" else { throw ValidationError("--access-log must be on or off") }
         guard coalesce == "on" || coalesce == "off" else { throw ValidationError("--coalesce must be on or off") }
-        guard queryStatements >= 1 else { throw ValidationError("--query-statements must be at least 1") }
+        guard queryStatements ?? 1 >= 1 else { throw ValidationError("--query-statements must be at least 1") }
         guard coalesceWaitMilliseconds <= 1_000 else { throw ValidationError("--coalesce-wait-ms must be at most 1000") }
         if let adminListen, ListenAddress(adminListen) == nil {
             throw ValidationError("--admin-listen must be host:port, got \(adminListen)")
@@ -213,7 +213,9 @@ struct Serve: ParsableCommand {
         let messages = try LineWriter(fd: 2, what: "messages")
         let service = try BillgraphService(configuration, log: { messages.write(Array("billgraph: \($0)".utf8)) })
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
-        log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : "")"
+        let statements = configuration.queryStatementsPerLoop
+        log("listening on http://\(host):\(service.port)/graphql (\(max(1, loops)) loop\(loops > 1 ? "s" : ""), "
+            + "\(statements) statement\(statements > 1 ? "s" : "") of queries at once a loop"
             + (configuration.replicaURLs.isEmpty ? ")" : ", \(configuration.replicaURLs.count) read replica(s))"))
         if configuration.graphiQLDirectory != nil { log("GraphiQL for browsers at http://\(host):\(service.port)/graphql") }
         if let adminPort = service.adminPort, let admin = configuration.adminListen {

@@ -5,6 +5,7 @@ gives every member the error it would have had alone. The servers here run one l
 let the first load of a turn wait for others (`--coalesce-wait-ms`), so that requests
 sent together share their statements whatever the machine's load; the coalescing is
 proved by the server's own counters, read from /metrics before and after."""
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -149,11 +150,10 @@ def test_a_failed_shared_statement_fails_each_member_as_alone(world):
     wait_until(lambda: not backends_waiting_on_a_lock(world["url"], "refund r"), 5, "no statement left waiting")
 
 
-def test_query_statements_beyond_the_limit_wait_in_the_server(world):
-    """`serve --query-statements 2`: with every statement held up by a lock, two reach
-    PostgreSQL and the others wait in the server; once the lock goes, every request is
-    answered in full. (The default is 4 a loop; mutations' transactions are not limited.)"""
-    server = Server(world["url"], "--loops", "1", "--coalesce", "off", "--query-statements", "2")
+def statements_let_through(world, server, limit):
+    """Sends `limit` + 3 requests of one refund while the refund table is locked: asserts
+    that `limit` statements reach PostgreSQL and the others wait in the server, and that
+    once the lock goes every request is answered in full."""
     locker = PsqlSession(world["url"])
     try:
         key = world["keys"][(1, "full")]
@@ -162,17 +162,47 @@ def test_query_statements_beyond_the_limit_wait_in_the_server(world):
         expected = server.gql(query, key=key)
         assert expected.status == 200 and expected.data["refund"]["id"] == refund, expected.raw
         locker.run("BEGIN; LOCK TABLE refund IN ACCESS EXCLUSIVE MODE;")
-        with ThreadPoolExecutor(5) as pool:
-            answers = [pool.submit(server.gql, query, key=key) for _ in range(5)]
-            wait_until(lambda: len(backends_waiting_on_a_lock(world["url"], "refund r")) == 2, 10, "two statements at the lock")
+        with ThreadPoolExecutor(limit + 3) as pool:
+            answers = [pool.submit(server.gql, query, key=key) for _ in range(limit + 3)]
+            wait_until(lambda: len(backends_waiting_on_a_lock(world["url"], "refund r")) == limit, 10, f"{limit} statements at the lock")
             time.sleep(0.5)  # time for more to arrive, were they let through
-            assert len(backends_waiting_on_a_lock(world["url"], "refund r")) == 2, "more than the limit reached PostgreSQL"
+            assert len(backends_waiting_on_a_lock(world["url"], "refund r")) == limit, "more than the limit reached PostgreSQL"
             locker.run("ROLLBACK;")
             answers = [answer.result(30) for answer in answers]
-        assert [(a.status, a.json) for a in answers] == [(200, expected.json)] * 5
+        assert [(a.status, a.json) for a in answers] == [(200, expected.json)] * (limit + 3)
     finally:
         locker.close()
+
+
+def test_query_statements_beyond_the_limit_wait_in_the_server(world):
+    """`serve --query-statements 3`: with every statement held up by a lock, three reach
+    PostgreSQL and the others wait in the server. (Mutations' transactions are not limited.)"""
+    server = Server(world["url"], "--loops", "1", "--coalesce", "off", "--query-statements", "3")
+    try:
+        statements_let_through(world, server, 3)
+    finally:
         server.stop()
+
+
+def test_by_default_a_process_runs_as_many_statements_of_queries_as_the_machine_has_cores(world):
+    """Without `--query-statements`, the machine's cores are shared among the loops, at
+    least one a loop (README, "On the loop"): one loop runs as many as there are cores,
+    and the start-up line says what each loop runs."""
+    cores = os.cpu_count()
+    server = Server(world["url"], "--loops", "1", "--coalesce", "off")
+    try:
+        assert any(f"(1 loop, {cores} statement" in line for line in server.log), server.log
+        statements_let_through(world, server, cores)
+    finally:
+        server.stop()
+    for loops in (2, cores + 1):
+        server = Server(world["url"], "--loops", str(loops))
+        try:
+            each = max(1, cores // loops)
+            said = f"({loops} loops, {each} statement{'s' if each > 1 else ''} of queries at once a loop"
+            assert any(said in line for line in server.log), (said, server.log)
+        finally:
+            server.stop()
 
 
 def test_query_statements_must_be_at_least_one():
