@@ -8,14 +8,16 @@ import Synchronization
 /// null for an argument with a default means the default, as the contract says).
 ///
 /// What does not depend on the request is read from the field's shape (`PlanShape.Field`),
-/// which every request of the document shares, rather than copied into each plan.
-public final class PlannedField {
+/// which every request of the document shares, rather than copied into each plan. A field
+/// whose arguments, and whose children's, read no variable is the same for every request:
+/// it is bound once and shared (`Planner.bind`), so nothing of it changes after `init`.
+public final class PlannedField: Sendable {
     /// The field as planned for every request of this document (`PlanShape`).
     let shape: PlanShape.Field
     public let arguments: [String: JSONValue]
-    public internal(set) var children: [PlannedField] = []
+    public let children: [PlannedField]
     /// Set when the arguments could not be coerced (a variable made a required argument null).
-    public internal(set) var argumentError: GraphQLError?
+    public let argumentError: GraphQLError?
 
     /// Unique within one operation plan; nodes keep their children under it.
     public var id: Int { shape.id }
@@ -25,9 +27,11 @@ public final class PlannedField {
     public var definition: FieldDef { shape.definition }
     public var locations: [SourceLocation] { shape.locations }
 
-    init(_ shape: PlanShape.Field, arguments: [String: JSONValue]) {
+    init(_ shape: PlanShape.Field, arguments: [String: JSONValue], argumentError: GraphQLError?, children: [PlannedField]) {
         self.shape = shape
         self.arguments = arguments
+        self.argumentError = argumentError
+        self.children = children
     }
 
     /// What `make` derives from this field's selections alone (never from its arguments
@@ -93,6 +97,10 @@ final class PlanShape: Sendable {
         let isList: Bool
         let itemNonNull: Bool
         let childIDs: [Int]
+        /// Whether the arguments of this field or of a field below it read a variable: if
+        /// not, the field binds the same for every request, and `bound` keeps it once bound.
+        let readsVariables: Bool
+        let bound = Mutex<PlannedField?>(nil)
 
         init(id: Int, responseKey: String, parentType: NamedType, definition: FieldDef, selection: Query.Field,
              locations: [SourceLocation], children: [Field]) {
@@ -105,6 +113,7 @@ final class PlanShape: Sendable {
             self.locations = locations
             self.children = children
             childIDs = children.map(\.id)
+            readsVariables = selection.arguments.contains { $0.value.readsVariable } || children.contains { $0.readsVariables }
             var json = JSONWriter(capacity: responseKey.utf8.count + 3)
             json.key(responseKey)
             let key = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: json.bytes.count)
@@ -168,11 +177,14 @@ struct Planner {
                       shape: shape)
     }
 
+    /// A field that reads no variable is bound once and kept with its shape: the dashboard
+    /// and the invoice detail read their variables at the root alone, and binding their
+    /// thirty-odd other fields anew (and freeing them) was a tenth of a detail's request.
     private func bind(_ shaped: PlanShape.Field) -> PlannedField {
+        if !shaped.readsVariables, let kept = shaped.bound.withLock({ $0 }) { return kept }
         let (arguments, error) = coerceArguments(shaped.selection, shaped.definition)
-        let field = PlannedField(shaped, arguments: arguments ?? [:])
-        field.argumentError = error
-        field.children = shaped.children.map(bind)
+        let field = PlannedField(shaped, arguments: arguments ?? [:], argumentError: error, children: shaped.children.map(bind))
+        if !shaped.readsVariables { shaped.bound.withLock { $0 = field } }
         return field
     }
 
@@ -266,5 +278,16 @@ struct Planner {
             if let value { out[argDef.name] = value }
         }
         return (out, nil)
+    }
+}
+
+private extension Value {
+    var readsVariable: Bool {
+        switch kind {
+        case .variable: true
+        case .list(let items): items.contains { $0.readsVariable }
+        case .object(let fields): fields.contains { $0.value.readsVariable }
+        case .int, .float, .string, .boolean, .null, .enumValue: false
+        }
     }
 }

@@ -40,6 +40,37 @@ final class PlanShapesTests: XCTestCase {
         XCTAssert(five.fields[0].children[0].derived { Derived() } !== first)
     }
 
+    /// A field whose arguments, and whose children's, read no variable binds the same for
+    /// every request and is shared; one that reads a variable, or has a child that does,
+    /// is bound anew, so a nested variable is never the previous request's.
+    func testFieldsThatReadNoVariableAreBoundOnce() throws {
+        let valid = try preparation.validDocument("""
+            query Q($first: Int, $n: Int) {
+              customers(first: $first) { nodes { id invoices(first: 3) { id } } }
+              payments(first: 2) { nodes { id refunds(first: $n) { id } } }
+              invoices(first: 4) { nodes { id } }
+            }
+            """).get()
+        let one = try plan(valid, [("first", .number("5")), ("n", .number("1"))])
+        let two = try plan(valid, [("first", .number("6")), ("n", .number("2"))])
+        func field(_ plan: OperationPlan, _ path: [Int]) -> PlannedField {
+            path.dropFirst().reduce(plan.fields[path[0]]) { $0.children[$1] }
+        }
+        // customers reads $first: bound per request; below it, nodes reads none.
+        XCTAssert(field(one, [0]) !== field(two, [0]))
+        XCTAssertEqual(field(two, [0]).argument("first"), .number("6"))
+        XCTAssert(field(one, [0, 0]) === field(two, [0, 0]))
+        XCTAssertEqual(field(two, [0, 0, 1]).argument("first"), .number("3"))
+        // payments reads no variable itself, but refunds below it reads $n: the path down is bound anew.
+        for path in [[1], [1, 0], [1, 0, 1]] { XCTAssert(field(one, path) !== field(two, path), "\(path)") }
+        XCTAssertEqual(field(one, [1, 0, 1]).argument("first"), .number("1"))
+        XCTAssertEqual(field(two, [1, 0, 1]).argument("first"), .number("2"))
+        XCTAssert(field(one, [1, 0, 0]) === field(two, [1, 0, 0]))
+        // invoices reads none anywhere: the whole field is shared.
+        XCTAssert(field(one, [2]) === field(two, [2]))
+        XCTAssertEqual(field(two, [2]).argument("first"), .number("4"))
+    }
+
     func testSkipAndIncludeVariablesChooseTheirOwnShape() throws {
         let valid = try preparation.validDocument(
             "query Q($with: Boolean!) { customers(first: 1) { nodes { id name @include(if: $with) email @skip(if: $with) } } }").get()
