@@ -159,17 +159,15 @@ public struct JSONParser {
 
     private mutating func parseString() throws(JSONSyntaxError) -> String {
         index += 1  // the opening quote
-        // Runs of bytes without escapes (most strings are one such run, a query's text
-        // included) are copied whole, not a byte at a time.
+        // Runs of bytes without escapes (most strings are one such run) are found by a
+        // scan of their own and copied whole, not a byte at a time; a query's text has an
+        // escape on each line (`\n`), so its runs are appended to one buffer.
         var out: [UInt8] = []
-        var runStart = index
         while true {
+            let runStart = index
+            index = endOfRun(from: index)
             guard index < bytes.count else { throw error("unterminated string") }
             let byte = bytes[index]
-            guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else {
-                index += 1
-                continue
-            }
             if byte < 0x20 { throw error("control character in string") }
             let run = bytes[runStart..<index]
             index += 1
@@ -177,13 +175,27 @@ public struct JSONParser {
                 guard let text = String(validating: run, as: UTF8.self) else { throw error("invalid UTF-8") }
                 return text
             }
+            if out.isEmpty { out.reserveCapacity(2 * run.count + 16) }
             out.append(contentsOf: run)
             if byte == UInt8(ascii: "\"") {
                 guard let text = String(validating: out, as: UTF8.self) else { throw error("invalid UTF-8") }
                 return text
             }
             try parseEscape(into: &out)
-            runStart = index
+        }
+    }
+
+    /// Where the run of plain bytes from `start` ends: at a quote, a backslash, a control
+    /// character, or the end of the input.
+    private func endOfRun(from start: Int) -> Int {
+        bytes.withUnsafeBufferPointer { bytes in
+            var i = start
+            while i < bytes.count {
+                let byte = bytes[i]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                i += 1
+            }
+            return i
         }
     }
 
