@@ -15,7 +15,7 @@ public struct HTTPRequest: Sendable {
 
     /// Header names are ASCII tokens (RFC 9110 section 5.1), so they are compared byte by
     /// byte with ASCII letters folded: no lowercased copies (a request looks up about 30
-    /// headers, among all it has).
+    /// headers, among all it has). Token values, such as `Expect: 100-continue`, likewise.
     static func sameName(_ a: String, _ b: String) -> Bool {
         func folded(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
         return a.utf8.count == b.utf8.count && a.utf8.elementsEqual(b.utf8) { folded($0) == folded($1) }

@@ -69,7 +69,7 @@ package final class HTTPRequestParser {
     private static let callbacks: http_parser_settings = {
         var s = http_parser_settings()
         s.on_message_begin = { p in of(p).messageBegin() }
-        s.on_url = { p, at, length in of(p).append(to: \.url, at, length) }
+        s.on_url = { p, at, length in of(p).urlPart(at, length) }
         s.on_header_field = { p, at, length in of(p).headerField(at, length) }
         s.on_header_value = { p, at, length in of(p).headerValue(at, length) }
         s.on_headers_complete = { p in of(p).headersComplete() }
@@ -95,32 +95,45 @@ package final class HTTPRequestParser {
     }
 
     /// Appends part of the request line or of a header, counting it against `maxHeaderBytes`.
-    private func append(to buffer: ReferenceWritableKeyPath<HTTPRequestParser, [UInt8]>,
-                        _ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
-        guard let at else { return 0 }
+    /// Counts `length` more bytes of the head; false, with the refusal set, past the limit.
+    private func admitHeadBytes(_ length: Int) -> Bool {
         headerBytes += length
-        if headerBytes > limits.maxHeaderBytes {
+        guard headerBytes <= limits.maxHeaderBytes else {
             refusal = (431, "The request headers are too large.")
-            return 1
+            return false
         }
-        self[keyPath: buffer].append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+        return true
+    }
+
+    private func urlPart(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard let at else { return 0 }
+        guard admitHeadBytes(length) else { return 1 }
+        url.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
         return 0
     }
 
     private func headerField(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
         if inValue { flushHeader() }
-        return append(to: \.headerField, at, length)
+        guard let at else { return 0 }
+        guard admitHeadBytes(length) else { return 1 }
+        headerField.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+        return 0
     }
 
     private func headerValue(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
         inValue = true
-        return append(to: \.headerValue, at, length)
+        guard let at else { return 0 }
+        guard admitHeadBytes(length) else { return 1 }
+        headerValue.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+        return 0
     }
 
+    /// The header read so far becomes a name and a value; its buffers keep their room
+    /// for the next one.
     private func flushHeader() {
         headers.append((String(decoding: headerField, as: UTF8.self), String(decoding: headerValue, as: UTF8.self)))
-        headerField = []
-        headerValue = []
+        headerField.removeAll(keepingCapacity: true)
+        headerValue.removeAll(keepingCapacity: true)
         inValue = false
     }
 
@@ -132,7 +145,7 @@ package final class HTTPRequestParser {
             return -1  // an error for http_parser (1 and 2 mean "no body"): parsing stops here
         }
         // curl and others wait (a second, for curl) for this before they send a body.
-        if headers.contains(where: { $0.0.lowercased() == "expect" && $0.1.lowercased() == "100-continue" }) {
+        if headers.contains(where: { HTTPRequest.sameName($0.0, "expect") && HTTPRequest.sameName($0.1, "100-continue") }) {
             events.append(.continueExpected)
         }
         return 0
