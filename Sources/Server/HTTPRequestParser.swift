@@ -94,8 +94,8 @@ package final class HTTPRequestParser {
         return 0
     }
 
-    /// Appends part of the request line or of a header, counting it against `maxHeaderBytes`.
-    /// Counts `length` more bytes of the head; false, with the refusal set, past the limit.
+    /// Counts `length` more bytes of the request line and headers against `maxHeaderBytes`;
+    /// false, with the refusal set, past it.
     private func admitHeadBytes(_ length: Int) -> Bool {
         headerBytes += length
         guard headerBytes <= limits.maxHeaderBytes else {

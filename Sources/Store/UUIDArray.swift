@@ -30,10 +30,7 @@ public struct UUIDArray: Sendable, Hashable {
     /// `count` times the same uuid (an organisation beside each of a load's keys).
     public init(repeating high: UInt64, _ low: UInt64, count: Int) {
         self.init(reservingCapacity: count)
-        for _ in 0..<count {
-            words.append(high)
-            words.append(low)
-        }
+        for _ in 0..<count { append(high: high, low: low) }
     }
 
     /// Appends a uuid given as two words, the first its first 8 bytes.
