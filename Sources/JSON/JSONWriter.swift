@@ -129,13 +129,25 @@ public struct JSONWriter: ~Copyable {
     }
 
     /// Writes a quoted, escaped JSON string from UTF-8 bytes. Room for the text as it is
-    /// is made first, and each byte stored as it is checked: the strings of an answer are
-    /// short and seldom need an escape (one needs more room, made after it).
+    /// is made first; the strings of an answer seldom need an escape, so they are copied
+    /// eight bytes at a time while no byte of a word needs one, then the rest of the
+    /// string, from the first word that does, is stored byte by byte as it is checked (an
+    /// escape needs more room, made after it).
     public mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
         reserve(utf8.count &+ 2)
         base[written] = UInt8(ascii: "\"")
         written &+= 1
-        for i in 0..<utf8.count {
+        var plain = 0
+        if let source = utf8.baseAddress.map(UnsafeRawPointer.init) {
+            while plain &+ 8 <= utf8.count {
+                let word = source.loadUnaligned(fromByteOffset: plain, as: UInt64.self)
+                if Self.needsEscape(word) { break }
+                UnsafeMutableRawPointer(base + written).storeBytes(of: word, as: UInt64.self)
+                written &+= 8
+                plain &+= 8
+            }
+        }
+        for i in plain..<utf8.count {
             let byte = utf8[i]
             if byte < 0x20 || byte == 0x22 || byte == 0x5C {
                 escape(byte)
@@ -147,6 +159,17 @@ public struct JSONWriter: ~Copyable {
         }
         base[written] = UInt8(ascii: "\"")
         written &+= 1
+    }
+
+    /// Whether a byte of `word` is a control character, a quote or a backslash (the
+    /// bytes of a word compared at once: a byte below 0x20 borrows into its high bit when
+    /// 0x20 is taken from it, and a byte equal to another becomes 0 when xored with it).
+    @inline(__always) static func needsEscape(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZero(_ w: UInt64) -> Bool { (w &- ones) & ~w & highs != 0 }
+        let control = (word &- ones &* 0x20) & ~word & highs != 0
+        return control || hasZero(word ^ (ones &* 0x22)) || hasZero(word ^ (ones &* 0x5C))
     }
 
     private mutating func escape(_ byte: UInt8) {

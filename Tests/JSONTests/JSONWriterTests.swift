@@ -57,10 +57,10 @@ for line in sys.stdin.read().split("\n")[:-1]:
         }
     }
 
-    /// Every character that needs an escape is found at each position of a string, among
-    /// ASCII and multi-byte text, and the text after it still gets its room (the writer
-    /// starts small and grows within the string): checked against a plain byte-by-byte
-    /// escaper written here.
+    /// Every character that needs an escape is found at each position of strings of every
+    /// length up to 20 (words of eight bytes, and the bytes after the last), among ASCII and
+    /// multi-byte text, and the text after it still gets its room (the writer starts small
+    /// and grows within the string): checked against a plain byte-by-byte escaper written here.
     func testEscapesAreFoundAtEveryPositionOfAWord() {
         func plain(_ text: String) -> [UInt8] {
             var out = Array("\"".utf8)
@@ -79,10 +79,10 @@ for line in sys.stdin.read().split("\n")[:-1]:
             }
             return out + Array("\"".utf8)
         }
-        for special in ["\"", "\\", "\u{0}", "\u{1F}", "\n", "\u{7F}", " ", "!", "#", "[", "]", "é"] {
-            for position in 0..<20 {
-                for filler in ["a", "中"] {
-                    var characters = Array(repeating: filler, count: 20)
+        for special in ["\"", "\\", "\u{0}", "\u{1F}", "\n", "\u{7F}", " ", "!", "#", "[", "]", "é", "\u{80}", "\u{FF}"] {
+            for (length, position) in (1...20).flatMap({ length in (0..<length).map { (length, $0) } }) {
+                for filler in ["a", "中", "~"] {
+                    var characters = Array(repeating: filler, count: length)
                     characters[position] = special
                     let text = characters.joined()
                     var writer = JSONWriter(capacity: 16)  // grown within the string
