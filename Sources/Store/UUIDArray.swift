@@ -50,15 +50,19 @@ public struct UUIDArray: Sendable, Hashable {
     /// Writes the array in the binary format to `destination`, which has room for
     /// `encodedCount` bytes.
     public func encode(into destination: UnsafeMutableRawPointer) {
-        var offset = 0
-        func put(_ word: UInt32) {
+        func put(_ word: UInt32, at offset: Int) {
             destination.storeBytes(of: word.bigEndian, toByteOffset: offset, as: UInt32.self)
-            offset += 4
         }
-        for word in [1, 0, Self.uuidOID, UInt32(count), 1] as [UInt32] { put(word) }
+        // The header: one dimension, no nulls, uuids, `count` of them, from 1.
+        put(1, at: 0)
+        put(0, at: 4)
+        put(Self.uuidOID, at: 8)
+        put(UInt32(count), at: 12)
+        put(1, at: 16)
+        var offset = Self.headerSize
         words.withUnsafeBufferPointer { words in
             for i in stride(from: 0, to: words.count, by: 2) {
-                destination.storeBytes(of: UInt32(16).bigEndian, toByteOffset: offset, as: UInt32.self)
+                put(16, at: offset)
                 destination.storeBytes(of: words[i].bigEndian, toByteOffset: offset + 4, as: UInt64.self)
                 destination.storeBytes(of: words[i + 1].bigEndian, toByteOffset: offset + 12, as: UInt64.self)
                 offset += Self.elementSize
@@ -66,8 +70,8 @@ public struct UUIDArray: Sendable, Hashable {
         }
     }
 
-    /// The binary format as bytes (what `encode(into:)` writes).
-    public var bytes: [UInt8] {
+    /// The binary format as bytes (what `encode(into:)` writes), for the tests.
+    var bytes: [UInt8] {
         [UInt8](unsafeUninitializedCapacity: encodedCount) { buffer, initialized in
             encode(into: UnsafeMutableRawPointer(buffer.baseAddress!))
             initialized = encodedCount
