@@ -257,21 +257,29 @@ final class RowNode: Node {
         return i < 0 ? nil : rows.withBytes(row, i, body)
     }
 
-    /// Writes a cell as JSON straight from libpq's memory; false (nothing written) for NULL.
-    /// Rows read in binary are written by their column's type; text rows (reports,
-    /// mutation results) as `kind` says.
-    override func writeCell(_ column: Int, _ kind: CellKind, key: UnsafeBufferPointer<UInt8>, to w: inout JSONWriter) -> Bool {
-        let i = shape.position[column]
-        guard i >= 0, let bytes = rows.bytes(row, i) else { return false }
-        if rows.isBinary {
-            BinaryCells.write(bytes, type: rows.type(i), key: key, to: &w)
-            return true
+    /// Writes a run of cells as JSON straight from libpq's memory, stopping at a NULL (or
+    /// a column not read), which the response writer writes. Rows read in binary are
+    /// written by their column's type; text rows (reports, mutation results) as the
+    /// field's `kind` says.
+    override func writeCells(_ ids: [Int], from first: Int, _ cells: UnsafeBufferPointer<CellWrite>,
+                             to w: inout JSONWriter) -> Int {
+        var next = first
+        while next < ids.count {
+            let cell = cells[ids[next]]
+            guard cell.column >= 0 else { break }
+            let i = shape.position[cell.column]
+            guard i >= 0, let bytes = rows.bytes(row, i) else { break }
+            if rows.isBinary {
+                BinaryCells.write(bytes, type: rows.type(i), key: cell.key, to: &w)
+            } else {
+                w.append(cell.key)
+                switch cell.kind {
+                case .string: w.string(utf8: bytes)
+                case .raw: w.append(bytes)
+                }
+            }
+            next += 1
         }
-        w.append(key)
-        switch kind {
-        case .string: w.string(utf8: bytes)
-        case .raw: w.append(bytes)
-        }
-        return true
+        return next
     }
 }

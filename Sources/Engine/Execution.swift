@@ -30,11 +30,26 @@ open class Node {
         if firstLoaded == nil { firstLoaded = (field, value) } else { moreLoaded.append((field, value)) }
     }
 
-    /// Writes `key` (the field's `"name":`, as JSON) and then column `column` of this
-    /// object as JSON; false, having written nothing, when the value is null. Row-backed
-    /// nodes override it to write straight from their row (the key with the value, so that
-    /// most cells of a response are one append).
-    open func writeCell(_ column: Int, _ kind: CellKind, key: UnsafeBufferPointer<UInt8>, to w: inout JSONWriter) -> Bool { false }
+    /// Writes this object's fields `ids[first...]` for as long as they are cells
+    /// (`CellWrite.column` at least 0) that are not null, each as its key and its value;
+    /// returns the index in `ids` of the first field it did not write (`ids.count` when it
+    /// wrote them all). The response writer writes that field itself: a null, or a field
+    /// that is not a cell. Row-backed nodes override it to write straight from their row;
+    /// one call writes a run of cells, so that each cell costs no call of its own.
+    /// `cells` is indexed by field id, and valid only during the call.
+    open func writeCells(_ ids: [Int], from first: Int, _ cells: UnsafeBufferPointer<CellWrite>,
+                         to w: inout JSONWriter) -> Int { first }
+}
+
+/// What the response writer needs of a planned field that is a cell (`Resolution.cell`):
+/// the column, how its text becomes JSON, whether it may be null, and its key as JSON with
+/// the comma before it (`PlanShape.Field.key`, which the plan keeps alive). `column` is -1
+/// (and `key` empty) for a field that is not a cell.
+public struct CellWrite {
+    public let column: Int
+    public let kind: CellKind
+    let nonNull: Bool
+    public let key: UnsafeBufferPointer<UInt8>
 }
 
 /// How a cell's text becomes JSON.

@@ -87,11 +87,12 @@ final class PlanShape: Sendable {
         let children: [Field]
         /// What the application derived from this field's selections (`PlannedField.derived`).
         let derived = Mutex<[ObjectIdentifier: any AnyObject & Sendable]>([:])
-        /// What the response writer needs, known from the shape alone: the key as JSON
-        /// (`"name":`), whether the type is non-null, a list, a list of non-null items, and
-        /// the children's ids. `key` is owned: allocated in `init`, freed in `deinit`, so
-        /// that a writer may point at it for as long as it holds the plan. Never written
-        /// after `init`, so threads may share it.
+        /// What the response writer needs, known from the shape alone: the key as JSON with
+        /// the comma before it (`,"name":`; the writer writes every field so, and turns the
+        /// first one's comma into the object's brace), whether the type is non-null, a list,
+        /// a list of non-null items, and the children's ids. `key` is owned: allocated in
+        /// `init`, freed in `deinit`, so that a writer may point at it for as long as it
+        /// holds the plan. Never written after `init`, so threads may share it.
         nonisolated(unsafe) let key: UnsafeBufferPointer<UInt8>
         let nonNull: Bool
         let isList: Bool
@@ -114,7 +115,8 @@ final class PlanShape: Sendable {
             self.children = children
             childIDs = children.map(\.id)
             readsVariables = selection.arguments.contains { $0.value.readsVariable } || children.contains { $0.readsVariables }
-            var json = JSONWriter(capacity: responseKey.utf8.count + 3)
+            var json = JSONWriter(capacity: responseKey.utf8.count + 4)
+            json.append(UInt8(ascii: ","))
             json.key(responseKey)
             let key = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: json.bytes.count)
             _ = key.initialize(from: json.bytes)
@@ -138,6 +140,9 @@ final class PlanShape: Sendable {
     /// Every field by id, and the root fields' ids, for the response writer.
     let byID: [Field]
     let rootIDs: [Int]
+    /// How many fields lie one in another at most (1 for root fields with no children): the
+    /// writer's path has room for a field and a list index a level.
+    let depth: Int
     /// How many bytes the last answer of this shape had (`ResponseWriter`): the next one
     /// starts with that much room instead of doubling its way there, a copy of all it
     /// wrote at each step (three copies of a 300 KB page).
@@ -149,12 +154,15 @@ final class PlanShape: Sendable {
         self.fields = fields
         self.fieldCount = fieldCount
         var byID = [Field?](repeating: nil, count: fieldCount)
-        var stack = fields
-        while let field = stack.popLast() {
+        var depth = 0
+        var stack = fields.map { ($0, 1) }
+        while let (field, level) = stack.popLast() {
             byID[field.id] = field
-            stack += field.children
+            depth = max(depth, level)
+            stack += field.children.map { ($0, level + 1) }
         }
         self.byID = byID.map { $0! }
+        self.depth = depth
         rootIDs = fields.map(\.id)
     }
 }

@@ -13,16 +13,6 @@ import Synchronization
 /// a response, are looked up in a table of plain values (`CellWrite`), which costs no
 /// reference count per field and row.
 struct ResponseWriter: ~Copyable {
-    /// What the writer needs of a planned field that is a cell (`Resolution.cell`), by
-    /// field id; `column` is -1 (and `key` empty) for the other fields. `key` points into
-    /// the field's shape (`PlanShape.Field.key`), which the plan keeps alive.
-    struct CellWrite {
-        let column: Int
-        let kind: CellKind
-        let nonNull: Bool
-        let key: UnsafeBufferPointer<UInt8>
-    }
-
     let execution: Execution
     /// Every planned field's shape by id (`PlanShape.byID`): its key, nullability, list-ness
     /// and children, the same for every request of the document, so nothing of them is
@@ -32,12 +22,17 @@ struct ResponseWriter: ~Copyable {
     /// execution outlives the writer).
     private let resolutions: UnsafeMutableBufferPointer<Resolution?>
     private let fieldErrors: UnsafeMutableBufferPointer<GraphQLError?>
-    private let cells: [CellWrite]
+    /// `CellWrite` by field id, for nodes to write runs of cells from (`Node.writeCells`).
+    /// Owned: allocated in `init`, freed in `deinit`.
+    private let cells: UnsafeMutableBufferPointer<CellWrite>
     var w: JSONWriter
     var errors: [GraphQLError] = []
     /// Where the writer is: field ids and list indexes (-1 for "no index"), turned into a
-    /// response path only when an error needs one.
-    private var path: [(field: Int, index: Int)] = []
+    /// response path only when an error needs one. A stack with room for a field and a list
+    /// index at each level of the shape (`PlanShape.depth`), so that a push costs no check
+    /// of an array's uniqueness: owned, allocated in `init`, freed in `deinit`.
+    private let path: UnsafeMutableBufferPointer<(field: Int, index: Int)>
+    private var pathCount = 0
 
     /// Thrown upward until a nullable position catches it.
     struct NullPropagation: Error {}
@@ -48,12 +43,27 @@ struct ResponseWriter: ~Copyable {
         shapes = execution.plan.shape.byID
         resolutions = execution.resolutions
         fieldErrors = execution.fieldErrors
-        cells = zip(shapes, resolutions).map { shape, resolution in
+        path = .allocate(capacity: 2 * execution.plan.shape.depth)
+        cells = .allocate(capacity: shapes.count)
+        for (id, (shape, resolution)) in zip(shapes, resolutions).enumerated() {
             guard case .cell(let column, let kind)? = resolution else {
-                return CellWrite(column: -1, kind: .raw, nonNull: shape.nonNull, key: UnsafeBufferPointer(start: nil, count: 0))
+                cells.initializeElement(at: id, to: CellWrite(column: -1, kind: .raw, nonNull: shape.nonNull,
+                                                              key: UnsafeBufferPointer(start: nil, count: 0)))
+                continue
             }
-            return CellWrite(column: column, kind: kind, nonNull: shape.nonNull, key: shape.key)
+            cells.initializeElement(at: id, to: CellWrite(column: column, kind: kind, nonNull: shape.nonNull, key: shape.key))
         }
+    }
+
+    deinit {
+        cells.deallocate()
+        path.deallocate()
+    }
+
+    private mutating func enter(_ field: Int, index: Int) {
+        precondition(pathCount < path.count, "deeper than the plan's shape")
+        path[pathCount] = (field, index)
+        pathCount += 1
     }
 
     /// Room for an answer as long as the shape's last one and a little more (answers of
@@ -90,26 +100,36 @@ struct ResponseWriter: ~Copyable {
         return w.bytes
     }
 
+    /// Every field is written with a comma before it (its key holds it), and the first
+    /// field's comma then becomes the `{`: no field needs to know whether it is the first.
+    /// Runs of cells are written by the node (`Node.writeCells`), the rest here.
     private mutating func writeObject(_ ids: [Int], _ node: Node) throws(NullPropagation) {
-        w.append(UInt8(ascii: "{"))
-        for (i, id) in ids.enumerated() {
-            if i > 0 { w.append(UInt8(ascii: ",")) }
+        let start = w.count
+        var next = 0
+        while next < ids.count {
+            next = node.writeCells(ids, from: next, UnsafeBufferPointer(cells), to: &w)
+            guard next < ids.count else { break }
+            let id = ids[next]
+            next += 1
             let cell = cells[id]
             if cell.column >= 0 {
-                // Most fields are cells. A null cell has no error of its own to place, so
-                // a cell needs no path (which is kept only to place errors).
-                if !node.writeCell(cell.column, cell.kind, key: cell.key, to: &w) {
-                    w.append(cell.key)
-                    try writeNull(id, error: nil, nonNull: cell.nonNull)
-                }
+                // A null cell has no error of its own to place, so a cell needs no path
+                // (which is kept only to place errors).
+                w.append(cell.key)
+                try writeNull(id, error: nil, nonNull: cell.nonNull)
                 continue
             }
             w.append(shapes[id].key)
-            path.append((id, -1))
-            defer { path.removeLast() }  // also when a null propagates through here
+            enter(id, index: -1)
+            defer { pathCount -= 1 }  // also when a null propagates through here
             try writeField(id, node)
         }
-        w.append(UInt8(ascii: "}"))
+        if w.count == start {
+            w.raw("{}")
+        } else {
+            w.overwrite(at: start, with: UInt8(ascii: "{"))
+            w.append(UInt8(ascii: "}"))
+        }
     }
 
     /// A field that is not a cell (`writeObject` writes those).
@@ -131,7 +151,7 @@ struct ResponseWriter: ~Copyable {
 
     private mutating func writeNull(_ id: Int, error: GraphQLError?, nonNull: Bool) throws(NullPropagation) {
         if var error {
-            error.path = path.map { $0.index >= 0 ? .index($0.index) : .key(shapes[$0.field].responseKey) }
+            error.path = path[..<pathCount].map { $0.index >= 0 ? .index($0.index) : .key(shapes[$0.field].responseKey) }
             if error.locations.isEmpty { error.locations = [shapes[id].locations[0]] }
             errors.append(error)
         }
@@ -183,8 +203,8 @@ struct ResponseWriter: ~Copyable {
         w.append(UInt8(ascii: "["))
         for (i, node) in nodes.enumerated() {
             if i > 0 { w.append(UInt8(ascii: ",")) }
-            path.append((id, i))
-            defer { path.removeLast() }
+            enter(id, index: i)
+            defer { pathCount -= 1 }
             let start = w.count
             do {
                 try writeObject(field.childIDs, node)

@@ -40,6 +40,13 @@ public struct JSONWriter: ~Copyable {
         written = count
     }
 
+    /// Replaces the byte written at `index` (an object's first field is written with a comma
+    /// before it, like the others, and the comma then becomes the object's `{`).
+    @inlinable public mutating func overwrite(at index: Int, with byte: UInt8) {
+        precondition(index >= 0 && index < written)
+        base[index] = byte
+    }
+
     /// Makes room for `extra` more bytes.
     @inlinable @inline(__always) mutating func reserve(_ extra: Int) {
         if written &+ extra > capacity { grow(to: written + extra) }
@@ -130,28 +137,35 @@ public struct JSONWriter: ~Copyable {
 
     /// Writes a quoted, escaped JSON string from UTF-8 bytes. Room for the text as it is
     /// is made first; the strings of an answer seldom need an escape, so they are copied
-    /// eight bytes at a time while no byte of a word needs one, then the rest of the
-    /// string, from the first word that does, is stored byte by byte as it is checked (an
-    /// escape needs more room, made after it).
+    /// eight bytes at a time while no byte of a word needs one, the last few bytes as one
+    /// more word (`plainTail`), and only a string that needs an escape is stored byte by
+    /// byte, from its first word that does, as it is checked (an escape needs more room,
+    /// made after it).
     public mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
-        reserve(utf8.count &+ 2)
+        let count = utf8.count
+        reserve(count &+ 10)  // the text, its quotes, and the end of a word stored past it
         base[written] = UInt8(ascii: "\"")
         written &+= 1
         var plain = 0
         if let source = utf8.baseAddress.map(UnsafeRawPointer.init) {
-            while plain &+ 8 <= utf8.count {
+            while plain &+ 8 <= count {
                 let word = source.loadUnaligned(fromByteOffset: plain, as: UInt64.self)
                 if Self.needsEscape(word) { break }
                 UnsafeMutableRawPointer(base + written).storeBytes(of: word, as: UInt64.self)
                 written &+= 8
                 plain &+= 8
             }
+            if plain < count, let tail = Self.plainTail(source, from: plain, count: count) {
+                UnsafeMutableRawPointer(base + written).storeBytes(of: tail, as: UInt64.self)
+                written &+= count &- plain
+                plain = count
+            }
         }
-        for i in plain..<utf8.count {
+        for i in plain..<count {
             let byte = utf8[i]
             if byte < 0x20 || byte == 0x22 || byte == 0x5C {
                 escape(byte)
-                reserve(utf8.count &- i)  // the bytes after this one, and the closing quote
+                reserve(count &- i)  // the bytes after this one, and the closing quote
             } else {
                 base[written] = byte
                 written &+= 1
@@ -159,6 +173,24 @@ public struct JSONWriter: ~Copyable {
         }
         base[written] = UInt8(ascii: "\"")
         written &+= 1
+    }
+
+    /// The bytes `from..<count` of a text, when they are fewer than eight and none needs an
+    /// escape, in the low bytes of a word (as they lie in memory, little-endian); nil
+    /// otherwise. A text of eight bytes or more gives its last eight, shifted down past the
+    /// ones already copied; a shorter one is gathered a byte at a time. The bytes above are
+    /// made a letter for the check, which needs no escape.
+    @inline(__always) static func plainTail(_ source: UnsafeRawPointer, from: Int, count: Int) -> UInt64? {
+        let rest = count &- from
+        guard rest < 8 else { return nil }
+        var word: UInt64 = 0
+        if count >= 8 {
+            word = source.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self) &>> (8 &* (8 &- rest))
+        } else {
+            for i in 0..<rest { word |= UInt64(source.load(fromByteOffset: from &+ i, as: UInt8.self)) &<< (8 &* i) }
+        }
+        let letters: UInt64 = 0x4141_4141_4141_4141 &<< (8 &* rest)
+        return needsEscape(word | letters) ? nil : word
     }
 
     /// Whether a byte of `word` is a control character, a quote or a backslash (the
