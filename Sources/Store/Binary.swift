@@ -33,17 +33,20 @@ public enum Binary {
     }
 
     /// Days since 2000-01-01 as a proleptic Gregorian (year, month, day): the inverse
-    /// of Howard Hinnant's `days_from_civil`.
+    /// of Howard Hinnant's `days_from_civil`. Every date of a response comes through here,
+    /// so it counts without overflow checks (a day of PostgreSQL's is a 32-bit number, far
+    /// from any) and divides in unsigned numbers within an era, by constants, which the
+    /// compiler makes a multiplication each.
     @inlinable public static func civil(daysSince2000 days: Int) -> (year: Int, month: Int, day: Int) {
         // Counted from 0000-03-01: 719,468 days to 1970-01-01, then 10,957 to 2000-01-01.
-        let z = days + 730_425
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+        let z = days &+ 730_425
+        let era = (z >= 0 ? z : z &- 146_096) / 146_097
+        let dayOfEra = UInt(bitPattern: z &- era &* 146_097)  // 0 to 146,096
+        let yearOfEra = (dayOfEra &- dayOfEra / 1460 &+ dayOfEra / 36_524 &- dayOfEra / 146_096) / 365  // 0 to 399
+        let dayOfYear = dayOfEra &- (365 &* yearOfEra &+ yearOfEra / 4 &- yearOfEra / 100)  // from March 1st
+        let mp = (5 &* dayOfYear &+ 2) / 153
+        let day = dayOfYear &- (153 &* mp &+ 2) / 5 &+ 1
+        let month = mp < 10 ? mp &+ 3 : mp &- 9
+        return (Int(bitPattern: yearOfEra) &+ era &* 400 &+ (month <= 2 ? 1 : 0), Int(bitPattern: month), Int(bitPattern: day))
     }
 }

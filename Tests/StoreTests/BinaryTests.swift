@@ -31,4 +31,26 @@ final class BinaryTests: XCTestCase {
         }
         XCTAssertGreaterThan(checked, 3000)
     }
+
+    /// Every day from 1600-03-01 to 2400-02-29 (two eras of 400 years: every month's end,
+    /// every leap day, the centuries that are not leap years), against a calendar that
+    /// steps one day at a time with the month lengths and the leap-year rule.
+    func testEveryDayOfTwoErasFollowsTheDayBefore() {
+        func isLeap(_ year: Int) -> Bool { year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) }
+        func length(_ month: Int, _ year: Int) -> Int {
+            month == 2 ? (isLeap(year) ? 29 : 28) : [4, 6, 9, 11].contains(month) ? 30 : 31
+        }
+        var (year, month, day) = (1600, 3, 1)
+        let first = -146_097 + 60  // 1600-01-01 is 146,097 days (an era) before 2000-01-01
+        for days in first..<(first + 2 * 146_097) {
+            let civil = Binary.civil(daysSince2000: days)
+            guard [civil.year, civil.month, civil.day] == [year, month, day] else {
+                return XCTFail("day \(days): \(civil), expected \(year)-\(month)-\(day)")
+            }
+            day += 1
+            if day > length(month, year) { (day, month) = (1, month + 1) }
+            if month > 12 { (month, year) = (1, year + 1) }
+        }
+        XCTAssertEqual([year, month, day], [2400, 3, 1])
+    }
 }
