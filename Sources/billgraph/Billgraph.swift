@@ -188,6 +188,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        startAgainWithLargerMallocCache()
         let text = listen ?? getenv("BILLGRAPH_LISTEN").map { String(cString: $0) } ?? "127.0.0.1:8080"
         guard let address = ListenAddress(text) else { throw ValidationError("--listen must be host:port, got \(text)") }
         var configuration = BillgraphService.Configuration(
@@ -239,6 +240,24 @@ private func keepFreedMemoryForReuse() {
     mallopt(M_TRIM_THRESHOLD, 32 << 20)
     mallopt(M_TOP_PAD, 4 << 20)
     mallopt(M_MMAP_THRESHOLD, 4 << 20)
+}
+
+/// glibc keeps up to 7 freed blocks of each size in a per-thread cache, and past those
+/// goes to its shared free lists, which cost several times as much and which a large
+/// allocation then consolidates. A request builds and frees hundreds of row objects of a
+/// few sizes, so most of them miss that cache: with room for 4,096 a size, a dashboard
+/// request costs 4.7% fewer instructions and a 1,000-row page 3.8% (README, "Measured").
+/// glibc reads that setting only from the environment at start (`mallopt` has none), so
+/// `serve` starts itself again, once, the same process with the same arguments and
+/// descriptors, with `glibc.malloc.tcache_count` added to `GLIBC_TUNABLES`; a value set
+/// there already is kept. The cache holds only blocks freed earlier, so it adds no memory
+/// beyond what requests already used. If `execv` fails, the server goes on as it is.
+private func startAgainWithLargerMallocCache() {
+    let name = "GLIBC_TUNABLES"
+    let tunables = getenv(name).map { String(cString: $0) }
+    if tunables?.contains("glibc.malloc.tcache_count=") == true { return }
+    setenv(name, (tunables.map { $0 + ":" } ?? "") + "glibc.malloc.tcache_count=4096", 1)
+    execv("/proc/self/exe", CommandLine.unsafeArgv)
 }
 
 struct Migrate: ParsableCommand {

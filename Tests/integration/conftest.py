@@ -113,7 +113,7 @@ def seed(path, customers, orgs=2, seed_value=7):
 class Server:
     """The real billgraph server on a free loopback port. `wrapper` runs it under another
     command (strace); `pid` is the server's own process either way. `env` adds environment
-    variables (the statement trace). `access` holds the lines of its access log (standard
+    variables (the statement trace), or removes those given as None. `access` holds the lines of its access log (standard
     output), read by a thread of their own; with `access_paused`, only once
     `resume_access()` is called (a log collector that stops reading); with `log_paused`, its
     standard error is not read past the port it announces until `resume_log()`."""
@@ -127,7 +127,7 @@ class Server:
             options = ("--prepared-statements", "off", *options)
         self.proc = subprocess.Popen([*wrapper, BIN, "serve", "--listen", listen, "--database-url", url, *options],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=dict(os.environ, **(env or {})))
+                                     env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None})
         self.access = []
         self._access_reading = threading.Event()
         if not access_paused:

@@ -478,3 +478,29 @@ def test_mutations_are_counted_applied_replayed_or_refused(private_cluster):
         assert int(psql(c["url"], "SELECT count(*) FROM idempotency_key WHERE key IN ('count-me', 'new-one')")) == 2
     finally:
         server.stop()
+
+
+def test_the_server_runs_with_a_malloc_cache_of_4096_blocks_a_size_and_keeps_a_setting_it_is_given(world):
+    """`serve` starts itself again, the same process, with glibc's per-thread cache set
+    larger (Billgraph.swift, `startAgainWithLargerMallocCache`); tunables already set are
+    kept, and a cache size set already is the one it runs with."""
+    def started_with(server, tunables):
+        # The environment the process was started with. glibc splits GLIBC_TUNABLES in
+        # place at its colons as it reads it, so the block is read with every NUL a colon.
+        with open(f"/proc/{server.pid}/environ", "rb") as f:
+            block = b":" + f.read().replace(b"\0", b":")
+        return b":GLIBC_TUNABLES=" + tunables + b":" in block and b":GLIBC_TUNABLES=" + tunables + b":glibc" not in block
+
+    cases = [
+        (None, b"glibc.malloc.tcache_count=4096"),
+        ("glibc.malloc.arena_max=2", b"glibc.malloc.arena_max=2:glibc.malloc.tcache_count=4096"),
+        ("glibc.malloc.tcache_count=100", b"glibc.malloc.tcache_count=100"),
+    ]
+    for given, expected in cases:
+        server = Server(world["url"], env={"GLIBC_TUNABLES": given})
+        try:
+            assert started_with(server, expected), given
+            assert server.proc.poll() is None and server.pid == server.proc.pid
+            assert server.gql("{ __typename }", key=world["keys"][(1, "full")]).data == {"__typename": "Query"}
+        finally:
+            server.stop()
