@@ -20,12 +20,12 @@ struct UUIDKey: Hashable {
         (self.high, self.low) = (high, low)
     }
 
-    /// From the 16 bytes of the binary format.
+    /// From the 16 bytes of the binary format, in network order: two big-endian words.
     init(binary bytes: UnsafeBufferPointer<UInt8>) {
-        var words: (UInt64, UInt64) = (0, 0)
-        for i in 0..<8 { words.0 = words.0 << 8 | UInt64(bytes[i]) }
-        for i in 8..<16 { words.1 = words.1 << 8 | UInt64(bytes[i]) }
-        (high, low) = words
+        precondition(bytes.count == 16)
+        let raw = UnsafeRawPointer(bytes.baseAddress!)
+        high = UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self))
+        low = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
     }
 
     /// From `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (any case); nil for other text.
