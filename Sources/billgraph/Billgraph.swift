@@ -254,9 +254,9 @@ private func keepFreedMemoryForReuse() {
 /// beyond what requests already used. If `execv` fails, the server goes on as it is.
 private func startAgainWithLargerMallocCache() {
     let name = "GLIBC_TUNABLES"
-    let tunables = getenv(name).map { String(cString: $0) }
-    if tunables?.contains("glibc.malloc.tcache_count=") == true { return }
-    setenv(name, (tunables.map { $0 + ":" } ?? "") + "glibc.malloc.tcache_count=4096", 1)
+    let tunables = getenv(name).map { String(cString: $0) } ?? ""
+    if tunables.contains("glibc.malloc.tcache_count=") { return }
+    setenv(name, (tunables.isEmpty ? "" : tunables + ":") + "glibc.malloc.tcache_count=4096", 1)
     execv("/proc/self/exe", CommandLine.unsafeArgv)
 }
 

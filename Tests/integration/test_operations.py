@@ -493,6 +493,7 @@ def test_the_server_runs_with_a_malloc_cache_of_4096_blocks_a_size_and_keeps_a_s
 
     cases = [
         (None, b"glibc.malloc.tcache_count=4096"),
+        ("", b"glibc.malloc.tcache_count=4096"),
         ("glibc.malloc.arena_max=2", b"glibc.malloc.arena_max=2:glibc.malloc.tcache_count=4096"),
         ("glibc.malloc.tcache_count=100", b"glibc.malloc.tcache_count=100"),
     ]
