@@ -245,8 +245,14 @@ struct ChildListLoad: BatchLoad {
         context.query(read, shared: withinBudget && keys.sentCount <= SharedRead.maxKeys) { [columns] result in
             completion(result.flatMap { rows in
                 if rows.count > itemBudget { return .failure(budgetExceeded(itemBudget)) }
-                let lists = groupByOrdinal(rows, groups: keys.sentCount, shape: columns)
-                return .success(keys.slots.map { slot in .list(slot < 0 ? [] : lists[slot]) })
+                var lists = groupByOrdinal(rows, groups: keys.sentCount, shape: columns)
+                // Keys of lists are not deduplicated: each parent's slot is its own, so its
+                // list is moved out rather than copied.
+                return .success(keys.slots.map { slot in
+                    var list: [Node] = []
+                    if slot >= 0 { swap(&list, &lists[slot]) }
+                    return .list(list)
+                })
             })
         }
     }

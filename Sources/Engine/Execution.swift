@@ -404,7 +404,6 @@ public final class Execution {
             var children = newChildren()
             var items = 0
             for ((parent, weight), value) in zip(zip(item.nodes, item.weights), values) {
-                parent.setChild(field.id, value)
                 switch value {
                 case .object(let c?): children.add(c, weight: weight)
                 case .list(let list):
@@ -412,6 +411,7 @@ public final class Execution {
                     for c in list { children.add(c, weight: weight) }
                 default: break
                 }
+                parent.setChild(field.id, value)  // its last use: the value moves in, uncopied
             }
             if !spend(items) { return false }
             if let work = children.work(field.children) { next.append(work) }

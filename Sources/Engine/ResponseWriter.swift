@@ -176,11 +176,12 @@ struct ResponseWriter: ~Copyable {
     }
 
     /// A child object or list; a null inside a nullable one stops there.
-    private mutating func writeChild(_ child: ChildValue, _ id: Int) throws(NullPropagation) {
+    /// `child` is the writer's own copy (`Node.child`), so its payload is taken, not copied again.
+    private mutating func writeChild(_ child: consuming ChildValue, _ id: Int) throws(NullPropagation) {
         let field = shapes[id]
         let start = w.count
         do {
-            switch child {
+            switch consume child {
             case .error(let error):
                 try writeNull(id, error: error, nonNull: field.nonNull)
             case .object(nil):
