@@ -36,6 +36,29 @@ final class JSONWriterTests: XCTestCase {
         XCTAssertEqual(JSONValue.string("a\"b").serialized, #""a\"b""#)
     }
 
+    /// Every number next to a power of ten (one below, at, one above), zero and the
+    /// largest, and numbers spread over every length, at every width from 1 to 19: the
+    /// digits `String` gives, zero-padded on the left to the width.
+    func testDigitsOfEveryLengthAtEveryWidth() {
+        var values: [UInt] = [0, 1, 9, UInt.max, UInt.max - 1]
+        var power: UInt = 10
+        for _ in 1...19 {
+            values += [power - 1, power, power + 1]
+            if power <= UInt.max / 10 { power *= 10 } else { break }
+        }
+        var generator = SystemRandomNumberGenerator()
+        values += (0..<2_000).map { _ in UInt.random(in: 0...UInt.max, using: &generator) >> UInt.random(in: 0...63) }
+        var buffer = [UInt8](repeating: 0, count: 40)
+        for value in values {
+            for width in 1...19 {
+                let count = buffer.withUnsafeMutableBufferPointer { DecimalDigits.write(value, width: width, at: $0.baseAddress!) }
+                let plain = String(value)
+                let expected = String(repeating: "0", count: max(0, width - plain.count)) + plain
+                XCTAssertEqual(String(decoding: buffer[..<count], as: UTF8.self), expected, "\(value) at width \(width)")
+            }
+        }
+    }
+
     /// Every control character, the two that must always be escaped, and characters that
     /// need no escape (DEL, `/`, U+2028, letters beyond ASCII): written byte for byte as
     /// Python's json.dumps writes them without `ensure_ascii` (short escapes where JSON has
