@@ -44,12 +44,15 @@ open class Node {
 /// What the response writer needs of a planned field that is a cell (`Resolution.cell`):
 /// the column, how its text becomes JSON, whether it may be null, and its key as JSON with
 /// the comma before it (`PlanShape.Field.key`, which the plan keeps alive). `column` is -1
-/// (and `key` empty) for a field that is not a cell.
+/// (and `key` empty) for a field that is not a cell; `isChild` tells whether such a field's
+/// value is a child the execution hung under its node (`Node.child`), so that the writer
+/// need not copy the field's resolution, a load and all it holds, for every object.
 public struct CellWrite {
     public let column: Int
     public let kind: CellKind
     let nonNull: Bool
     public let key: UnsafeBufferPointer<UInt8>
+    var isChild = false
 }
 
 /// How a cell's text becomes JSON.

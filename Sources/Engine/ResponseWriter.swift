@@ -47,8 +47,13 @@ struct ResponseWriter: ~Copyable {
         cells = .allocate(capacity: shapes.count)
         for (id, (shape, resolution)) in zip(shapes, resolutions).enumerated() {
             guard case .cell(let column, let kind)? = resolution else {
+                var isChild = false
+                switch resolution {
+                case .object?, .list?, .load?: isChild = true
+                default: break
+                }
                 cells.initializeElement(at: id, to: CellWrite(column: -1, kind: .raw, nonNull: shape.nonNull,
-                                                              key: UnsafeBufferPointer(start: nil, count: 0)))
+                                                              key: UnsafeBufferPointer(start: nil, count: 0), isChild: isChild))
                 continue
             }
             cells.initializeElement(at: id, to: CellWrite(column: column, kind: kind, nonNull: shape.nonNull, key: shape.key))
@@ -136,14 +141,15 @@ struct ResponseWriter: ~Copyable {
     private mutating func writeField(_ id: Int, _ node: Node) throws(NullPropagation) {
         let nonNull = shapes[id].nonNull
         if let error = fieldErrors[id] { return try writeNull(id, error: error, nonNull: nonNull) }
+        if cells[id].isChild {
+            guard let child = node.child(id) else { return try writeNull(id, error: nil, nonNull: nonNull) }
+            return try writeChild(child, id)
+        }
         switch resolutions[id] {
-        case .cell?:
-            break  // written by writeObject
+        case .cell?, .object?, .list?, .load?:
+            break  // written by writeObject, or above
         case .scalar(let read)?:
             try writeScalar(read(node), id)
-        case .object?, .list?, .load?:
-            guard let child = node.child(id) else { return try writeNull(id, error: nil, nonNull: nonNull) }
-            try writeChild(child, id)
         case nil:
             try writeNull(id, error: nil, nonNull: nonNull)
         }
