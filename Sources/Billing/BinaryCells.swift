@@ -31,8 +31,7 @@ enum BinaryCells {
             w.append(key)
             w.append(UnsafeBufferPointer(rebasing: bytes.dropFirst()))
         default:  // text, varchar: the bytes themselves
-            w.append(key)
-            w.string(utf8: bytes)
+            w.string(utf8: bytes, after: key)
         }
     }
 
@@ -133,11 +132,12 @@ enum BinaryCells {
         let seconds = inDay / 1_000_000
         var i = putCivil(days, p, at)
         p[i] = precise ? UInt8(ascii: " ") : UInt8(ascii: "T")
-        i = putDigits(seconds / 3600, 2, p, i + 1)
-        p[i] = UInt8(ascii: ":")
-        i = putDigits(seconds / 60 % 60, 2, p, i + 1)
-        p[i] = UInt8(ascii: ":")
-        i = putDigits(seconds % 60, 2, p, i + 1)
+        DecimalDigits.writePair(seconds / 3600, at: p + i + 1)
+        p[i + 3] = UInt8(ascii: ":")
+        DecimalDigits.writePair(seconds / 60 % 60, at: p + i + 4)
+        p[i + 6] = UInt8(ascii: ":")
+        DecimalDigits.writePair(seconds % 60, at: p + i + 7)
+        i += 9
         if !precise {
             p[i] = UInt8(ascii: "Z")
             return i + 1
@@ -146,13 +146,23 @@ enum BinaryCells {
         return putDigits(inDay % 1_000_000, 6, p, i + 1)
     }
 
+    /// `YYYY-MM-DD`: the month and the day as one pair of digits each, the year as two
+    /// when it has four digits (nearly always), each stored whole.
     private static func putCivil(_ days: Int, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {
         let (year, month, day) = Binary.civil(daysSince2000: days)
-        var i = putDigits(year, 4, p, at)
+        var i = at
+        if year >= 0 && year < 10_000 {
+            DecimalDigits.writePair(year / 100, at: p + i)
+            DecimalDigits.writePair(year % 100, at: p + i + 2)
+            i += 4
+        } else {
+            i = putDigits(year, 4, p, i)
+        }
         p[i] = UInt8(ascii: "-")
-        i = putDigits(month, 2, p, i + 1)
-        p[i] = UInt8(ascii: "-")
-        return putDigits(day, 2, p, i + 1)
+        DecimalDigits.writePair(month, at: p + i + 1)
+        p[i + 3] = UInt8(ascii: "-")
+        DecimalDigits.writePair(day, at: p + i + 4)
+        return i + 6
     }
 
     private static func putInfinity(_ positive: Bool, _ p: UnsafeMutablePointer<UInt8>, _ at: Int) -> Int {

@@ -14,6 +14,14 @@ public enum DecimalDigits {
         return 1 + write(value.magnitude, width: 1, at: p + 1)
     }
 
+    /// The two digits of `value`, a number from 0 to 99 (a month, a day, an hour...), at `p`.
+    @inlinable @inline(__always) public static func writePair(_ value: Int, at p: UnsafeMutablePointer<UInt8>) {
+        precondition(value >= 0 && value < 100)
+        let pairs = UnsafeRawPointer(pairDigits.utf8Start)
+        UnsafeMutableRawPointer(p).storeBytes(of: pairs.loadUnaligned(fromByteOffset: 2 &* value, as: UInt16.self),
+                                              as: UInt16.self)
+    }
+
     /// `value` zero-padded to at least `width` digits (1 to 19), at `p`; how many digits it wrote.
     @inlinable public static func write(_ value: UInt, width: Int, at p: UnsafeMutablePointer<UInt8>) -> Int {
         let pairs = UnsafeRawPointer(pairDigits.utf8Start)

@@ -142,8 +142,16 @@ public struct JSONWriter: ~Copyable {
     /// byte, from its first word that does, as it is checked (an escape needs more room,
     /// made after it).
     public mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
+        string(utf8: utf8, after: UnsafeBufferPointer(start: nil, count: 0))
+    }
+
+    /// Writes `key` (a field's `"name":`), then the string as `string(utf8:)` does, with
+    /// room made once for both: most text cells of a response are written so.
+    public mutating func string(utf8: UnsafeBufferPointer<UInt8>, after key: UnsafeBufferPointer<UInt8>) {
         let count = utf8.count
-        reserve(count &+ 10)  // the text, its quotes, and the end of a word stored past it
+        reserve(key.count &+ count &+ 10)  // the key, the text, its quotes, and the end of a word stored past it
+        Self.copy(key, to: base + written)
+        written &+= key.count
         base[written] = UInt8(ascii: "\"")
         written &+= 1
         var plain = 0
