@@ -39,9 +39,15 @@ public final class PlannedField: Sendable {
     /// document reuse it: one value per type `T`.
     public func derived<T: AnyObject & Sendable>(_ make: () -> T) -> T {
         let slot = ObjectIdentifier(T.self)
-        if let kept = shape.derived.withLock({ $0[slot] }) as? T { return kept }
+        // A field keeps a value of two or three types at most: a search of their list costs
+        // less than hashing. A value is kept under its own type's slot, so it is a `T`.
+        if let kept = shape.derived.withLock({ list in list.first { $0.type == slot }?.value }) {
+            return unsafeDowncast(kept, to: T.self)
+        }
         let value = make()
-        shape.derived.withLock { $0[slot] = value }
+        shape.derived.withLock { list in
+            if !list.contains(where: { $0.type == slot }) { list.append((slot, value)) }
+        }
         return value
     }
 
@@ -86,7 +92,7 @@ final class PlanShape: Sendable {
         let locations: [SourceLocation]
         let children: [Field]
         /// What the application derived from this field's selections (`PlannedField.derived`).
-        let derived = Mutex<[ObjectIdentifier: any AnyObject & Sendable]>([:])
+        let derived = Mutex<[(type: ObjectIdentifier, value: any AnyObject & Sendable)]>([])
         /// What the response writer needs, known from the shape alone: the key as JSON with
         /// the comma before it (`,"name":`; the writer writes every field so, and turns the
         /// first one's comma into the object's brace), whether the type is non-null, a list,
