@@ -176,7 +176,7 @@ public struct JSONParser {
                 return text
             }
             if out.isEmpty { out.reserveCapacity(2 * run.count + 16) }
-            out.append(contentsOf: run)
+            run.withUnsafeBufferPointer { out.append(contentsOf: $0) }
             if byte == UInt8(ascii: "\"") {
                 guard let text = String(validating: out, as: UTF8.self) else { throw error("invalid UTF-8") }
                 return text
@@ -190,6 +190,13 @@ public struct JSONParser {
     private func endOfRun(from start: Int) -> Int {
         bytes.withUnsafeBufferPointer { bytes in
             var i = start
+            if let base = bytes.baseAddress.map(UnsafeRawPointer.init) {
+                // Eight bytes at a time while none of them ends the run: what ends one is
+                // what the writer escapes (`JSONWriter.needsEscape`).
+                while i &+ 8 <= bytes.count && !JSONWriter.needsEscape(base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+                    i &+= 8
+                }
+            }
             while i < bytes.count {
                 let byte = bytes[i]
                 if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
