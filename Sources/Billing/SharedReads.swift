@@ -64,6 +64,11 @@ public struct SharedRead {
     /// found in one pass; should they ever come otherwise, each member reads all the rows
     /// and keeps its ordinalities (`RowSlice.forEach`), which is still exact.
     public static func split(_ rows: ResultSet, among members: [SharedRead]) -> [RowSlice] {
+        // A statement made for one member alone has only its rows: no pass over them.
+        if members.count == 1 {
+            return [RowSlice(rows: rows, range: 0..<rows.rowCount, ordinalOffset: 0, keyCount: members[0].keyCount,
+                             count: rows.rowCount)]
+        }
         var offsets: [Int] = []
         offsets.reserveCapacity(members.count)
         var total = 0

@@ -117,8 +117,8 @@ public struct JSONWriter: ~Copyable {
         text.withUTF8 { append($0) }
     }
 
-    public mutating func null() { raw("null") }
-    public mutating func bool(_ value: Bool) { value ? raw("true") : raw("false") }
+    public mutating func null() { raw("null" as StaticString) }
+    public mutating func bool(_ value: Bool) { value ? raw("true" as StaticString) : raw("false" as StaticString) }
     /// An integer's digits, formatted in place (`DecimalDigits`).
     @inlinable public mutating func int(_ value: Int) {
         write(atMost: DecimalDigits.longestInteger) { DecimalDigits.write(value, at: $0) }
