@@ -2,9 +2,9 @@
 import Foundation
 import XCTest
 
-/// `UUIDKey` read from a uuid's 16 bytes (PostgreSQL's binary format) and from its text,
-/// against Foundation's `UUID`, which gives both forms of the same uuid.
-final class UUIDKeyTests: XCTestCase {
+/// `Loaders.swift`: `UUIDKey` read from a uuid's 16 bytes (PostgreSQL's binary format)
+/// and from its text, against Foundation's `UUID`, which gives both forms of one uuid.
+final class LoadersTests: XCTestCase {
     func testAUUIDsBytesAndItsTextAreTheSameKey() {
         for _ in 0..<200 {
             let uuid = UUID()
