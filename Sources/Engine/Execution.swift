@@ -52,7 +52,7 @@ public struct CellWrite {
     public let kind: CellKind
     let nonNull: Bool
     public let key: UnsafeBufferPointer<UInt8>
-    var isChild = false
+    let isChild: Bool
 }
 
 /// How a cell's text becomes JSON.

@@ -45,18 +45,17 @@ struct ResponseWriter: ~Copyable {
         fieldErrors = execution.fieldErrors
         path = .allocate(capacity: 2 * execution.plan.shape.depth)
         cells = .allocate(capacity: shapes.count)
+        let noKey = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
         for (id, (shape, resolution)) in zip(shapes, resolutions).enumerated() {
-            guard case .cell(let column, let kind)? = resolution else {
-                var isChild = false
-                switch resolution {
-                case .object?, .list?, .load?: isChild = true
-                default: break
-                }
-                cells.initializeElement(at: id, to: CellWrite(column: -1, kind: .raw, nonNull: shape.nonNull,
-                                                              key: UnsafeBufferPointer(start: nil, count: 0), isChild: isChild))
-                continue
+            let write = switch resolution {
+            case .cell(let column, let kind)?:
+                CellWrite(column: column, kind: kind, nonNull: shape.nonNull, key: shape.key, isChild: false)
+            case .object?, .list?, .load?:
+                CellWrite(column: -1, kind: .raw, nonNull: shape.nonNull, key: noKey, isChild: true)
+            case .scalar?, nil:
+                CellWrite(column: -1, kind: .raw, nonNull: shape.nonNull, key: noKey, isChild: false)
             }
-            cells.initializeElement(at: id, to: CellWrite(column: column, kind: kind, nonNull: shape.nonNull, key: shape.key))
+            cells.initializeElement(at: id, to: write)
         }
     }
 
