@@ -261,11 +261,11 @@ final class RowNode: Node {
     /// a column not read), which the response writer writes. Rows read in binary are
     /// written by their column's type; text rows (reports, mutation results) as the
     /// field's `kind` says.
-    override func writeCells(_ ids: [Int], from first: Int, _ cells: UnsafeBufferPointer<CellWrite>,
+    override func writeCells(_ ids: UnsafeBufferPointer<Int>, from first: Int, _ fields: UnsafeBufferPointer<FieldWrite>,
                              to w: inout JSONWriter) -> Int {
         var next = first
         while next < ids.count {
-            let cell = cells[ids[next]]
+            let cell = fields[ids[next]]
             guard cell.column >= 0 else { break }
             let i = shape.position[cell.column]
             guard i >= 0, let bytes = rows.bytes(row, i) else { break }

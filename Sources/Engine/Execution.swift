@@ -31,28 +31,32 @@ open class Node {
     }
 
     /// Writes this object's fields `ids[first...]` for as long as they are cells
-    /// (`CellWrite.column` at least 0) that are not null, each as its key and its value;
+    /// (`FieldWrite.column` at least 0) that are not null, each as its key and its value;
     /// returns the index in `ids` of the first field it did not write (`ids.count` when it
     /// wrote them all). The response writer writes that field itself: a null, or a field
     /// that is not a cell. Row-backed nodes override it to write straight from their row;
     /// one call writes a run of cells, so that each cell costs no call of its own.
-    /// `cells` is indexed by field id, and valid only during the call.
-    open func writeCells(_ ids: [Int], from first: Int, _ cells: UnsafeBufferPointer<CellWrite>,
+    /// `fields` is indexed by field id; both are valid only during the call.
+    open func writeCells(_ ids: UnsafeBufferPointer<Int>, from first: Int, _ fields: UnsafeBufferPointer<FieldWrite>,
                          to w: inout JSONWriter) -> Int { first }
 }
 
-/// What the response writer needs of a planned field that is a cell (`Resolution.cell`):
-/// the column, how its text becomes JSON, whether it may be null, and its key as JSON with
-/// the comma before it (`PlanShape.Field.key`, which the plan keeps alive). `column` is -1
-/// (and `key` empty) for a field that is not a cell; `isChild` tells whether such a field's
+/// What the response writer needs of a planned field, in plain values (none reference
+/// counted, for every object of an answer): its key as JSON with the comma before it,
+/// nullability, list-ness and children's ids (from `PlanShape.Field`, which the plan keeps
+/// alive), and how this request resolved it. A cell (`Resolution.cell`) has its column
+/// and how its text becomes JSON; `column` is -1 for other fields. `isChild`: the field's
 /// value is a child the execution hung under its node (`Node.child`), so that the writer
 /// need not copy the field's resolution, a load and all it holds, for every object.
-public struct CellWrite {
+public struct FieldWrite {
     public let column: Int
     public let kind: CellKind
-    let nonNull: Bool
     public let key: UnsafeBufferPointer<UInt8>
+    let nonNull: Bool
     let isChild: Bool
+    let isList: Bool
+    let itemNonNull: Bool
+    let childIDs: UnsafeBufferPointer<Int>
 }
 
 /// How a cell's text becomes JSON.

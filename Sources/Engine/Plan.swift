@@ -96,14 +96,15 @@ final class PlanShape: Sendable {
         /// What the response writer needs, known from the shape alone: the key as JSON with
         /// the comma before it (`,"name":`; the writer writes every field so, and turns the
         /// first one's comma into the object's brace), whether the type is non-null, a list,
-        /// a list of non-null items, and the children's ids. `key` is owned: allocated in
-        /// `init`, freed in `deinit`, so that a writer may point at it for as long as it
-        /// holds the plan. Never written after `init`, so threads may share it.
+        /// a list of non-null items, and the children's ids. `key` and `childIDs` are owned:
+        /// allocated in `init`, freed in `deinit`, so that a writer may point at them for as
+        /// long as it holds the plan (and walk them with no reference counted, for every
+        /// object of an answer). Never written after `init`, so threads may share them.
         nonisolated(unsafe) let key: UnsafeBufferPointer<UInt8>
         let nonNull: Bool
         let isList: Bool
         let itemNonNull: Bool
-        let childIDs: [Int]
+        nonisolated(unsafe) let childIDs: UnsafeBufferPointer<Int>
         /// Whether the arguments of this field or of a field below it read a variable: if
         /// not, the field binds the same for every request, and `bound` keeps it once bound.
         let readsVariables: Bool
@@ -119,14 +120,12 @@ final class PlanShape: Sendable {
             self.selection = selection
             self.locations = locations
             self.children = children
-            childIDs = children.map(\.id)
+            childIDs = ownedCopy(of: children.map(\.id))
             readsVariables = selection.arguments.contains { $0.value.readsVariable } || children.contains { $0.readsVariables }
             var json = JSONWriter(capacity: responseKey.utf8.count + 4)
             json.append(UInt8(ascii: ","))
             json.key(responseKey)
-            let key = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: json.bytes.count)
-            _ = key.initialize(from: json.bytes)
-            self.key = UnsafeBufferPointer(key)
+            key = ownedCopy(of: json.bytes)
             var (type, nonNull, isList, itemNonNull) = (definition.type, false, false, false)
             if case .nonNull(let inner, _) = type { (type, nonNull) = (inner, true) }
             if case .list(let item, _) = type {
@@ -136,16 +135,20 @@ final class PlanShape: Sendable {
             (self.nonNull, self.isList, self.itemNonNull) = (nonNull, isList, itemNonNull)
         }
 
-        deinit { key.deallocate() }
+        deinit {
+            key.deallocate()
+            childIDs.deallocate()
+        }
     }
 
     let kind: OperationKind
     let rootType: NamedType
     let fields: [Field]
     let fieldCount: Int
-    /// Every field by id, and the root fields' ids, for the response writer.
+    /// Every field by id, and the root fields' ids (owned like `Field.childIDs`), for the
+    /// response writer.
     let byID: [Field]
-    let rootIDs: [Int]
+    nonisolated(unsafe) let rootIDs: UnsafeBufferPointer<Int>
     /// How many fields lie one in another at most (1 for root fields with no children): the
     /// writer's path has room for a field and a list index a level.
     let depth: Int
@@ -169,8 +172,17 @@ final class PlanShape: Sendable {
         }
         self.byID = byID.map { $0! }
         self.depth = depth
-        rootIDs = fields.map(\.id)
+        rootIDs = ownedCopy(of: fields.map(\.id))
     }
+
+    deinit { rootIDs.deallocate() }
+}
+
+/// `elements` in memory of their own, which the caller frees (`deallocate`).
+private func ownedCopy<T>(of elements: [T]) -> UnsafeBufferPointer<T> {
+    let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: elements.count)
+    _ = buffer.initialize(from: elements)
+    return UnsafeBufferPointer(buffer)
 }
 
 /// Builds the plan of an operation: its shape (`shape`), then its arguments (`bind`).

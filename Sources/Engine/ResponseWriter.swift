@@ -9,22 +9,20 @@ import Synchronization
 ///
 /// This is the hottest loop of the service (every field of every row), so what can be
 /// known before the walk is computed once per planned field: its key as JSON bytes,
-/// how it resolves, its error, the shape of its type, its children's ids. Cells, most of
-/// a response, are looked up in a table of plain values (`CellWrite`), which costs no
-/// reference count per field and row.
+/// how it resolves, its error, the shape of its type, its children's ids, all in a table
+/// of plain values (`FieldWrite`), which costs no reference count per field and row.
 struct ResponseWriter: ~Copyable {
     let execution: Execution
-    /// Every planned field's shape by id (`PlanShape.byID`): its key, nullability, list-ness
-    /// and children, the same for every request of the document, so nothing of them is
-    /// copied per request.
+    /// Every planned field's shape by id (`PlanShape.byID`), for what an error needs of it
+    /// (its response key and location).
     private let shapes: [PlanShape.Field]
     /// This execution's resolutions and field errors, by field id (its buffers: the
     /// execution outlives the writer).
     private let resolutions: UnsafeMutableBufferPointer<Resolution?>
     private let fieldErrors: UnsafeMutableBufferPointer<GraphQLError?>
-    /// `CellWrite` by field id, for nodes to write runs of cells from (`Node.writeCells`).
-    /// Owned: allocated in `init`, freed in `deinit`.
-    private let cells: UnsafeMutableBufferPointer<CellWrite>
+    /// `FieldWrite` by field id, for the walk and for nodes to write runs of cells from
+    /// (`Node.writeCells`). Owned: allocated in `init`, freed in `deinit`.
+    private let fields: UnsafeMutableBufferPointer<FieldWrite>
     var w: JSONWriter
     var errors: [GraphQLError] = []
     /// Where the writer is: field ids and list indexes (-1 for "no index"), turned into a
@@ -44,23 +42,22 @@ struct ResponseWriter: ~Copyable {
         resolutions = execution.resolutions
         fieldErrors = execution.fieldErrors
         path = .allocate(capacity: 2 * execution.plan.shape.depth)
-        cells = .allocate(capacity: shapes.count)
-        let noKey = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+        fields = .allocate(capacity: shapes.count)
         for (id, (shape, resolution)) in zip(shapes, resolutions).enumerated() {
-            let write = switch resolution {
-            case .cell(let column, let kind)?:
-                CellWrite(column: column, kind: kind, nonNull: shape.nonNull, key: shape.key, isChild: false)
-            case .object?, .list?, .load?:
-                CellWrite(column: -1, kind: .raw, nonNull: shape.nonNull, key: noKey, isChild: true)
-            case .scalar?, nil:
-                CellWrite(column: -1, kind: .raw, nonNull: shape.nonNull, key: noKey, isChild: false)
+            var (column, kind, isChild) = (-1, CellKind.raw, false)
+            switch resolution {
+            case .cell(let c, let k)?: (column, kind) = (c, k)
+            case .object?, .list?, .load?: isChild = true
+            case .scalar?, nil: break
             }
-            cells.initializeElement(at: id, to: write)
+            fields.initializeElement(at: id, to: FieldWrite(
+                column: column, kind: kind, key: shape.key, nonNull: shape.nonNull, isChild: isChild,
+                isList: shape.isList, itemNonNull: shape.itemNonNull, childIDs: shape.childIDs))
         }
     }
 
     deinit {
-        cells.deallocate()
+        fields.deallocate()
         path.deallocate()
     }
 
@@ -107,23 +104,22 @@ struct ResponseWriter: ~Copyable {
     /// Every field is written with a comma before it (its key holds it), and the first
     /// field's comma then becomes the `{`: no field needs to know whether it is the first.
     /// Runs of cells are written by the node (`Node.writeCells`), the rest here.
-    private mutating func writeObject(_ ids: [Int], _ node: Node) throws(NullPropagation) {
+    private mutating func writeObject(_ ids: UnsafeBufferPointer<Int>, _ node: Node) throws(NullPropagation) {
         let start = w.count
         var next = 0
         while next < ids.count {
-            next = node.writeCells(ids, from: next, UnsafeBufferPointer(cells), to: &w)
+            next = node.writeCells(ids, from: next, UnsafeBufferPointer(fields), to: &w)
             guard next < ids.count else { break }
             let id = ids[next]
             next += 1
-            let cell = cells[id]
-            if cell.column >= 0 {
+            let field = fields[id]
+            w.append(field.key)
+            if field.column >= 0 {
                 // A null cell has no error of its own to place, so a cell needs no path
                 // (which is kept only to place errors).
-                w.append(cell.key)
-                try writeNull(id, error: nil, nonNull: cell.nonNull)
+                try writeNull(id, error: nil, nonNull: field.nonNull)
                 continue
             }
-            w.append(shapes[id].key)
             enter(id, index: -1)
             defer { pathCount -= 1 }  // also when a null propagates through here
             try writeField(id, node)
@@ -138,9 +134,9 @@ struct ResponseWriter: ~Copyable {
 
     /// A field that is not a cell (`writeObject` writes those).
     private mutating func writeField(_ id: Int, _ node: Node) throws(NullPropagation) {
-        let nonNull = shapes[id].nonNull
+        let nonNull = fields[id].nonNull
         if let error = fieldErrors[id] { return try writeNull(id, error: error, nonNull: nonNull) }
-        if cells[id].isChild {
+        if fields[id].isChild {
             guard let child = node.child(id) else { return try writeNull(id, error: nil, nonNull: nonNull) }
             return try writeChild(child, id)
         }
@@ -166,7 +162,7 @@ struct ResponseWriter: ~Copyable {
 
     private mutating func writeScalar(_ value: ScalarValue, _ id: Int) throws(NullPropagation) {
         switch value {
-        case .null: try writeNull(id, error: nil, nonNull: shapes[id].nonNull)
+        case .null: try writeNull(id, error: nil, nonNull: fields[id].nonNull)
         case .int(let n): w.int(n)
         case .string(let s): w.string(s)
         case .bool(let b): w.bool(b)
@@ -183,7 +179,7 @@ struct ResponseWriter: ~Copyable {
     /// A child object or list; a null inside a nullable one stops there.
     /// `child` is the writer's own copy (`Node.child`), so its payload is taken, not copied again.
     private mutating func writeChild(_ child: consuming ChildValue, _ id: Int) throws(NullPropagation) {
-        let field = shapes[id]
+        let field = fields[id]
         let start = w.count
         do {
             switch consume child {
@@ -205,7 +201,7 @@ struct ResponseWriter: ~Copyable {
     }
 
     private mutating func writeList(_ nodes: [Node], _ id: Int) throws(NullPropagation) {
-        let field = shapes[id]
+        let field = fields[id]
         w.append(UInt8(ascii: "["))
         for (i, node) in nodes.enumerated() {
             if i > 0 { w.append(UInt8(ascii: ",")) }
