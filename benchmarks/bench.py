@@ -25,6 +25,8 @@ ONLY = os.environ.get("BENCH_ONLY", "")
 BASELINE_BIN = os.environ.get("BENCH_BASELINE_BIN", "")
 # BENCH_ROUNDS: how many times BENCH_ONLY=overhead runs each configuration, interleaved.
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+# BENCH_QUERY: which canonical query BENCH_ONLY=floor measures (dashboard, invoice_detail or invoices_page).
+QUERY = os.environ.get("BENCH_QUERY", "dashboard")
 # BENCH_SERVER_ARGS: more options of `serve` for every server of the run, after the
 # defaults (so `--pool-size 4` replaces the 16), e.g. "--coalesce off".
 SERVER_ARGS = os.environ.get("BENCH_SERVER_ARGS", "").split()
@@ -495,8 +497,8 @@ def main():
             print("\n".join(overhead_report(url, key)))
             return
         if ONLY in ("floor", "scaling"):
-            concurrency = CONCURRENCY if ONLY == "floor" else SCALING
-            print("\n".join(floor_report(data, url, key, [("dashboard", concurrency)], chart=ONLY == "scaling")))
+            plan = [(QUERY, CONCURRENCY)] if ONLY == "floor" else [("dashboard", SCALING)]
+            print("\n".join(floor_report(data, url, key, plan, chart=ONLY == "scaling")))
             return
         requests = requests_for(url, None, key)
         report = [f"# Benchmarks\n",

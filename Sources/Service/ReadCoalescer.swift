@@ -58,8 +58,12 @@ final class ReadCoalescer {
     }
 
     private var open: [GroupKey: Group] = [:]
-    /// Groups sent to their pool and waiting for their turn there: loads of their shape join them.
-    private var waiting: [GroupKey: Group] = [:]
+    /// Groups sent to their pool and waiting for their turn there, by shape, in the order
+    /// they were sent: a load of their shape joins the first with room. When one of them
+    /// has filled up (many requests at once), the next still takes loads; were only the
+    /// first to take them, every later load of the shape would start a group of its own,
+    /// a statement of one member each turn, while the full one waits.
+    private var waiting: [GroupKey: [Group]] = [:]
     /// Groups that filled up, waiting to be sent with the others.
     private var full: [Group] = []
     private var prepare: PrepareWatcher!
@@ -84,7 +88,7 @@ final class ReadCoalescer {
     /// Adds `read`, bound for `pool`, to its group; `completion` gets its rows.
     func run(_ read: SharedRead, on pool: ConnectionPool, completion: @escaping Completion) {
         let key = GroupKey(pool: ObjectIdentifier(pool), shape: read.shape)
-        if let group = waiting[key], group.hasRoom(for: read) { return group.add(read, completion) }
+        if let group = waiting[key]?.first(where: { $0.hasRoom(for: read) }) { return group.add(read, completion) }
         if closed {
             let alone = Group(key: key, pool: pool)
             alone.add(read, completion)
@@ -137,7 +141,7 @@ final class ReadCoalescer {
     /// Sends `group` to its pool, where it takes the loads of its shape until its turn
     /// comes (or it fails first); then its members are fixed.
     private func send(_ group: Group) {
-        if waiting[group.key] == nil { waiting[group.key] = group }
+        waiting[group.key, default: []].append(group)
         group.pool.runInTurn(making: { [self] in
             stopWaiting(group)
             if group.members.count > 1 {
@@ -159,6 +163,7 @@ final class ReadCoalescer {
     }
 
     private func stopWaiting(_ group: Group) {
-        if waiting[group.key] === group { waiting[group.key] = nil }
+        guard let groups = waiting[group.key], let i = groups.firstIndex(where: { $0 === group }) else { return }
+        if groups.count == 1 { waiting[group.key] = nil } else { waiting[group.key]!.remove(at: i) }
     }
 }

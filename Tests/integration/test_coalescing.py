@@ -245,3 +245,42 @@ def test_loads_join_a_statement_that_waits_for_its_turn(world):
     finally:
         locker.close()
         server.stop()
+
+
+def test_loads_that_find_a_waiting_statement_full_join_the_next_one(world):
+    """`--query-statements 1`: while one request's refunds statement is held at a lock,
+    40 more requests come and their payment lookups (which never coalesce) wait for their
+    turns. Once the lock goes, each lookup's result makes a refunds load in a turn of its
+    own. The first 32 fill the refunds statement that waits for its turn behind the
+    lookups (`maxMembers`); the other 8 join the one that waits after it, rather than each
+    making a statement of its own: 40 loads in two statements. Each request still gets
+    exactly its own rows."""
+    server = Server(world["url"], "--loops", "1", "--query-statements", "1")
+    locker = PsqlSession(world["url"])
+    try:
+        key = world["keys"][(1, "full")]
+        payments = psql(world["url"], "SELECT p.id FROM payment p WHERE p.organisation_id = "
+                        f"'{world['model'].orgs[0]}' AND EXISTS (SELECT FROM refund r WHERE r.payment_id = p.id) "
+                        "ORDER BY p.id LIMIT 41").split()
+        assert len(payments) >= 8, payments
+        queries = [f'{{ payment(id: "{payments[i % len(payments)]}") {{ id refunds {{ id amount }} }} }}' for i in range(41)]
+        expected = [server.gql(q, key=key) for q in queries]
+        assert all(e.status == 200 and e.data["payment"]["refunds"] for e in expected), [e.raw for e in expected]
+        locker.run("BEGIN; LOCK TABLE refund IN ACCESS EXCLUSIVE MODE;")
+        before = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
+        with ThreadPoolExecutor(41) as pool:
+            answers = [pool.submit(server.gql, queries[0], key=key)]
+            wait_until(lambda: len(backends_waiting_on_a_lock(world["url"], "refund r")) == 1, 10, "the first at the lock")
+            for query in queries[1:]:
+                answers.append(pool.submit(server.gql, query, key=key))
+                time.sleep(0.05)  # a turn of the loop of its own
+            time.sleep(0.5)  # time for the last to arrive
+            assert len(backends_waiting_on_a_lock(world["url"], "refund r")) == 1
+            locker.run("ROLLBACK;")
+            answers = [answer.result(30) for answer in answers]
+        assert [(a.status, a.json) for a in answers] == [(e.status, e.json) for e in expected]
+        after = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
+        assert (after[0] - before[0], after[1] - before[1]) == (40, 2), (before, after)
+    finally:
+        locker.close()
+        server.stop()
