@@ -198,10 +198,15 @@ struct ChildListQuery {
 }
 
 /// A list per parent in one statement, with a per-parent limit through a lateral join.
-/// When the request's item budget could be exceeded (no limit, or keys × limit over the
-/// budget), the whole statement is limited to what the budget allows and runs for this
-/// request alone; otherwise it needs no such limit and may be shared with the identical
-/// loads of other requests (`SharedRead`), which then cannot cut this one's rows.
+/// When the request's item budget could be exceeded (keys × limit over the budget), the
+/// whole statement is limited to what the budget allows and runs for this request alone;
+/// otherwise it needs no such limit and may be shared with the identical loads of other
+/// requests (`SharedRead`), which then cannot cut this one's rows.
+///
+/// A list without a limit (`Invoice.paymentApplications`) is read, when it may be shared,
+/// as if its limit were `probe` + 1: a parent given more than `probe` rows may have more
+/// still, and the load is read again alone, limited by the budget only. A detail view's
+/// applications (a handful an invoice) thus share a statement like its other lists.
 struct ChildListLoad: BatchLoad {
     let context: RequestContext
     let query: ChildListQuery
@@ -214,16 +219,34 @@ struct ChildListLoad: BatchLoad {
     /// The field's (`SQLTexts`), for loads without filters: by order and statement limit.
     let texts: SQLTexts
 
+    /// The rows a parent of a list without a limit may have and still be read in a shared statement.
+    static let probe = 100
+
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         let keys = ParentKeys(parents, key, deduplicated: false)
         if keys.sentCount == 0 { return completion(.success(parents.map { _ in .list([]) })) }
-        let withinBudget = first.map { keys.sentCount <= itemBudget / $0 } ?? false
+        let perParent = first ?? Self.probe + 1
+        guard keys.sentCount <= itemBudget / perParent else {
+            return read(keys, limit: first, itemBudget: itemBudget, ifAParentHasMore: nil, then: completion)
+        }
+        let readAlone: (() -> Void)? = first != nil ? nil : {
+            read(keys, limit: nil, itemBudget: itemBudget, ifAParentHasMore: nil, then: completion)
+        }
+        read(keys, limit: perParent, itemBudget: nil, ifAParentHasMore: readAlone, then: completion)
+    }
+
+    /// Each parent's list, at most `limit` rows a parent. With an `itemBudget`, the statement
+    /// reads at most one row more than it and runs alone; without, it may be shared.
+    /// `ifAParentHasMore` is called instead of `completion` when a parent has more than
+    /// `probe` rows.
+    private func read(_ keys: ParentKeys, limit: Int?, itemBudget: Int?, ifAParentHasMore: (() -> Void)?,
+                      then completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         var p = Parameters()
         _ = p.bind(nil)  // $1, the keys, and $2, their organisations (SharedRead)
         _ = p.bind(nil)
         let conditions = filters.map { $0(&p) }
-        let limit = first.map { p.bind(String($0)) }
-        let statementLimit = withinBudget ? nil : p.bind(String(itemBudget + 1))
+        let limitParameter = limit.map { p.bind(String($0)) }
+        let statementLimit = itemBudget.map { p.bind(String($0 + 1)) }
         func text() -> String {
             let direction = newestFirst ? " DESC" : ""
             let order = query.orderColumns.map { $0 + direction }.joined(separator: ", ")
@@ -233,27 +256,32 @@ struct ChildListLoad: BatchLoad {
                 CROSS JOIN LATERAL (
                     SELECT \(columns.selectList), k.ord FROM \(query.from)
                     WHERE \(matches.joined(separator: " AND "))
-                    ORDER BY \(order)\(limit.map { " LIMIT \($0)" } ?? "")
+                    ORDER BY \(order)\(limitParameter.map { " LIMIT \($0)" } ?? "")
                 ) x
                 """ + (statementLimit.map { "\nLIMIT \($0)" } ?? "")
         }
-        // Without filters, the parameters' numbers follow from the field alone (`first` is
-        // an argument of the field or not), and the text from the order and the limit.
-        let sql = conditions.isEmpty ? texts.text((newestFirst ? 1 : 0) | (withinBudget ? 2 : 0), text) : text()
+        // Without filters, the parameters' numbers follow from the field alone (a per-parent
+        // limit when shared; `first`, an argument of the field or not, when alone), and the
+        // text from the order and the statement limit.
+        let sql = conditions.isEmpty ? texts.text((newestFirst ? 1 : 0) | (itemBudget == nil ? 2 : 0), text) : text()
         let read = SharedRead(sql: sql, keys: keys, organisationID: context.organisationID,
                               rest: p.values.dropFirst(2).map { $0.map(ParameterValue.text) })
-        context.query(read, shared: withinBudget && keys.sentCount <= SharedRead.maxKeys) { [columns] result in
-            completion(result.flatMap { rows in
-                if rows.count > itemBudget { return .failure(budgetExceeded(itemBudget)) }
-                var lists = groupByOrdinal(rows, groups: keys.sentCount, shape: columns)
-                // Keys of lists are not deduplicated: each parent's slot is its own, so its
-                // list is moved out rather than copied.
-                return .success(keys.slots.map { slot in
-                    var list: [Node] = []
-                    if slot >= 0 { swap(&list, &lists[slot]) }
-                    return .list(list)
-                })
-            })
+        context.query(read, shared: itemBudget == nil && keys.sentCount <= SharedRead.maxKeys) { [columns] result in
+            let rows: RowSlice
+            switch result {
+            case .failure(let error): return completion(.failure(error))
+            case .success(let slice): rows = slice
+            }
+            if let itemBudget, rows.count > itemBudget { return completion(.failure(budgetExceeded(itemBudget))) }
+            var lists = groupByOrdinal(rows, groups: keys.sentCount, shape: columns)
+            if let ifAParentHasMore, lists.contains(where: { $0.count > Self.probe }) { return ifAParentHasMore() }
+            // Keys of lists are not deduplicated: each parent's slot is its own, so its list
+            // is moved out rather than copied.
+            completion(.success(keys.slots.map { slot in
+                var list: [Node] = []
+                if slot >= 0 { swap(&list, &lists[slot]) }
+                return .list(list)
+            }))
         }
     }
 }

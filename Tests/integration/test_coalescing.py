@@ -5,14 +5,19 @@ gives every member the error it would have had alone. The servers here run one l
 let the first load of a turn wait for others (`--coalesce-wait-ms`), so that requests
 sent together share their statements whatever the machine's load; the coalescing is
 proved by the server's own counters, read from /metrics before and after."""
+import datetime
+import json
 import os
+import tempfile
 import threading
+import uuid
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import PsqlSession, Server, backends_waiting_on_a_lock, canonical, counter, psql, run_cli, wait_until
+from conftest import (PsqlSession, Server, backends_waiting_on_a_lock, canonical, counter, new_database, psql, run_cli,
+                      wait_until)
 
 DASHBOARD = canonical("dashboard")
 WAIT_MS = "500"  # far more than two threads released together need, on a loaded machine too
@@ -97,7 +102,7 @@ def test_each_request_answers_as_it_would_alone(world, coalescing):
     """Different queries and organisations at once: each answer (body and statement count)
     is the one a server that never coalesces gives the same request, including a request
     refused for its item budget beside others that are not (RULES.md section 8), and a
-    list without a limit, which never shares."""
+    list without a limit (the detail's applications)."""
     alone = Server(world["url"], "--loops", "1", "--coalesce", "off")
     small = Server(world["url"], "--loops", "1", "--coalesce-wait-ms", WAIT_MS, "--max-result-items", "120")
     small_alone = Server(world["url"], "--loops", "1", "--coalesce", "off", "--max-result-items", "120")
@@ -284,3 +289,71 @@ def test_loads_that_find_a_waiting_statement_full_join_the_next_one(world):
     finally:
         locker.close()
         server.stop()
+
+
+def applications_dataset(counts):
+    """One organisation and customer, and an open invoice for each count in `counts` with
+    that many applications, one a payment, each payment received on a day of its own (the
+    applications' order, RULES.md section 1, is then the file's). Returns the file's path,
+    the key, and per invoice its id and its applications as (amount, payment id) in order."""
+    org, customer, key = str(uuid.uuid4()), str(uuid.uuid4()), "bg_probe_" + uuid.uuid4().hex
+    lines = [{"type": "organisation", "id": org, "name": "Probe"},
+             {"type": "api_key", "organisation_id": org, "key": key, "scopes": ["billing:read"]},
+             {"type": "customer", "id": customer, "organisation_id": org, "name": "C", "currency": "EUR",
+              "created_at": "2024-01-01T00:00:00Z"}]
+    invoices, day = [], datetime.date(2024, 1, 2)
+    for n, count in enumerate(counts):
+        invoice = str(uuid.uuid4())
+        lines.append({"type": "invoice", "id": invoice, "organisation_id": org, "customer_id": customer,
+                      "number": f"INV-{n}", "status": "open", "issued_on": "2024-01-01", "total": 1_000_000,
+                      "created_at": "2024-01-01T00:00:00Z"})
+        applications = []
+        for i in range(count):
+            payment, amount = str(uuid.uuid4()), 100 + i
+            day += datetime.timedelta(days=1)
+            lines.append({"type": "payment", "id": payment, "organisation_id": org, "customer_id": customer,
+                          "mode": "cash", "status": "succeeded", "amount": amount, "received_on": day.isoformat(),
+                          "created_at": "2024-01-01T00:00:00Z", "applications": [{"invoice_id": invoice, "amount": amount}]})
+            applications.append((amount, payment))
+        invoices.append((invoice, applications))
+    fd, path = tempfile.mkstemp(suffix=".jsonl")
+    with os.fdopen(fd, "w") as f:
+        f.writelines(json.dumps(line) + "\n" for line in lines)
+    return path, key, invoices
+
+
+def test_lists_without_a_limit_share_and_a_parent_with_more_than_the_probe_is_read_again_alone():
+    """An invoice's `paymentApplications` has no `first`: it shares a statement as if its
+    limit were 101 (`ChildListLoad.probe` + 1), and a parent given 101 rows, which may have
+    more, is read again alone. Four detail requests at once, of invoices with 2, 100, 101
+    and 250 applications: their four loads share one statement; each answer holds every
+    application in order; the two over the probe took one statement more (the lookup, the
+    applications, the payments, and the second read). Under a budget of 150 items
+    (RULES.md section 8), the list of 250 is refused and the others answered in full."""
+    url = new_database()
+    path, key, invoices = applications_dataset([2, 100, 101, 250])
+    run_cli("migrate", url=url)
+    run_cli("import", path, url=url)
+    query = "query($id: ID!) { invoice(id: $id) { paymentApplications { amount payment { id } } } }"
+    server = Server(url, "--loops", "1", "--coalesce-wait-ms", WAIT_MS)
+    small = Server(url, "--loops", "1", "--coalesce-wait-ms", WAIT_MS, "--max-result-items", "150")
+    try:
+        assert not server.gql(query, {"id": invoices[0][0]}, key=key).errors  # the key looked up once
+        before = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
+        answers = together([lambda i=i: server.gql(query, {"id": i}, key=key) for i, _ in invoices])
+        after = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
+        for (invoice, applications), answer in zip(invoices, answers):
+            assert answer.status == 200 and not answer.errors, answer.raw
+            got = [(a["amount"], a["payment"]["id"]) for a in answer.data["invoice"]["paymentApplications"]]
+            assert got == applications, invoice
+            assert answer.statements() == (4 if len(applications) > 100 else 3), (len(applications), answer.raw)
+        assert (after[0] - before[0], after[1] - before[1]) == (4, 1), (before, after)
+
+        assert not small.gql(query, {"id": invoices[0][0]}, key=key).errors
+        answers = together([lambda i=i: small.gql(query, {"id": i}, key=key) for i, _ in invoices])
+        assert [a.codes() for a in answers] == [[], [], [], ["QUERY_TOO_COMPLEX"]], [a.raw for a in answers]
+        for (_, applications), answer in zip(invoices[:3], answers):
+            assert [(a["amount"], a["payment"]["id"]) for a in answer.data["invoice"]["paymentApplications"]] == applications
+    finally:
+        server.stop()
+        small.stop()
