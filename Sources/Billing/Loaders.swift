@@ -92,6 +92,16 @@ struct ParentKeys {
     }
 }
 
+extension ParentKeys {
+    /// One id for every parent: a root lookup's argument (`invoice(id:)`), read as the
+    /// parents' keys are, so that concurrent requests' lookups may share a statement.
+    init(_ id: UUIDKey, parents: Int) {
+        uuids = UUIDArray(reservingCapacity: 1)
+        uuids.append(high: id.high, low: id.low)
+        slots = Array(repeating: 0, count: parents)
+    }
+}
+
 /// Rows grouped by the place of their parent key, keeping row order.
 private func groupByOrdinal(_ rows: RowSlice, groups: Int, shape: ColumnSet) -> [[Node]] {
     var grouped = [[Node]](repeating: [], count: groups)
@@ -122,10 +132,19 @@ final class SQLTexts: Sendable {
 }
 
 /// Objects by id, one statement for all parents: `invoice.customer`, `refund.payment`, ...
+/// and the root lookups by id (`invoice(id:)`), whose one id is the argument's.
 struct ByIdLoad: BatchLoad {
+    /// Where the ids come from.
+    enum IDs {
+        /// A column of each parent's row.
+        case parentColumn(ParentKey)
+        /// The field's argument, the same for every parent.
+        case argument(UUIDKey)
+    }
+
     let context: RequestContext
     let table: Table
-    let key: ParentKey
+    let ids: IDs
     let columns: ColumnSet
     /// The field's (`SQLTexts`): 0 the lateral probe, 1 `= ANY`.
     let texts: SQLTexts
@@ -134,7 +153,10 @@ struct ByIdLoad: BatchLoad {
     static let manyKeys = 32
 
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
-        let keys = ParentKeys(parents, key, deduplicated: true)
+        let keys = switch ids {
+        case .parentColumn(let key): ParentKeys(parents, key, deduplicated: true)
+        case .argument(let id): ParentKeys(id, parents: parents.count)
+        }
         if keys.sentCount == 0 { return completion(.success(parents.map { _ in .object(nil) })) }
         if keys.sentCount >= Self.manyKeys { return loadMany(keys, completion: completion) }
         // One primary-key probe per id, never a scan of the table, however many ids a

@@ -48,7 +48,7 @@ public final class BillingResolver: Resolver {
             // The totals are columns of the customer's own row, seen as another object.
             return .object { node in (node as? RowNode).map { RowNode($0.rows, $0.row, $0.shape) } }
         case .byID(let table, let key):
-            return .load(ByIdLoad(context: context, table: table, key: try parentKey(key, of: field),
+            return .load(ByIdLoad(context: context, table: table, ids: .parentColumn(try parentKey(key, of: field)),
                                   columns: Columns.needed(table, by: field), texts: field.derived(SQLTexts.init)))
         case .list(let query, let key, let filters):
             return try list(field, query, key: parentKey(key, of: field), filters: filters)
@@ -66,7 +66,7 @@ public final class BillingResolver: Resolver {
             guard let mutations else { throw GraphQLError("Mutations are not available.", code: .internalServerError) }
             return try mutations.resolve(field, as: mutation, context: context)
         case .payload(let table, let column):
-            return .load(ByIdLoad(context: context, table: table, key: ParentKey(column: column),
+            return .load(ByIdLoad(context: context, table: table, ids: .parentColumn(ParentKey(column: column)),
                                   columns: Columns.needed(table, by: field), texts: field.derived(SQLTexts.init)))
         }
     }
@@ -97,14 +97,20 @@ public final class BillingResolver: Resolver {
     private func lookup(_ field: PlannedField, _ lookup: Lookup) -> Resolution {
         let table = lookup.table
         let columns = Columns.needed(table, by: field)
-        // An id that is not a lowercase UUID matches nothing.
-        let isID = lookup.column == "id"
-        guard let value = field.argument(lookup.argument)?.stringValue, !isID || Scalars.isLowercaseUUID(value) else {
-            return .load(SingleQueryLoad(context: context, statement: nil, shape: columns, list: false))
+        let nothing = Resolution.load(SingleQueryLoad(context: context, statement: nil, shape: columns, list: false))
+        let value = field.argument(lookup.argument)?.stringValue
+        if lookup.column == "id" {
+            // An id that is not a lowercase UUID matches nothing. One that is is read as a
+            // relation's objects are, so that concurrent requests' lookups share a
+            // statement (README, "Coalescing").
+            guard var text = value, Scalars.isLowercaseUUID(text), let id = text.withUTF8(UUIDKey.init) else { return nothing }
+            return .load(ByIdLoad(context: context, table: table, ids: .argument(id), columns: columns,
+                                  texts: field.derived(SQLTexts.init)))
         }
+        guard let value else { return nothing }
         let sql = field.derived(SQLTexts.init).text(0) { """
             SELECT \(columns.selectList) FROM \(table.from)
-            WHERE \(table.alias).organisation_id = $1::uuid AND \(table.sql(lookup.column)) = $2\(isID ? "::uuid" : "")
+            WHERE \(table.alias).organisation_id = $1::uuid AND \(table.sql(lookup.column)) = $2
             """ }
         return .load(SingleQueryLoad(context: context, statement: Statement(sql, [context.organisationID, value], binaryResults: true),
                                      shape: columns, list: false))

@@ -254,12 +254,12 @@ def test_loads_join_a_statement_that_waits_for_its_turn(world):
 
 def test_loads_that_find_a_waiting_statement_full_join_the_next_one(world):
     """`--query-statements 1`: while one request's refunds statement is held at a lock,
-    40 more requests come and their payment lookups (which never coalesce) wait for their
-    turns. Once the lock goes, each lookup's result makes a refunds load in a turn of its
-    own. The first 32 fill the refunds statement that waits for its turn behind the
-    lookups (`maxMembers`); the other 8 join the one that waits after it, rather than each
-    making a statement of its own: 40 loads in two statements. Each request still gets
-    exactly its own rows."""
+    40 more requests come, each in a turn of the loop of its own, and their payment
+    lookups wait for their turn. The first 32 fill the lookup statement that waits
+    (`maxMembers`); the other 8 join the one that waits after it, rather than each making
+    a statement of its own. Once the lock goes, their refunds loads come 32 and then 8 at
+    a time, as the lookups' results do: 80 loads in four statements, none alone. Each
+    request still gets exactly its own rows."""
     server = Server(world["url"], "--loops", "1", "--query-statements", "1")
     locker = PsqlSession(world["url"])
     try:
@@ -285,7 +285,7 @@ def test_loads_that_find_a_waiting_statement_full_join_the_next_one(world):
             answers = [answer.result(30) for answer in answers]
         assert [(a.status, a.json) for a in answers] == [(e.status, e.json) for e in expected]
         after = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
-        assert (after[0] - before[0], after[1] - before[1]) == (40, 2), (before, after)
+        assert (after[0] - before[0], after[1] - before[1]) == (80, 4), (before, after)
     finally:
         locker.close()
         server.stop()
@@ -326,7 +326,8 @@ def test_lists_without_a_limit_share_and_a_parent_with_more_than_the_probe_is_re
     """An invoice's `paymentApplications` has no `first`: it shares a statement as if its
     limit were 101 (`ChildListLoad.probe` + 1), and a parent given 101 rows, which may have
     more, is read again alone. Four detail requests at once, of invoices with 2, 100, 101
-    and 250 applications: their four loads share one statement; each answer holds every
+    and 250 applications: their four lookups share one statement, and their four
+    applications loads another; each answer holds every
     application in order; the two over the probe took one statement more (the lookup, the
     applications, the payments, and the second read). Under a budget of 150 items
     (RULES.md section 8), the list of 250 is refused and the others answered in full."""
@@ -347,7 +348,7 @@ def test_lists_without_a_limit_share_and_a_parent_with_more_than_the_probe_is_re
             got = [(a["amount"], a["payment"]["id"]) for a in answer.data["invoice"]["paymentApplications"]]
             assert got == applications, invoice
             assert answer.statements() == (4 if len(applications) > 100 else 3), (len(applications), answer.raw)
-        assert (after[0] - before[0], after[1] - before[1]) == (4, 1), (before, after)
+        assert (after[0] - before[0], after[1] - before[1]) == (8, 2), (before, after)
 
         assert not small.gql(query, {"id": invoices[0][0]}, key=key).errors
         answers = together([lambda i=i: small.gql(query, {"id": i}, key=key) for i, _ in invoices])
@@ -357,3 +358,19 @@ def test_lists_without_a_limit_share_and_a_parent_with_more_than_the_probe_is_re
     finally:
         server.stop()
         small.stop()
+
+
+def test_lookups_by_id_coalesced_find_only_their_own_organisations_rows(world, coalescing):
+    """Root lookups by id share a statement too, each id matched with its own request's
+    organisation: organisation 2 asking for organisation 1's invoice beside organisation
+    1 asking for it gets null, in the same statement."""
+    model = world["model"]
+    invoice = model.invoices_of(model.orgs[0])[0]
+    k1, k2 = world["keys"][(1, "full")], world["keys"][(2, "full")]
+    query = "query($id: ID!) { invoice(id: $id) { id number total } }"
+    before = coalesced_loads(coalescing)
+    own, other = together([lambda k=k: coalescing.gql(query, {"id": invoice["id"]}, key=k) for k in (k1, k2)])
+    assert coalesced_loads(coalescing) - before == 2
+    assert own.status == 200 and not own.errors and other.status == 200 and not other.errors, (own.raw, other.raw)
+    assert own.data["invoice"] == {"id": invoice["id"], "number": invoice["number"], "total": invoice["total"]}
+    assert other.data["invoice"] is None
