@@ -63,7 +63,26 @@ class Facts:
                       for n, i, c, a, s, num, o, t, v in _table(
                           url, "SELECT id, invoice_id, customer_id, amount, status, number, organisation_id, "
                                "extract(epoch FROM created_at), extract(epoch FROM voided_at) FROM credit_note")]
+        self._index()
         self._replay()
+
+    def _index(self):
+        """The facts grouped by payment and by customer, once: asked per row of a large
+        store (`assert_stored_match`), a scan of every fact per row took minutes."""
+        self.refunds_of = defaultdict(int)  # payment -> sum of its refunds
+        for r in self.refunds:
+            self.refunds_of[r["payment"]] += r["amount"]
+        self.applied_of = defaultdict(int)  # payment -> sum of its applications
+        for (p, _), a in self.applied.items():
+            self.applied_of[p] += a
+        self.open_invoices_of = defaultdict(list)  # customer -> its OPEN invoices
+        for i, inv in self.invoices.items():
+            if inv["base"] == "OPEN":
+                self.open_invoices_of[inv["customer"]].append(i)
+        self.succeeded_of = defaultdict(list)  # customer -> its SUCCEEDED payments
+        for p, pay in self.payments.items():
+            if pay["status"] == "SUCCEEDED":
+                self.succeeded_of[pay["customer"]].append(p)
 
     # --- the replay ----------------------------------------------------------------------
 
@@ -181,18 +200,16 @@ class Facts:
 
     def payment(self, payment):
         p = self.payments[payment]
-        refunded = sum(r["amount"] for r in self.refunds if r["payment"] == payment)
-        applied = sum(a for (q, _), a in self.applied.items() if q == payment)
+        refunded, applied = self.refunds_of[payment], self.applied_of[payment]
         return {"amountRefunded": refunded, "refundableAmount": p["amount"] - refunded if p["status"] == "SUCCEEDED" else 0,
                 "amountUnapplied": p["amount"] - applied}
 
     def customer(self, customer):
-        open_invoices = [i for i, inv in self.invoices.items() if inv["customer"] == customer and inv["base"] == "OPEN"]
-        succeeded = [p for p, pay in self.payments.items() if pay["customer"] == customer and pay["status"] == "SUCCEEDED"]
+        open_invoices, succeeded = self.open_invoices_of[customer], self.succeeded_of[customer]
         return {"creditBalance": self.opening[customer] + self.credits[customer],
                 "totals": {"invoiced": sum(self.invoices[i]["total"] for i in open_invoices),
                            "paid": sum(self.payments[p]["amount"] for p in succeeded),
-                           "refunded": sum(r["amount"] for r in self.refunds if r["payment"] in succeeded),
+                           "refunded": sum(self.refunds_of[p] for p in succeeded),
                            "credited": sum(n["amount"] for n in self.notes
                                            if n["customer"] == customer and n["status"] == "ISSUED"),
                            "outstanding": sum(self.balance(i) for i in open_invoices)}}
