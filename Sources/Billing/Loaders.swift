@@ -286,9 +286,9 @@ struct ChildListLoad: BatchLoad {
         // limit when shared; `first`, an argument of the field or not, when alone), and the
         // text from the order and the statement limit.
         let sql = conditions.isEmpty ? texts.text((newestFirst ? 1 : 0) | (itemBudget == nil ? 2 : 0), text) : text()
-        let read = SharedRead(sql: sql, keys: keys, organisationID: context.organisationID,
-                              rest: p.values.dropFirst(2).map { $0.map(ParameterValue.text) })
-        context.query(read, shared: itemBudget == nil && keys.sentCount <= SharedRead.maxKeys) { [columns] result in
+        let sharedRead = SharedRead(sql: sql, keys: keys, organisationID: context.organisationID,
+                                    rest: p.values.dropFirst(2).map { $0.map(ParameterValue.text) })
+        context.query(sharedRead, shared: itemBudget == nil && keys.sentCount <= SharedRead.maxKeys) { [columns] result in
             let rows: RowSlice
             switch result {
             case .failure(let error): return completion(.failure(error))

@@ -163,7 +163,8 @@ final class ReadCoalescer {
     }
 
     private func stopWaiting(_ group: Group) {
-        guard let groups = waiting[group.key], let i = groups.firstIndex(where: { $0 === group }) else { return }
-        if groups.count == 1 { waiting[group.key] = nil } else { waiting[group.key]!.remove(at: i) }
+        guard var groups = waiting.removeValue(forKey: group.key) else { return }
+        groups.removeAll { $0 === group }
+        if !groups.isEmpty { waiting[group.key] = groups }
     }
 }
