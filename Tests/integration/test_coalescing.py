@@ -215,40 +215,52 @@ def test_query_statements_must_be_at_least_one():
     assert refused.returncode != 0 and "--query-statements must be at least 1" in refused.stderr, refused.stderr
 
 
-def test_loads_join_a_statement_that_waits_for_its_turn(world):
-    """`--query-statements 1`: while one request's refunds statement is held at a lock,
-    three more requests, sent one after another, wait for their turns (their payments
-    first, one at a time, then their refunds). Their refunds loads come in turns of their
-    own, yet share a statement: one that waits for its turn takes the loads that come
-    meanwhile (sent alone, each load would be a statement of its own). Each request still
-    gets exactly its own rows."""
-    server = Server(world["url"], "--loops", "1", "--query-statements", "1")
+def coalesced_behind_a_locked_refund(world, server, more, pause):
+    """Sends a payment's request (its id and refunds) while the refund table is locked and,
+    once its refunds statement waits at the lock, `more` such requests one after another,
+    `pause` seconds apart; then lets the lock go. Asserts that each answer is the one it
+    had before, and returns how many loads and statements were coalesced meanwhile."""
     locker = PsqlSession(world["url"])
     try:
         key = world["keys"][(1, "full")]
         payments = psql(world["url"], "SELECT p.id FROM payment p WHERE p.organisation_id = "
                         f"'{world['model'].orgs[0]}' AND EXISTS (SELECT FROM refund r WHERE r.payment_id = p.id) "
-                        "ORDER BY p.id LIMIT 4").split()
-        assert len(payments) == 4
-        queries = [f'{{ payment(id: "{p}") {{ id refunds {{ id amount }} }} }}' for p in payments]
+                        f"ORDER BY p.id LIMIT {more + 1}").split()
+        assert len(payments) >= min(more + 1, 8), payments
+        queries = [f'{{ payment(id: "{payments[i % len(payments)]}") {{ id refunds {{ id amount }} }} }}'
+                   for i in range(more + 1)]
         expected = [server.gql(q, key=key) for q in queries]
         assert all(e.status == 200 and e.data["payment"]["refunds"] for e in expected), [e.raw for e in expected]
         locker.run("BEGIN; LOCK TABLE refund IN ACCESS EXCLUSIVE MODE;")
         before = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(more + 1) as pool:
             answers = [pool.submit(server.gql, queries[0], key=key)]
             wait_until(lambda: len(backends_waiting_on_a_lock(world["url"], "refund r")) == 1, 10, "the first at the lock")
             for query in queries[1:]:
                 answers.append(pool.submit(server.gql, query, key=key))
-                time.sleep(0.3)  # a turn of the loop of its own
+                time.sleep(pause)  # a turn of the loop of its own
+            time.sleep(0.5)  # time for the last to arrive
             assert len(backends_waiting_on_a_lock(world["url"], "refund r")) == 1
             locker.run("ROLLBACK;")
             answers = [answer.result(30) for answer in answers]
         assert [(a.status, a.json) for a in answers] == [(e.status, e.json) for e in expected]
         after = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
-        assert after[0] - before[0] >= 2 and after[1] - before[1] >= 1, (before, after)
+        return after[0] - before[0], after[1] - before[1]
     finally:
         locker.close()
+
+
+def test_loads_join_a_statement_that_waits_for_its_turn(world):
+    """`--query-statements 1`: while one request's refunds statement is held at a lock,
+    three more requests, sent one after another, wait for their turns. Their loads come in
+    turns of their own, yet share statements: one that waits for its turn takes the loads
+    that come meanwhile (sent alone, each load would be a statement of its own). Each
+    request still gets exactly its own rows."""
+    server = Server(world["url"], "--loops", "1", "--query-statements", "1")
+    try:
+        loads, statements = coalesced_behind_a_locked_refund(world, server, more=3, pause=0.3)
+        assert loads >= 2 and statements >= 1, (loads, statements)
+    finally:
         server.stop()
 
 
@@ -261,33 +273,9 @@ def test_loads_that_find_a_waiting_statement_full_join_the_next_one(world):
     a time, as the lookups' results do: 80 loads in four statements, none alone. Each
     request still gets exactly its own rows."""
     server = Server(world["url"], "--loops", "1", "--query-statements", "1")
-    locker = PsqlSession(world["url"])
     try:
-        key = world["keys"][(1, "full")]
-        payments = psql(world["url"], "SELECT p.id FROM payment p WHERE p.organisation_id = "
-                        f"'{world['model'].orgs[0]}' AND EXISTS (SELECT FROM refund r WHERE r.payment_id = p.id) "
-                        "ORDER BY p.id LIMIT 41").split()
-        assert len(payments) >= 8, payments
-        queries = [f'{{ payment(id: "{payments[i % len(payments)]}") {{ id refunds {{ id amount }} }} }}' for i in range(41)]
-        expected = [server.gql(q, key=key) for q in queries]
-        assert all(e.status == 200 and e.data["payment"]["refunds"] for e in expected), [e.raw for e in expected]
-        locker.run("BEGIN; LOCK TABLE refund IN ACCESS EXCLUSIVE MODE;")
-        before = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
-        with ThreadPoolExecutor(41) as pool:
-            answers = [pool.submit(server.gql, queries[0], key=key)]
-            wait_until(lambda: len(backends_waiting_on_a_lock(world["url"], "refund r")) == 1, 10, "the first at the lock")
-            for query in queries[1:]:
-                answers.append(pool.submit(server.gql, query, key=key))
-                time.sleep(0.05)  # a turn of the loop of its own
-            time.sleep(0.5)  # time for the last to arrive
-            assert len(backends_waiting_on_a_lock(world["url"], "refund r")) == 1
-            locker.run("ROLLBACK;")
-            answers = [answer.result(30) for answer in answers]
-        assert [(a.status, a.json) for a in answers] == [(e.status, e.json) for e in expected]
-        after = (coalesced_loads(server), counter(server, "billgraph_coalesced_statements_total"))
-        assert (after[0] - before[0], after[1] - before[1]) == (80, 4), (before, after)
+        assert coalesced_behind_a_locked_refund(world, server, more=40, pause=0.05) == (80, 4)
     finally:
-        locker.close()
         server.stop()
 
 
