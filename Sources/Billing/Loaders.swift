@@ -225,8 +225,8 @@ struct ChildListQuery {
 /// otherwise it needs no such limit and may be shared with the identical loads of other
 /// requests (`SharedRead`), which then cannot cut this one's rows.
 ///
-/// A list without a limit (`Invoice.paymentApplications`) is read, when it may be shared,
-/// as if its limit were `probe` + 1: a parent given more than `probe` rows may have more
+/// A list without a limit (`Invoice.paymentApplications`) is read, when it may be shared
+/// (a query's, with coalescing on), as if its limit were `probe` + 1: a parent given more than `probe` rows may have more
 /// still, and the load is read again alone, limited by the budget only. A detail view's
 /// applications (a handful an invoice) thus share a statement like its other lists.
 struct ChildListLoad: BatchLoad {
@@ -247,8 +247,9 @@ struct ChildListLoad: BatchLoad {
     func load(parents: [Node], itemBudget: Int, completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         let keys = ParentKeys(parents, key, deduplicated: false)
         if keys.sentCount == 0 { return completion(.success(parents.map { _ in .list([]) })) }
-        let perParent = first ?? Self.probe + 1
-        guard keys.sentCount <= itemBudget / perParent else {
+        // A list without a limit probes only where it may share: alone, the probe would
+        // be a statement more for nothing.
+        guard let perParent = first ?? (context.mayShare ? Self.probe + 1 : nil), keys.sentCount <= itemBudget / perParent else {
             return read(keys, limit: first, itemBudget: itemBudget, ifAParentHasMore: nil, then: completion)
         }
         let readAlone: (() -> Void)? = first != nil ? nil : {

@@ -15,6 +15,9 @@ public final class RequestContext {
     /// Runs a read that may share its statement with other requests' (README,
     /// "Coalescing"); nil for a mutation, whose reads run in its own transaction.
     private var runShared: SharedRunner?
+    /// True when this request's loads may share statements with other requests' (a
+    /// query's, with coalescing on); a mutation's never do.
+    var mayShare: Bool { runShared != nil }
     private let log: (String) -> Void
     /// Sees every statement before it is sent (the benchmarks replay them with pgbench).
     public var trace: ((Statement) -> Void)?
