@@ -226,9 +226,10 @@ struct ChildListQuery {
 /// requests (`SharedRead`), which then cannot cut this one's rows.
 ///
 /// A list without a limit (`Invoice.paymentApplications`) is read, when it may be shared
-/// (a query's, with coalescing on), as if its limit were `probe` + 1: a parent given more than `probe` rows may have more
-/// still, and the load is read again alone, limited by the budget only. A detail view's
-/// applications (a handful an invoice) thus share a statement like its other lists.
+/// (a query's, with coalescing on), as if its limit were `probe` + 1: a parent given more
+/// than `probe` rows may have more still, and the load is read again alone, limited by the
+/// budget only. A detail view's applications (a handful an invoice) thus share a
+/// statement like its other lists.
 struct ChildListLoad: BatchLoad {
     let context: RequestContext
     let query: ChildListQuery
@@ -249,20 +250,18 @@ struct ChildListLoad: BatchLoad {
         if keys.sentCount == 0 { return completion(.success(parents.map { _ in .list([]) })) }
         // A list without a limit probes only where it may share: alone, the probe would
         // be a statement more for nothing.
-        guard let perParent = first ?? (context.mayShare ? Self.probe + 1 : nil), keys.sentCount <= itemBudget / perParent else {
-            return read(keys, limit: first, itemBudget: itemBudget, ifAParentHasMore: nil, then: completion)
+        let perParent = first ?? (context.mayShare ? Self.probe + 1 : nil)
+        guard let perParent, keys.sentCount <= itemBudget / perParent else {
+            return read(keys, limit: first, itemBudget: itemBudget, then: completion)
         }
-        let readAlone: (() -> Void)? = first != nil ? nil : {
-            read(keys, limit: nil, itemBudget: itemBudget, ifAParentHasMore: nil, then: completion)
-        }
-        read(keys, limit: perParent, itemBudget: nil, ifAParentHasMore: readAlone, then: completion)
+        read(keys, limit: perParent, itemBudget: nil, probedWithin: first == nil ? itemBudget : nil, then: completion)
     }
 
     /// Each parent's list, at most `limit` rows a parent. With an `itemBudget`, the statement
-    /// reads at most one row more than it and runs alone; without, it may be shared.
-    /// `ifAParentHasMore` is called instead of `completion` when a parent has more than
-    /// `probe` rows.
-    private func read(_ keys: ParentKeys, limit: Int?, itemBudget: Int?, ifAParentHasMore: (() -> Void)?,
+    /// reads at most one row more than it and runs alone; without, it may be shared. With
+    /// `probedWithin`, a parent given more than `probe` rows makes the load be read again
+    /// alone, within that budget.
+    private func read(_ keys: ParentKeys, limit: Int?, itemBudget: Int?, probedWithin probeBudget: Int? = nil,
                       then completion: @escaping (Result<[ChildValue], GraphQLError>) -> Void) {
         var p = Parameters()
         _ = p.bind(nil)  // $1, the keys, and $2, their organisations (SharedRead)
@@ -297,7 +296,9 @@ struct ChildListLoad: BatchLoad {
             }
             if let itemBudget, rows.count > itemBudget { return completion(.failure(budgetExceeded(itemBudget))) }
             var lists = groupByOrdinal(rows, groups: keys.sentCount, shape: columns)
-            if let ifAParentHasMore, lists.contains(where: { $0.count > Self.probe }) { return ifAParentHasMore() }
+            if let probeBudget, lists.contains(where: { $0.count > Self.probe }) {
+                return read(keys, limit: nil, itemBudget: probeBudget, then: completion)
+            }
             // Keys of lists are not deduplicated: each parent's slot is its own, so its list
             // is moved out rather than copied.
             completion(.success(keys.slots.map { slot in

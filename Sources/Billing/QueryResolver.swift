@@ -97,17 +97,17 @@ public final class BillingResolver: Resolver {
     private func lookup(_ field: PlannedField, _ lookup: Lookup) -> Resolution {
         let table = lookup.table
         let columns = Columns.needed(table, by: field)
-        let nothing = Resolution.load(SingleQueryLoad(context: context, statement: nil, shape: columns, list: false))
+        func nothing() -> Resolution { .load(SingleQueryLoad(context: context, statement: nil, shape: columns, list: false)) }
         let value = field.argument(lookup.argument)?.stringValue
         if lookup.column == "id" {
             // An id that is not a lowercase UUID matches nothing. One that is is read as a
             // relation's objects are, so that concurrent requests' lookups share a
             // statement (README, "Coalescing").
-            guard var text = value, Scalars.isLowercaseUUID(text), let id = text.withUTF8(UUIDKey.init) else { return nothing }
+            guard var text = value, Scalars.isLowercaseUUID(text), let id = text.withUTF8(UUIDKey.init) else { return nothing() }
             return .load(ByIdLoad(context: context, table: table, ids: .argument(id), columns: columns,
                                   texts: field.derived(SQLTexts.init)))
         }
-        guard let value else { return nothing }
+        guard let value else { return nothing() }
         let sql = field.derived(SQLTexts.init).text(0) { """
             SELECT \(columns.selectList) FROM \(table.from)
             WHERE \(table.alias).organisation_id = $1::uuid AND \(table.sql(lookup.column)) = $2
