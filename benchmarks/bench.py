@@ -72,7 +72,11 @@ def start_database():
     os.chmod(work, 0o755)
     port = os.environ.get("BENCH_PG_PORT") or sh("free_port")
     data = os.path.join(work, "pg")
-    sh(f'pg_start "{data}" {port} "-c shared_buffers=1GB -c fsync=off -c max_connections=600"')
+    # No replica reads this cluster's WAL, so it keeps only what crash recovery needs, as
+    # PostgreSQL advises for bulk loads: the import then writes the empty store's tables
+    # without WAL (README, "Loading an empty store").
+    sh(f'pg_start "{data}" {port} "-c shared_buffers=1GB -c fsync=off -c max_connections=600 '
+       f'-c wal_level=minimal -c max_wal_senders=0"')
     admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
     psql(admin, "CREATE DATABASE bench")
     return data, admin.replace("dbname=postgres", "dbname=bench")

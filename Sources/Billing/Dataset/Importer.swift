@@ -225,6 +225,7 @@ public final class Importer {
             }
             try connection.execute(BulkLoad.setAside)
             try connection.execute(BulkLoad.drop)
+            try connection.execute(BulkLoad.truncate)
         } catch {
             // Not the tables' owner, or a deadlock with a reader: the row-by-row way.
             guard error.sqlState == "42501" || error.sqlState == "40P01" else { throw error }
