@@ -17,6 +17,7 @@ a note counts as made before it, which is how the tests make them)."""
 from collections import defaultdict
 
 from conftest import psql
+from model import Model
 
 # Credit note id -> what the test asked for: {"destination": ..., "split": [(payment, amount)] or None}.
 NOTES_SENT = {}
@@ -283,3 +284,44 @@ def assert_stored_match(url, facts):
         got = {"creditBalance": balance, "totals": {"invoiced": invoiced, "paid": paid, "refunded": refunded,
                                                     "credited": credited, "outstanding": outstanding}}
         assert got == facts.customer(cid), (cid, got, facts.customer(cid))
+
+
+def _assert_same(got, expected, what):
+    """`got == expected` (dicts, or sorted lists), naming a few differences when not."""
+    if got == expected:
+        return
+    if isinstance(got, dict):
+        differ = [(k, got.get(k), expected.get(k)) for k in sorted(set(got) | set(expected)) if got.get(k) != expected.get(k)]
+    else:
+        differ = [("stored only", sorted(set(got) - set(expected))[:3]), ("file only", sorted(set(expected) - set(got))[:3])]
+    raise AssertionError(f"{what}: {len(differ)} differences, first {differ[:3]}")
+
+
+def assert_raw_rows_are_the_file(url, *paths):
+    """The store holds exactly the rows of the files (read here with `Model`, not by the
+    importer): every id of each kind, and every fact `Facts` reads of them (a customer's
+    organisation, external id and opening credit balance; an invoice's customer, total
+    and status; a payment's customer, amount and status; each application; a refund's
+    payment and amount). With `assert_stored_match`, which checks every maintained figure
+    against those facts, an import is then checked against its files alone."""
+    models = [Model(path) for path in paths]
+    customers = {c["id"]: c for m in models for c in m.customers.values()}
+    invoices = {i["id"]: i for m in models for i in m.invoices.values()}
+    payments = {p["id"]: p for m in models for p in m.payments.values()}
+    refunds = {r["id"]: r for m in models for r in m.refunds.values()}
+    assert customers and invoices and payments and refunds, "files without every kind of row prove little"
+
+    def stored(sql):
+        return {row[0]: tuple(row[1:]) for row in _table(url, sql)}
+
+    _assert_same(stored("SELECT id, organisation_id, coalesce(external_id, ''), opening_credit_balance FROM customer"),
+                 {k: (c["organisation_id"], c.get("external_id") or "", str(c.get("credit_balance", 0)))
+                  for k, c in customers.items()}, "customers")
+    _assert_same(stored("SELECT id, customer_id, total, base_status FROM invoice"),
+                 {k: (i["customer_id"], str(i["total"]), i["status"].upper()) for k, i in invoices.items()}, "invoices")
+    _assert_same(stored("SELECT id, customer_id, amount, status FROM payment"),
+                 {k: (p["customer_id"], str(p["amount"]), p["status"].upper()) for k, p in payments.items()}, "payments")
+    _assert_same(sorted(tuple(row) for row in _table(url, "SELECT payment_id, invoice_id, amount FROM payment_application")),
+                 sorted((p, i, str(a)) for m in models for p, i, a in m.applications), "applications")
+    _assert_same(stored("SELECT id, payment_id, amount FROM refund"),
+                 {k: (r["payment_id"], str(r["amount"])) for k, r in refunds.items()}, "refunds")

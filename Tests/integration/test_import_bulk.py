@@ -9,7 +9,7 @@ import tempfile
 import uuid
 
 from conftest import ADMIN_URL, create_database, psql, run_cli, seed
-from figures import Facts, assert_stored_match
+from figures import Facts, assert_raw_rows_are_the_file, assert_stored_match
 
 BULK = "the store is empty"
 
@@ -38,7 +38,7 @@ def table_files(url):
 
 
 INDEX_OIDS = "SELECT string_agg(indexrelid::text, ',' ORDER BY indexrelid) FROM pg_index " \
-             "WHERE indrelid IN ('invoice'::regclass, 'payment'::regclass, 'customer'::regclass)"
+             "WHERE indrelid IN (%s)" % ", ".join(f"'{t}'::regclass" for t in BULK_TABLES)
 
 
 def dataset(customers, seed_value):
@@ -51,20 +51,22 @@ def test_an_import_into_an_empty_store_puts_back_every_key_index_and_foreign_key
     url = create_database()
     migrated, files = psql(url, CATALOG), table_files(url)
     assert migrated.count("FOREIGN KEY") >= 15 and migrated.count("PRIMARY KEY") >= 8, migrated
-    result = run_cli("import", dataset(300, 3), url=url)
+    path = dataset(300, 3)
+    result = run_cli("import", path, url=url)
     assert BULK in result.stderr, result.stderr
     assert psql(url, CATALOG) == migrated
     new_files = table_files(url)
     assert len(new_files) == len(BULK_TABLES) and all(a != b for a, b in zip(files, new_files)), (files, new_files)
-    assert int(psql(url, "SELECT count(*) FROM invoice")) > 1000
+    assert_raw_rows_are_the_file(url, path)
     assert_stored_match(url, Facts(url))
 
 
 def test_an_import_into_a_store_with_rows_keeps_its_indexes():
     url = create_database()
-    run_cli("import", dataset(100, 4), url=url)
+    first, second = dataset(100, 4), dataset(100, 5)
+    run_cli("import", first, url=url)
     migrated, indexes, files = psql(url, CATALOG), psql(url, INDEX_OIDS), table_files(url)
-    result = run_cli("import", dataset(100, 5), url=url)
+    result = run_cli("import", second, url=url)
     assert BULK not in result.stderr, result.stderr
     assert "imported" in result.stderr
     # The very same indexes and tables' files, never dropped, built or emptied again.
@@ -72,20 +74,24 @@ def test_an_import_into_a_store_with_rows_keeps_its_indexes():
     assert table_files(url) == files
     assert psql(url, CATALOG) == migrated
     assert psql(url, "SELECT count(*) FROM organisation") == "2"
+    assert_raw_rows_are_the_file(url, first, second)
     assert_stored_match(url, Facts(url))
 
 
 def test_a_role_that_does_not_own_the_tables_imports_row_by_row():
     url = create_database()
-    migrated = psql(url, CATALOG)
+    migrated, indexes, files = psql(url, CATALOG), psql(url, INDEX_OIDS), table_files(url)
     role = "bgtest_writer_" + uuid.uuid4().hex[:8]
     psql(url, f"CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA public TO {role}; "
               f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}")
     try:
-        result = run_cli("import", dataset(100, 6), url=f"{url} user={role}")  # the later keyword wins
+        path = dataset(100, 6)
+        result = run_cli("import", path, url=f"{url} user={role}")  # the later keyword wins
         assert BULK not in result.stderr, result.stderr
         assert "imported" in result.stderr
         assert psql(url, CATALOG) == migrated
+        assert (psql(url, INDEX_OIDS), table_files(url)) == (indexes, files)
+        assert_raw_rows_are_the_file(url, path)
         assert_stored_match(url, Facts(url))
     finally:
         psql(url, f"DROP OWNED BY {role}")

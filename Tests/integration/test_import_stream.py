@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from conftest import BIN, create_database, psql, run_cli, seed
-from figures import Facts, assert_stored_match
+from figures import Facts, assert_raw_rows_are_the_file, assert_stored_match
 from test_import import COUNTS, write
 
 
@@ -79,16 +79,19 @@ def test_the_first_broken_line_wins_whichever_check_finds_it(big):
 
 
 def test_a_whole_large_file_is_stored_exactly(big):
-    """Every row, and every maintained figure equal to what the raw rows say (the figures
-    of an organisation the file defines are summed from the file as it is written)."""
+    """Every row as the file has it, and every maintained figure equal to what those rows
+    say (the figures of an organisation the file defines are summed from the file as it
+    is written)."""
     url = create_database()
-    result = run_cli("import", write(big), url=url)
+    path = write(big)
+    result = run_cli("import", path, url=url)
     kinds = [json.loads(line)["type"] for line in big]
     expected = ",".join(str(kinds.count(k)) for k in ("organisation", "customer", "invoice", "payment", "refund"))
     assert psql(url, COUNTS) == expected
     applications = sum(len(json.loads(line).get("applications") or []) for line in big)
     assert psql(url, "SELECT count(*) FROM payment_application") == str(applications)
     assert f"imported {len(big)} lines" in result.stderr
+    assert_raw_rows_are_the_file(url, path)
     assert_stored_match(url, Facts(url))
 
 
