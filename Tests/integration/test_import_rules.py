@@ -136,3 +136,22 @@ def test_numbers_and_external_ids_are_unique_per_organisation_only(two_orgs):
     assert result.returncode == 0, result.stderr
     assert psql(url, f"SELECT count(DISTINCT organisation_id) FROM invoice WHERE number = '{inv1['number']}'") == "2"
     assert psql(url, f"SELECT count(DISTINCT organisation_id) FROM customer WHERE external_id = '{ext}'") == "2"
+
+
+def test_an_organisation_is_defined_before_the_first_line_that_names_it(two_orgs):
+    """A customer of an organisation the file defines only on the next line is refused at
+    the customer's line; the same two lines the other way round are imported."""
+    org = new_id()
+    customer = {"type": "customer", "id": new_id(), "organisation_id": org, "name": "Early", "currency": "EUR",
+                "created_at": "2025-01-01T00:00:00Z"}
+    definition = {"type": "organisation", "id": org, "name": "Late"}
+    url = create_database()
+    lines = two_orgs + [customer, definition]
+    result = run_cli("import", write(lines), url=url, check=False)
+    assert result.returncode == 1, result.stderr
+    assert f"line {len(lines) - 1}: organisation {org} is not defined on an earlier line nor stored" in result.stderr, \
+        result.stderr
+    assert psql(url, COUNTS) == "0,0,0,0,0"
+    result = run_cli("import", write(two_orgs + [definition, customer]), url=url, check=False)
+    assert result.returncode == 0, result.stderr
+    assert psql(url, f"SELECT organisation_id FROM customer WHERE id = '{customer['id']}'") == org

@@ -128,7 +128,9 @@ public final class Importer {
         let defined: Bool
     }
 
+    /// Called once, before the rules across lines, which read its table.
     private func organisations(_ connection: BlockingConnection) throws -> [Named] {
+        try connection.execute(Staging.organisationTable)
         let rows = try connection.query(Staging.organisations)
         return (0..<rows.rowCount).compactMap { row in
             guard let id = rows.string(row, 0), let key = rows.string(row, 1).flatMap({ Int32($0) }) else { return nil }
