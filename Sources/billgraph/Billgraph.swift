@@ -314,6 +314,13 @@ struct Import: ParsableCommand {
             is read and across lines before anything is stored; the first broken line
             stops the import with its number and the reason, and nothing is stored.
             Streams: memory does not grow with the file.
+
+            Into an empty store (a first load), the tables' indexes and foreign keys are
+            set aside and built again from the rows, and requests to that database wait
+            until the import commits. On a cluster with wal_level = minimal (no replicas)
+            those rows are written without WAL. An import into a store with rows keeps
+            every index, and only mutations of the organisations it names wait for it
+            (README, "Imports beside live mutations").
             """)
 
     @OptionGroup var database: DatabaseOptions
