@@ -317,11 +317,11 @@ struct Import: ParsableCommand {
 
             Into an empty store (a first load), the tables' indexes and foreign keys are
             set aside and built again from the rows, and requests to that database wait
-            from then (once the file is read and checked) until the import commits.
-            On a cluster with wal_level = minimal (no replicas)
-            those rows are written without WAL. An import into a store with rows keeps
-            every index, and only mutations of the organisations it names wait for it
-            (README, "Imports beside live mutations").
+            from then (once the file is read and checked) until the import commits. On
+            a cluster with wal_level = minimal (no replicas) those rows are written
+            without WAL. An import into a store with rows keeps every index, and only
+            mutations of the organisations it names wait for it (README, "Imports
+            beside live mutations").
             """)
 
     @OptionGroup var database: DatabaseOptions
