@@ -34,15 +34,20 @@ def ledger():
     world["server"].stop()
 
 
-def paid_invoices(ledger, used=set()):
+# Invoices a test of this module has taken: the tests run in any order on one ledger, and
+# each needs invoices (and their payments) that no other test has refunded from.
+USED = set()
+
+
+def paid_invoices(ledger):
     """Open invoices paid in full by unrefunded payments that paid nothing else."""
     model = ledger["model"]
     for inv in model.invoices_of(model.orgs[0]):
         apps = model.apps_by_invoice[inv["id"]]
-        if (inv["id"] not in used and inv["status"] == "open" and apps and sum(a for _, a in apps) == inv["total"]
+        if (inv["id"] not in USED and inv["status"] == "open" and apps and sum(a for _, a in apps) == inv["total"]
                 and inv["total"] >= 1000
                 and all(len(model.apps_by_payment[p]) == 1 and not model.refunds_by_payment[p] for p, _ in apps)):
-            used.add(inv["id"])
+            USED.add(inv["id"])
             yield inv
 
 
@@ -119,8 +124,10 @@ def test_takeover_errors_in_the_contracts_order(ledger):
     check_figures(ledger, inv)
     model = ledger["model"]
     x = next(i for i in model.invoices_of(model.orgs[0])
-             if i["status"] == "open" and model.balance(i["id"]) == 0 and len(model.apps_by_invoice[i["id"]]) >= 2
+             if i["id"] not in USED and i["status"] == "open" and model.balance(i["id"]) == 0
+             and len(model.apps_by_invoice[i["id"]]) >= 2
              and any(model.payments[p]["amount"] > a and not model.refunds_by_payment[p] for p, a in model.apps_by_invoice[i["id"]]))
+    USED.add(x["id"])
     a_pid, a = next((p, a) for p, a in model.apps_by_invoice[x["id"]]
                     if model.payments[p]["amount"] > a and not model.refunds_by_payment[p])
     first = take_over(ledger, x, [{"paymentId": a_pid, "amount": a - 1}])
