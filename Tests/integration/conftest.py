@@ -313,7 +313,7 @@ def private_cluster():
         keys = seed(path, customers=10, orgs=1)
         run_cli("import", path, url=url)
         psql(url, "UPDATE api_key SET rate_limit = 0")  # as in open_data
-        yield {"data": data, "port": port, "url": url, "keys": keys}
+        yield {"data": data, "port": port, "url": url, "keys": keys, "model": Model(path)}
     finally:
         cluster("pg_stop", data)
 
