@@ -234,10 +234,12 @@ def test_update_refund_corrects_the_record_and_never_the_money(ledger):
 
 
 def test_a_moved_date_moves_every_figure_that_depends_on_it(ledger):
-    inv = an_invoice(ledger)
-    pid = first_payment(ledger, inv)
-    made = refund(ledger, pid, 80)
     key, model = ledger["alice"]["key"], ledger["model"]
+    inv = next(i for i in paid_invoices(ledger)
+               if any(model.payments[p]["amount"] >= 81 for p, _ in model.apps_by_invoice[i["id"]]))
+    pid = next(p for p, _ in model.apps_by_invoice[inv["id"]] if model.payments[p]["amount"] >= 81)
+    made = refund(ledger, pid, 80)
+    later = refund(ledger, pid, 1)  # stays dated today, so the moved one comes before it
     received = model.payments[pid]["received_on"]
     currency = model.customers[inv["customer_id"]]["currency"]
     month = received[:7] + "-01"
@@ -252,7 +254,8 @@ def test_a_moved_date_moves_every_figure_that_depends_on_it(ledger):
     # The payment's refunds come in their new order: oldest first by refundedOn, then id.
     listed = ledger["server"].gql("query($id: ID!) { payment(id: $id) { refunds { id refundedOn } } }", {"id": pid}, key=key)
     rows = listed.data["payment"]["refunds"]
-    assert rows == sorted(rows, key=lambda x: (x["refundedOn"], x["id"])) and rows[0]["id"] == made["id"]
+    assert [r["id"] for r in rows] == [made["id"], later["id"]], rows
+    assert rows[0]["refundedOn"] == received and rows[1]["refundedOn"] > received, rows
 
 
 # ---------------------------------------------------------------------------------------- the audit trail
